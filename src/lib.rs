@@ -1,0 +1,34 @@
+//! portcullis: a TLS-terminating reverse proxy that owns authentication.
+//!
+//! One request, module by module:
+//!
+//! 1. [`listen`] accepts under the connection cap; [`tls`] handshakes and ALPN picks
+//!    HTTP/1.1 or HTTP/2; hyper-util serves the connection with header and idle timeouts.
+//! 2. [`pipeline`] loads the current [`snapshot`] once; every later stage borrows it.
+//! 3. [`path::normalize`] resolves the path or refuses a trick (400).
+//! 4. [`route::Table::find`] picks the first matching route in file order (404 if none).
+//! 5. If the route needs a token: [`token::verify`] (401 with the reason), then
+//!    [`policy`] (403).
+//! 6. [`forward::headers`] strips hop-by-hop and forged identity headers and adds the
+//!    real identity; [`forward::upstream`] streams both bodies (502 / 504 on faults).
+//! 7. Any refusal becomes a response in [`reject::respond`], and only there.
+
+pub mod admin;
+pub mod config;
+pub mod devcerts;
+pub mod echo;
+pub mod forward;
+mod idle;
+pub mod keygen;
+pub mod listen;
+pub mod path;
+pub mod pipeline;
+pub mod policy;
+pub mod reject;
+pub mod route;
+pub mod snapshot;
+pub mod tls;
+pub mod token;
+
+/// The body of every response the gateway sends: the upstream's, streamed, or its own.
+pub type Body = http_body_util::Either<hyper::body::Incoming, http_body_util::Full<bytes::Bytes>>;

@@ -1,0 +1,318 @@
+//! Raw files -> typed runtime values, with every cross-field check and all errors at once.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use http::HeaderName;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+
+use super::diag::{ConfigError, ConfigErrors};
+use super::raw::{self, GatewayFile};
+use super::Source;
+use crate::forward::headers::IdentityHeaders;
+use crate::snapshot::{ListenSettings, Snapshot, TokenLifetimes};
+use crate::token::keys::{KeyMaterial, KeyRing, KeySpec};
+use crate::token::verify::Expectations;
+
+/// A loaded configuration: the snapshot, the fixed listener settings and warnings.
+#[derive(Debug)]
+pub struct Loaded {
+    /// What the request path reads.
+    pub snapshot: Snapshot,
+    /// Listener addresses and limits.
+    pub listen: ListenSettings,
+    /// Things that work but are probably mistakes (shadowed routes).
+    pub warnings: Vec<String>,
+}
+
+/// Collects errors against one file.
+pub(crate) struct Diag<'a> {
+    pub(crate) file: &'a Path,
+    pub(crate) source: &'a str,
+    pub(crate) errors: &'a mut Vec<ConfigError>,
+}
+
+impl Diag<'_> {
+    /// Records an error at a span; an empty span (a default value) points at the file.
+    pub(crate) fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let err = if span.is_empty() && span.start == 0 {
+            ConfigError::file(self.file, message)
+        } else {
+            ConfigError::at(self.file, self.source, span, message)
+        };
+        self.errors.push(err);
+    }
+
+    /// A (line, col) for warnings.
+    pub(crate) fn position(&self, span: Range<usize>) -> String {
+        let (line, col) = super::diag::line_col(self.source, span.start);
+        format!("{}:{line}:{col}", self.file.display())
+    }
+}
+
+/// Reads and parses one TOML file, or records why not.
+pub(crate) fn parse_file<T: DeserializeOwned>(
+    source: &Source,
+    path: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Option<(String, T)> {
+    let text = match source.read(path) {
+        Ok(text) => text,
+        Err(err) => {
+            errors.push(ConfigError::file(path, format!("cannot read file: {err}")));
+            return None;
+        }
+    };
+    match toml::from_str::<T>(&text) {
+        Ok(value) => Some((text, value)),
+        Err(err) => {
+            errors.push(ConfigError::from_toml(path, &text, &err));
+            None
+        }
+    }
+}
+
+/// Loads gateway.toml and the files it names, validating everything.
+pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
+    let mut errors = Vec::new();
+    let gateway_path = source.gateway_path();
+    let Some((text, file)) = parse_file::<GatewayFile>(source, &gateway_path, &mut errors) else {
+        return Err(ConfigErrors(errors));
+    };
+    let base = source.base_dir();
+    let mut diag = Diag {
+        file: &gateway_path,
+        source: &text,
+        errors: &mut errors,
+    };
+    let tls = load_tls(&mut diag, &base, &file.listen);
+    let keys = load_keys(&mut diag, &base, &file);
+    let identity = identity_headers(&mut diag, &file.identity);
+    check_tokens(&mut diag, &file.tokens);
+    let listen = listen_settings(&mut diag, &base, &file);
+    let routes_path = base.join(&file.routes.file);
+    let routes = super::compile_routes::load_routes(source, &routes_path, &mut errors);
+    match (tls, keys, identity, listen, routes) {
+        (Some(tls), Some(keys), Some(identity), Some(listen), Some((routes, warnings)))
+            if errors.is_empty() =>
+        {
+            let snapshot = Snapshot {
+                routes,
+                keys,
+                expect: Expectations {
+                    issuer: file.tokens.issuer.into_inner(),
+                    audience: file.tokens.audience.into_inner(),
+                    leeway_secs: file.tokens.leeway.get().as_secs(),
+                },
+                lifetimes: TokenLifetimes {
+                    access: file.tokens.access_ttl.get(),
+                    refresh: file.tokens.refresh_ttl.get(),
+                },
+                identity,
+                tls,
+            };
+            Ok(Loaded {
+                snapshot,
+                listen,
+                warnings,
+            })
+        }
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// Resolves a configured path against the config directory.
+fn resolve(base: &Path, path: &str) -> PathBuf {
+    base.join(path)
+}
+
+fn read_bytes(
+    diag: &mut Diag<'_>,
+    base: &Path,
+    path: &Spanned<String>,
+    what: &str,
+) -> Option<Vec<u8>> {
+    let full = resolve(base, path.get_ref());
+    match std::fs::read(&full) {
+        Ok(bytes) => Some(bytes),
+        Err(err) => {
+            diag.at(
+                path.span(),
+                format!("cannot read {what} {}: {err}", full.display()),
+            );
+            None
+        }
+    }
+}
+
+fn load_tls(
+    diag: &mut Diag<'_>,
+    base: &Path,
+    listen: &raw::Listen,
+) -> Option<Arc<rustls::ServerConfig>> {
+    let cert = read_bytes(diag, base, &listen.tls_cert, "TLS certificate");
+    let key = read_bytes(diag, base, &listen.tls_key, "TLS key");
+    let (cert, key) = (cert?, key?);
+    match crate::tls::server_config(&cert, &key) {
+        Ok(config) => Some(config),
+        Err(err) => {
+            diag.at(listen.tls_cert.span(), err.to_string());
+            None
+        }
+    }
+}
+
+fn listen_settings(diag: &mut Diag<'_>, base: &Path, file: &GatewayFile) -> Option<ListenSettings> {
+    let listen = &file.listen;
+    let mut ok = true;
+    let header_bytes = *listen.max_header_bytes.get_ref();
+    if !(8192..=1024 * 1024).contains(&header_bytes) {
+        diag.at(
+            listen.max_header_bytes.span(),
+            format!("max_header_bytes = {header_bytes} is out of range (expected 8192 to 1048576)"),
+        );
+        ok = false;
+    }
+    if *listen.max_connections.get_ref() == 0 {
+        diag.at(
+            listen.max_connections.span(),
+            "max_connections must be at least 1",
+        );
+        ok = false;
+    }
+    ok.then(|| ListenSettings {
+        addr: listen.addr,
+        plain_addr: listen.plain_addr,
+        admin_addr: file.admin.as_ref().map(|a| a.addr),
+        header_timeout: listen.header_timeout.get(),
+        idle_timeout: listen.idle_timeout.get(),
+        max_header_bytes: header_bytes,
+        max_connections: *listen.max_connections.get_ref(),
+        tls_cert: resolve(base, listen.tls_cert.get_ref()),
+    })
+}
+
+fn check_tokens(diag: &mut Diag<'_>, tokens: &raw::Tokens) {
+    for (field, value) in [("issuer", &tokens.issuer), ("audience", &tokens.audience)] {
+        if value.get_ref().trim().is_empty() {
+            diag.at(value.span(), format!("{field} must not be empty"));
+        }
+    }
+}
+
+fn load_keys(diag: &mut Diag<'_>, base: &Path, file: &GatewayFile) -> Option<KeyRing> {
+    let mut specs = Vec::new();
+    let mut ok = true;
+    for key in &file.keys {
+        match key_material(diag, base, key) {
+            Some(material) => specs.push(KeySpec {
+                kid: key.get_ref().kid.clone(),
+                alg: key.get_ref().alg,
+                material,
+                verify_only: key.get_ref().verify_only,
+            }),
+            None => ok = false,
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let signing = &file.tokens.signing_kid;
+    match KeyRing::new(specs, signing.get_ref()) {
+        Ok(ring) => Some(ring),
+        Err(key_errors) => {
+            for err in key_errors {
+                let span = file
+                    .keys
+                    .iter()
+                    .find(|k| k.get_ref().kid == err.kid)
+                    .map_or_else(|| signing.span(), |k| k.span());
+                diag.at(span, err.message);
+            }
+            None
+        }
+    }
+}
+
+fn key_material(diag: &mut Diag<'_>, base: &Path, key: &Spanned<raw::Key>) -> Option<KeyMaterial> {
+    let k = key.get_ref();
+    let given = [&k.private_key, &k.public_key, &k.secret_env, &k.secret_file];
+    if given.iter().filter(|f| f.is_some()).count() != 1 {
+        diag.at(key.span(), format!("key \"{}\": expected exactly one of private_key, public_key, secret_env, secret_file", k.kid));
+        return None;
+    }
+    if let Some(path) = &k.private_key {
+        return read_bytes(diag, base, path, "private key").map(KeyMaterial::PrivatePem);
+    }
+    if let Some(path) = &k.public_key {
+        return read_bytes(diag, base, path, "public key").map(KeyMaterial::PublicPem);
+    }
+    if let Some(path) = &k.secret_file {
+        let mut secret = read_bytes(diag, base, path, "secret file")?;
+        while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            secret.pop();
+        }
+        return Some(KeyMaterial::Secret(secret));
+    }
+    let var = k.secret_env.as_ref()?;
+    match std::env::var(var.get_ref()) {
+        Ok(secret) if !secret.is_empty() => Some(KeyMaterial::Secret(secret.into_bytes())),
+        _ => {
+            diag.at(
+                var.span(),
+                format!(
+                    "environment variable {} is not set or empty (expected the HMAC secret)",
+                    var.get_ref()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn header_name(diag: &mut Diag<'_>, value: &Spanned<String>) -> Option<HeaderName> {
+    match HeaderName::from_bytes(value.get_ref().as_bytes()) {
+        Ok(name) => Some(name),
+        Err(_) => {
+            diag.at(
+                value.span(),
+                format!("\"{}\" is not a valid header name", value.get_ref()),
+            );
+            None
+        }
+    }
+}
+
+fn identity_headers(diag: &mut Diag<'_>, identity: &raw::Identity) -> Option<IdentityHeaders> {
+    let user = header_name(diag, &identity.user);
+    let roles = header_name(diag, &identity.roles);
+    let mut claims = Vec::new();
+    for (claim, header) in &identity.claims {
+        claims.push((claim.clone(), header_name(diag, header)?));
+    }
+    let prefix = identity.strip_prefix.get_ref();
+    let prefix_ok = prefix.len() >= 2 && HeaderName::from_bytes(prefix.as_bytes()).is_ok();
+    if !prefix_ok {
+        diag.at(identity.strip_prefix.span(), "strip_prefix must be a header-name prefix of at least 2 characters, such as \"X-Auth-\"");
+    }
+    let strip_prefix = prefix
+        .bytes()
+        .map(|b| {
+            if b == b'_' || b == b'.' {
+                '-'
+            } else {
+                char::from(b.to_ascii_lowercase())
+            }
+        })
+        .collect();
+    Some(IdentityHeaders {
+        user: user?,
+        roles: roles?,
+        claims,
+        strip_prefix,
+        forward_authorization: identity.forward_authorization,
+    })
+    .filter(|_| prefix_ok)
+}

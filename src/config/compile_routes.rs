@@ -1,0 +1,253 @@
+//! routes.toml -> the compiled route table, with shadowed-route warnings.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use http::Method;
+
+use super::compile::{parse_file, Diag};
+use super::diag::ConfigError;
+use super::raw::{self, Auth, RoutesFile};
+use super::Source;
+use crate::forward::upstream::Upstream;
+use crate::policy::Policy;
+use crate::route::{Matcher, Pattern, Table};
+use crate::snapshot::Route;
+
+/// Loads routes.toml; returns the table and the shadowing warnings.
+pub(crate) fn load_routes(
+    source: &Source,
+    path: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Option<(Table<Route>, Vec<String>)> {
+    let (text, file) = parse_file::<RoutesFile>(source, path, errors)?;
+    let mut diag = Diag {
+        file: path,
+        source: &text,
+        errors,
+    };
+    let upstreams = build_upstreams(&mut diag, &file.upstreams);
+    let mut rules = Vec::new();
+    let mut spans = Vec::new();
+    let mut ok = true;
+    for route in &file.routes {
+        match compile_route(&mut diag, route, &upstreams) {
+            Some(rule) => {
+                rules.push(rule);
+                spans.push(route.path.span());
+            }
+            None => ok = false,
+        }
+    }
+    if !ok || upstreams.len() != file.upstreams.len() {
+        return None;
+    }
+    let warnings = shadow_warnings(&diag, &rules, &spans);
+    Some((Table::new(rules), warnings))
+}
+
+fn build_upstreams(
+    diag: &mut Diag<'_>,
+    raw: &BTreeMap<String, raw::Upstream>,
+) -> BTreeMap<String, Arc<Upstream>> {
+    let mut built = BTreeMap::new();
+    for (name, up) in raw {
+        match Upstream::new(
+            name,
+            up.url.get_ref(),
+            up.connect_timeout.get(),
+            up.timeout.get(),
+        ) {
+            Ok(upstream) => {
+                built.insert(name.clone(), Arc::new(upstream));
+            }
+            Err(err) => diag.at(up.url.span(), format!("upstream \"{name}\": {err}")),
+        }
+    }
+    built
+}
+
+fn compile_route(
+    diag: &mut Diag<'_>,
+    route: &raw::Route,
+    upstreams: &BTreeMap<String, Arc<Upstream>>,
+) -> Option<(Matcher, Route)> {
+    let pattern = match Pattern::parse(route.path.get_ref()) {
+        Ok(pattern) => Some(pattern),
+        Err(err) => {
+            diag.at(
+                route.path.span(),
+                format!("invalid path \"{}\": {err}", route.path.get_ref()),
+            );
+            None
+        }
+    };
+    let host = route_host(diag, route);
+    let methods = route_methods(diag, route);
+    let upstream = upstreams.get(route.upstream.get_ref()).cloned();
+    if upstream.is_none() {
+        let names: Vec<&str> = upstreams.keys().map(String::as_str).collect();
+        diag.at(
+            route.upstream.span(),
+            format!(
+                "unknown upstream \"{}\" (expected one of: {})",
+                route.upstream.get_ref(),
+                names.join(", ")
+            ),
+        );
+    }
+    let policy = route_policy(diag, route);
+    let strip_prefix = route_strip_prefix(diag, route);
+    let matcher = Matcher {
+        host: host?,
+        pattern: pattern?,
+        methods: methods?,
+    };
+    let compiled = Route {
+        pattern: route.path.get_ref().clone(),
+        upstream: upstream?,
+        policy: policy?,
+        strip_prefix: strip_prefix?,
+    };
+    Some((matcher, compiled))
+}
+
+fn route_host(diag: &mut Diag<'_>, route: &raw::Route) -> Option<Option<String>> {
+    let Some(host) = &route.host else {
+        return Some(None);
+    };
+    let text = host.get_ref();
+    let valid = !text.is_empty()
+        && text.len() <= 253
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !valid {
+        diag.at(host.span(), format!("invalid host \"{text}\" (expected a DNS name without port, such as \"api.example.com\")"));
+        return None;
+    }
+    Some(Some(text.to_ascii_lowercase()))
+}
+
+fn route_methods(diag: &mut Diag<'_>, route: &raw::Route) -> Option<Option<Vec<Method>>> {
+    let Some(methods) = &route.methods else {
+        return Some(None);
+    };
+    if methods.get_ref().is_empty() {
+        diag.at(
+            methods.span(),
+            "methods must not be empty (omit it to allow any method)",
+        );
+        return None;
+    }
+    let mut parsed = Vec::new();
+    for name in methods.get_ref() {
+        let upper = !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase());
+        match Method::from_bytes(name.as_bytes()) {
+            Ok(method) if upper => parsed.push(method),
+            _ => {
+                diag.at(
+                    methods.span(),
+                    format!(
+                        "invalid method \"{name}\" (expected an uppercase method name such as GET)"
+                    ),
+                );
+                return None;
+            }
+        }
+    }
+    Some(Some(parsed))
+}
+
+fn role_list(
+    diag: &mut Diag<'_>,
+    field: &str,
+    roles: &Option<toml::Spanned<Vec<String>>>,
+) -> Option<Box<[String]>> {
+    let Some(roles) = roles else {
+        return Some(Box::new([]));
+    };
+    if roles.get_ref().is_empty() || roles.get_ref().iter().any(|r| r.trim().is_empty()) {
+        diag.at(
+            roles.span(),
+            format!("{field} must list at least one non-empty role"),
+        );
+        return None;
+    }
+    Some(roles.get_ref().clone().into_boxed_slice())
+}
+
+fn route_policy(diag: &mut Diag<'_>, route: &raw::Route) -> Option<Policy> {
+    let roles_any = role_list(diag, "roles_any", &route.roles_any);
+    let roles_all = role_list(diag, "roles_all", &route.roles_all);
+    let claims: Box<[_]> = route
+        .claims
+        .as_ref()
+        .map(|c| {
+            c.get_ref()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let auth = *route.auth.get_ref();
+    let demands = route.roles_any.is_some() || route.roles_all.is_some() || route.claims.is_some();
+    if auth == Auth::None && demands {
+        diag.at(
+            route.auth.span(),
+            "auth = \"none\" cannot be combined with roles_any, roles_all or claims",
+        );
+        return None;
+    }
+    Some(Policy {
+        auth,
+        roles_any: roles_any?,
+        roles_all: roles_all?,
+        claims,
+    })
+}
+
+fn route_strip_prefix(diag: &mut Diag<'_>, route: &raw::Route) -> Option<Option<String>> {
+    let Some(prefix) = &route.strip_prefix else {
+        return Some(None);
+    };
+    let text = prefix.get_ref();
+    let normalized = crate::path::normalize(text).ok();
+    if !text.starts_with('/')
+        || normalized.as_deref() != Some(text.as_str())
+        || text.contains(['*', '?', '#'])
+    {
+        diag.at(
+            prefix.span(),
+            format!(
+                "invalid strip_prefix \"{text}\" (expected a normalized path such as \"/admin\")"
+            ),
+        );
+        return None;
+    }
+    Some(Some(text.trim_end_matches('/').to_string()))
+}
+
+fn shadow_warnings(
+    diag: &Diag<'_>,
+    rules: &[(Matcher, Route)],
+    spans: &[std::ops::Range<usize>],
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (later, (matcher, route)) in rules.iter().enumerate() {
+        let shadowing = rules[..later]
+            .iter()
+            .position(|(earlier, _)| earlier.shadows(matcher));
+        if let Some(earlier) = shadowing {
+            warnings.push(format!(
+                "{}: route \"{}\" can never match: route \"{}\" at {} comes first and matches everything it does",
+                diag.position(spans[later].clone()),
+                route.pattern,
+                rules[earlier].1.pattern,
+                diag.position(spans[earlier].clone()),
+            ));
+        }
+    }
+    warnings
+}

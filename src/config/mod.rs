@@ -1,0 +1,59 @@
+//! Loading and validating configuration: raw TOML in, a typed `Snapshot` out.
+
+pub mod compile;
+mod compile_routes;
+pub mod diag;
+pub mod duration;
+pub mod raw;
+
+use std::path::{Path, PathBuf};
+
+pub use compile::{load, Loaded};
+pub use diag::{ConfigError, ConfigErrors};
+
+/// The sample gateway.toml, also the embedded default.
+pub const DEFAULT_GATEWAY_TOML: &str = include_str!("../../config/gateway.toml");
+/// The sample routes.toml, also the embedded default.
+pub const DEFAULT_ROUTES_TOML: &str = include_str!("../../config/routes.toml");
+/// Where `run` looks for its configuration when given none.
+pub const DEFAULT_CONFIG_PATH: &str = "config/gateway.toml";
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A gateway.toml on disk; the files it names are read from disk.
+    File(PathBuf),
+    /// The embedded samples, as if they were in `<dir>/gateway.toml` and `<dir>/routes.toml`.
+    Embedded(PathBuf),
+}
+
+impl Source {
+    /// The gateway.toml path used in messages and for resolving relative paths.
+    pub fn gateway_path(&self) -> PathBuf {
+        match self {
+            Source::File(path) => path.clone(),
+            Source::Embedded(dir) => dir.join("gateway.toml"),
+        }
+    }
+
+    /// The directory relative paths are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        match self {
+            Source::File(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            Source::Embedded(dir) => dir.clone(),
+        }
+    }
+
+    /// Reads a configuration text: the embedded samples stand in for their own names.
+    pub fn read(&self, path: &Path) -> std::io::Result<String> {
+        if let Source::Embedded(dir) = self {
+            if path == dir.join("gateway.toml") {
+                return Ok(DEFAULT_GATEWAY_TOML.to_string());
+            }
+            if path == dir.join("routes.toml") {
+                return Ok(DEFAULT_ROUTES_TOML.to_string());
+            }
+        }
+        std::fs::read_to_string(path)
+    }
+}

@@ -1,0 +1,282 @@
+//! The configuration files as written: serde structs mirroring the TOML field for field.
+//!
+//! Nothing here is seen by the request path; `compile` turns these into typed values.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::duration::HumanDuration;
+use crate::token::Alg;
+
+/// gateway.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    /// Listeners and connection limits.
+    pub listen: Listen,
+    /// Admin listener (/healthz, /readyz).
+    #[serde(default)]
+    pub admin: Option<Admin>,
+    /// Token issuing and verification settings.
+    pub tokens: Tokens,
+    /// The key ring.
+    #[serde(default)]
+    pub keys: Vec<Spanned<Key>>,
+    /// Identity header names.
+    #[serde(default)]
+    pub identity: Identity,
+    /// Where the route table lives.
+    pub routes: RoutesRef,
+}
+
+/// `[listen]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// HTTPS listener address.
+    pub addr: SocketAddr,
+    /// PEM certificate chain.
+    pub tls_cert: Spanned<String>,
+    /// PEM private key.
+    pub tls_key: Spanned<String>,
+    /// Optional plain-HTTP listener, for use behind a TLS-terminating load balancer.
+    #[serde(default)]
+    pub plain_addr: Option<SocketAddr>,
+    /// Time allowed for the TLS handshake and for a request's headers to arrive.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: HumanDuration,
+    /// A keep-alive connection with no request in flight is closed after this long.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// Largest request head accepted; larger gets 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: Spanned<usize>,
+    /// Connections served at once; more wait in the kernel backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: Spanned<usize>,
+}
+
+fn default_header_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
+}
+fn default_idle_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
+}
+fn default_max_header_bytes() -> Spanned<usize> {
+    Spanned::new(0..0, 16 * 1024)
+}
+fn default_max_connections() -> Spanned<usize> {
+    Spanned::new(0..0, 10_000)
+}
+
+/// `[admin]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Plain-HTTP admin address; keep it on loopback or a private network.
+    pub addr: SocketAddr,
+}
+
+/// `[tokens]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tokens {
+    /// `iss` of issued tokens, required on verified ones.
+    pub issuer: Spanned<String>,
+    /// `aud` of issued tokens, required on verified ones.
+    pub audience: Spanned<String>,
+    /// Lifetime of access tokens.
+    #[serde(default = "default_access_ttl")]
+    pub access_ttl: HumanDuration,
+    /// Lifetime of refresh tokens.
+    #[serde(default = "default_refresh_ttl")]
+    pub refresh_ttl: HumanDuration,
+    /// Clock skew tolerated on exp and nbf.
+    #[serde(default = "default_leeway")]
+    pub leeway: HumanDuration,
+    /// The kid of the key that signs new tokens.
+    pub signing_kid: Spanned<String>,
+}
+
+fn default_access_ttl() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(15 * 60))
+}
+fn default_refresh_ttl() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(14 * 86_400))
+}
+fn default_leeway() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
+}
+
+/// One `[[keys]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Key {
+    /// Key id, matched against the token header's `kid`.
+    pub kid: String,
+    /// The one algorithm this key verifies and signs with.
+    pub alg: Alg,
+    /// PKCS#8 PEM private key (asymmetric algorithms).
+    #[serde(default)]
+    pub private_key: Option<Spanned<String>>,
+    /// SPKI PEM public key (verify only).
+    #[serde(default)]
+    pub public_key: Option<Spanned<String>>,
+    /// Environment variable holding an HMAC secret.
+    #[serde(default)]
+    pub secret_env: Option<Spanned<String>>,
+    /// File holding an HMAC secret.
+    #[serde(default)]
+    pub secret_file: Option<Spanned<String>>,
+    /// Retired key: still verifies, never signs.
+    #[serde(default)]
+    pub verify_only: bool,
+}
+
+/// `[identity]`: the headers the upstream receives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// Header carrying `sub`.
+    #[serde(default = "default_user_header")]
+    pub user: Spanned<String>,
+    /// Header carrying the roles, comma separated.
+    #[serde(default = "default_roles_header")]
+    pub roles: Spanned<String>,
+    /// Claim name -> header name, for extra claims.
+    #[serde(default)]
+    pub claims: BTreeMap<String, Spanned<String>>,
+    /// Client-sent headers with this prefix (any case, `_` or `.` for `-`) are removed.
+    #[serde(default = "default_strip_prefix")]
+    pub strip_prefix: Spanned<String>,
+    /// Whether the Authorization header reaches the upstream.
+    #[serde(default = "default_true")]
+    pub forward_authorization: bool,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            user: default_user_header(),
+            roles: default_roles_header(),
+            claims: BTreeMap::new(),
+            strip_prefix: default_strip_prefix(),
+            forward_authorization: true,
+        }
+    }
+}
+
+fn default_user_header() -> Spanned<String> {
+    Spanned::new(0..0, "X-Auth-User".to_string())
+}
+fn default_roles_header() -> Spanned<String> {
+    Spanned::new(0..0, "X-Auth-Roles".to_string())
+}
+fn default_strip_prefix() -> Spanned<String> {
+    Spanned::new(0..0, "X-Auth-".to_string())
+}
+fn default_true() -> bool {
+    true
+}
+
+/// `[routes]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesRef {
+    /// Path of routes.toml, relative to gateway.toml's directory.
+    pub file: String,
+}
+
+/// routes.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesFile {
+    /// Named upstreams.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, Upstream>,
+    /// Routes, first match wins.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// `[upstreams.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// `http://host:port`, optionally with a base path.
+    pub url: Spanned<String>,
+    /// Time allowed to open a connection; past it, 504.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    /// Time allowed for the response head; past it, 504.
+    #[serde(default = "default_upstream_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(2))
+}
+fn default_upstream_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
+}
+
+/// Whether a route needs a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Auth {
+    /// Public: no token checked, no identity added.
+    None,
+    /// A valid access token is needed (the default).
+    #[default]
+    Required,
+}
+
+/// A claim value a route can require.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ClaimValue {
+    /// A string claim.
+    Str(String),
+    /// An integer claim.
+    Int(i64),
+    /// A boolean claim.
+    Bool(bool),
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Path pattern: literal segments, `*` for one segment, trailing `**` for the rest.
+    pub path: Spanned<String>,
+    /// Only this Host (no port); any host when absent.
+    #[serde(default)]
+    pub host: Option<Spanned<String>>,
+    /// Only these methods; any when absent.
+    #[serde(default)]
+    pub methods: Option<Spanned<Vec<String>>>,
+    /// Name of an upstream in this file.
+    pub upstream: Spanned<String>,
+    /// `none` or `required`.
+    #[serde(default = "default_auth")]
+    pub auth: Spanned<Auth>,
+    /// At least one of these roles.
+    #[serde(default)]
+    pub roles_any: Option<Spanned<Vec<String>>>,
+    /// Every one of these roles.
+    #[serde(default)]
+    pub roles_all: Option<Spanned<Vec<String>>>,
+    /// Claims that must equal these values.
+    #[serde(default)]
+    pub claims: Option<Spanned<BTreeMap<String, ClaimValue>>>,
+    /// Prefix removed from the path before forwarding.
+    #[serde(default)]
+    pub strip_prefix: Option<Spanned<String>>,
+}
+
+fn default_auth() -> Spanned<Auth> {
+    Spanned::new(0..0, Auth::Required)
+}

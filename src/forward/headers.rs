@@ -1,0 +1,292 @@
+//! Header rewriting between client and upstream: hop-by-hop and forged identity out,
+//! the gateway's identity and forwarding headers in.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::token::Claims;
+
+/// Hop-by-hop headers (RFC 9110 7.6.1) plus the non-standard ones proxies also drop.
+static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// The request id header, kept when the client's is well formed.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// The identity headers an upstream receives, built once per snapshot.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    /// Carries `sub`.
+    pub user: HeaderName,
+    /// Carries the roles, comma separated.
+    pub roles: HeaderName,
+    /// Extra claims, each to its own header.
+    pub claims: Vec<(String, HeaderName)>,
+    /// Lowercase namespace prefix, with `-` as separator (e.g. "x-auth-").
+    pub strip_prefix: String,
+    /// Whether Authorization reaches the upstream.
+    pub forward_authorization: bool,
+}
+
+impl IdentityHeaders {
+    /// Whether a client-sent header name falls in the identity namespace.
+    ///
+    /// Some frameworks (CGI, WSGI, Rails) fold `_` and `.` into `-`, so `X_Auth_User`
+    /// would reach them as `X-Auth-User`: those spellings are in the namespace too.
+    pub fn is_identity(&self, name: &HeaderName) -> bool {
+        let name = name.as_str().as_bytes();
+        let prefix = self.strip_prefix.as_bytes();
+        let in_namespace =
+            name.len() >= prefix.len() && name.iter().zip(prefix).all(|(&n, &p)| fold(n) == p);
+        in_namespace
+            || self.same_folded(name, &self.user)
+            || self.same_folded(name, &self.roles)
+            || self.claims.iter().any(|(_, h)| self.same_folded(name, h))
+    }
+
+    fn same_folded(&self, name: &[u8], header: &HeaderName) -> bool {
+        let header = header.as_str().as_bytes();
+        name.len() == header.len() && name.iter().zip(header).all(|(&n, &h)| fold(n) == fold(h))
+    }
+}
+
+/// Lowercases and maps the separators some frameworks treat as equal to `-`.
+fn fold(byte: u8) -> u8 {
+    match byte {
+        b'_' | b'.' => b'-',
+        other => other.to_ascii_lowercase(),
+    }
+}
+
+/// Removes what must never cross the gateway from a client request.
+///
+/// Keeps `Upgrade` (and `Connection: upgrade`) only when `upgrade` is set, since an
+/// upgrade handshake is the one place those hop-by-hop headers must be forwarded.
+pub fn sanitize_request(headers: &mut HeaderMap, identity: &IdentityHeaders, upgrade: bool) {
+    remove_connection_listed(headers);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if !upgrade {
+        headers.remove(header::UPGRADE);
+    }
+    for name in [
+        &X_FORWARDED_FOR,
+        &X_FORWARDED_PROTO,
+        &X_FORWARDED_HOST,
+        &FORWARDED,
+    ] {
+        headers.remove(name);
+    }
+    if !identity.forward_authorization {
+        headers.remove(header::AUTHORIZATION);
+    }
+    let forged = headers.keys().any(|name| identity.is_identity(name));
+    if forged {
+        let names: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| identity.is_identity(name))
+            .cloned()
+            .collect();
+        for name in names {
+            headers.remove(&name);
+        }
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Removes hop-by-hop headers from an upstream response.
+pub fn sanitize_response(headers: &mut HeaderMap, upgrade: bool) {
+    remove_connection_listed(headers);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Removes every header the `Connection` header names (RFC 9110 7.6.1).
+fn remove_connection_listed(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::CONNECTION) {
+        return;
+    }
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .filter(|name| name != header::UPGRADE)
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+}
+
+/// Whether a client-sent request id is safe to pass on and to log.
+pub fn is_valid_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    (1..=128).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Adds X-Forwarded-For/-Proto/-Host.
+pub fn add_forwarding(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    proto: &'static str,
+    host: Option<&HeaderValue>,
+) {
+    let ip = HeaderValue::from_str(&client.to_string());
+    if let Ok(ip) = ip {
+        headers.insert(X_FORWARDED_FOR.clone(), ip);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    if let Some(host) = host {
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+    }
+}
+
+/// Adds the identity of a verified token.
+pub fn add_identity(headers: &mut HeaderMap, identity: &IdentityHeaders, claims: &Claims) {
+    if let Ok(user) = HeaderValue::from_str(&claims.sub) {
+        headers.insert(identity.user.clone(), user);
+    }
+    if let Ok(roles) = HeaderValue::from_str(&claims.roles.join(",")) {
+        headers.insert(identity.roles.clone(), roles);
+    }
+    for (claim, name) in &identity.claims {
+        let value = match claims.extra.get(claim) {
+            Some(serde_json::Value::String(s)) => HeaderValue::from_str(s),
+            Some(other) => HeaderValue::from_str(&other.to_string()),
+            None => continue,
+        };
+        if let Ok(value) = value {
+            headers.insert(name.clone(), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> IdentityHeaders {
+        IdentityHeaders {
+            user: HeaderName::from_static("x-auth-user"),
+            roles: HeaderName::from_static("x-auth-roles"),
+            claims: vec![("tenant".into(), HeaderName::from_static("x-tenant"))],
+            strip_prefix: "x-auth-".into(),
+            forward_authorization: true,
+        }
+    }
+
+    fn request_with(names: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for name in names {
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).expect("test header names are valid");
+            headers.append(name, HeaderValue::from_static("admin"));
+        }
+        headers
+    }
+
+    #[test]
+    fn forged_identity_headers_in_every_spelling_are_removed() {
+        let forged = [
+            "X-Auth-User",
+            "x_auth_user",
+            "X.Auth.User",
+            "X-AUTH-ROLES",
+            "x-auth-anything",
+            "X_Tenant",
+        ];
+        let mut headers = request_with(&forged);
+        headers.insert("accept", HeaderValue::from_static("*/*"));
+        sanitize_request(&mut headers, &identity(), false);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert!(headers.contains_key("accept"));
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_are_removed() {
+        let mut headers = request_with(&[
+            "keep-alive",
+            "te",
+            "transfer-encoding",
+            "x-secret-hop",
+            "upgrade",
+        ]);
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, X-Secret-Hop"),
+        );
+        sanitize_request(&mut headers, &identity(), false);
+        assert!(headers.is_empty(), "{headers:?}");
+    }
+
+    #[test]
+    fn upgrade_is_kept_only_for_an_upgrade_handshake() {
+        let mut headers = request_with(&["upgrade"]);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        sanitize_request(&mut headers, &identity(), true);
+        assert!(headers.contains_key(header::UPGRADE));
+        assert_eq!(headers[header::CONNECTION], "upgrade");
+    }
+
+    #[test]
+    fn client_forwarding_headers_are_replaced() {
+        let mut headers = request_with(&["x-forwarded-for", "forwarded", "x-forwarded-host"]);
+        sanitize_request(&mut headers, &identity(), false);
+        add_forwarding(
+            &mut headers,
+            "10.1.2.3".parse().expect("literal ip"),
+            "https",
+            None,
+        );
+        assert_eq!(headers["x-forwarded-for"], "10.1.2.3");
+        assert!(!headers.contains_key("forwarded"));
+        assert!(!headers.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn authorization_is_dropped_when_not_forwarded() {
+        let mut headers = request_with(&["authorization"]);
+        let mut id = identity();
+        id.forward_authorization = false;
+        sanitize_request(&mut headers, &id, false);
+        assert!(headers.is_empty());
+    }
+
+    #[test]
+    fn request_ids_must_be_short_and_plain() {
+        assert!(is_valid_request_id(&HeaderValue::from_static(
+            "abc-123_x.y"
+        )));
+        assert!(!is_valid_request_id(&HeaderValue::from_static("")));
+        assert!(!is_valid_request_id(&HeaderValue::from_static("a b")));
+        assert!(!is_valid_request_id(
+            &HeaderValue::from_str(&"a".repeat(129)).expect("ascii")
+        ));
+    }
+}

@@ -1,0 +1,4 @@
+//! Forwarding an approved request: header rewriting and the upstream connection pool.
+
+pub mod headers;
+pub mod upstream;

@@ -1,0 +1,168 @@
+//! Accept loops: connection cap, TLS handshake deadline, h1/h2 serving, idle timeout.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::idle::Tracked;
+use crate::pipeline::{self, ConnInfo};
+use crate::snapshot::{ListenSettings, Shared};
+
+/// What every connection task needs, shared across the accept loops.
+struct Server {
+    shared: Shared,
+    settings: ListenSettings,
+    http: auto::Builder<TokioExecutor>,
+    slots: Arc<Semaphore>,
+}
+
+/// Binds every configured listener, then serves until the process ends.
+pub async fn serve(shared: Shared, settings: ListenSettings) -> std::io::Result<()> {
+    let tls_listener = TcpListener::bind(settings.addr).await?;
+    let plain_listener = match settings.plain_addr {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    let admin_listener = match settings.admin_addr {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    tracing::info!(https = %settings.addr, plain = ?settings.plain_addr, admin = ?settings.admin_addr, "portcullis listening");
+    let server = Arc::new(Server {
+        http: http_builder(&settings),
+        slots: Arc::new(Semaphore::new(settings.max_connections)),
+        shared,
+        settings,
+    });
+    if let Some(listener) = plain_listener {
+        tokio::spawn(accept_loop(server.clone(), listener, false));
+    }
+    if let Some(listener) = admin_listener {
+        tokio::spawn(crate::admin::serve(listener));
+    }
+    accept_loop(server, tls_listener, true).await;
+    Ok(())
+}
+
+fn http_builder(settings: &ListenSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout)
+        .max_buf_size(settings.max_header_bytes)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256);
+    builder
+}
+
+async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool) {
+    loop {
+        let Ok(slot) = server.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let server = server.clone();
+        tokio::spawn(async move {
+            if tls {
+                serve_tls(&server, stream, peer).await;
+            } else {
+                serve_http(
+                    &server,
+                    stream,
+                    ConnInfo {
+                        peer,
+                        proto: "http",
+                    },
+                )
+                .await;
+            }
+            drop(slot);
+        });
+    }
+}
+
+async fn serve_tls(server: &Server, stream: TcpStream, peer: SocketAddr) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(server.shared.load().tls.clone());
+    let handshake =
+        tokio::time::timeout(server.settings.header_timeout, acceptor.accept(stream)).await;
+    match handshake {
+        Ok(Ok(tls)) => {
+            serve_http(
+                server,
+                tls,
+                ConnInfo {
+                    peer,
+                    proto: "https",
+                },
+            )
+            .await
+        }
+        Ok(Err(err)) => tracing::debug!(client = %peer, error = %err, "TLS handshake failed"),
+        Err(_) => tracing::debug!(client = %peer, "TLS handshake timed out"),
+    }
+}
+
+async fn serve_http<I>(server: &Server, io: I, info: ConnInfo)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (io, activity) = Tracked::new(io);
+    let shared = server.shared.clone();
+    let service = service_fn(move |request| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(pipeline::handle(&shared, &info, request).await) }
+    });
+    let connection = server
+        .http
+        .serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let idle_timeout = server.settings.idle_timeout;
+    let mut wait = idle_timeout;
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(client = %info.peer, error = %err, "connection ended with an error");
+                }
+                return;
+            }
+            () = tokio::time::sleep(wait) => {
+                // A peer that ignores the graceful close gets one header_timeout, then is dropped.
+                if closing {
+                    return;
+                }
+                let idle = activity.idle_for();
+                if idle >= idle_timeout {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                    wait = server.settings.header_timeout;
+                } else {
+                    wait = idle_timeout - idle;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The request path, stage by stage: normalize, route, authenticate, authorize, forward.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::forward::headers::{self, X_REQUEST_ID};
+use crate::reject::{self, Reject};
+use crate::snapshot::{Route, Shared, Snapshot};
+use crate::token::verify::{self, TokenError};
+use crate::token::{Claims, TokenType};
+use crate::{path, route, Body};
+
+/// What the listener knows about the connection a request came in on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// "https" or "http", for X-Forwarded-Proto.
+    pub proto: &'static str,
+}
+
+/// Serves one request: the upstream's response, or the gateway's refusal.
+pub async fn handle(
+    shared: &Shared,
+    conn: &ConnInfo,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let snapshot = shared.load_full();
+    let method = request.method().clone();
+    match proxy(&snapshot, conn, request).await {
+        Ok(response) => response,
+        Err(rejected) => {
+            log_reject(conn, &method, rejected);
+            reject::respond(rejected)
+        }
+    }
+}
+
+/// The stages in order; each returns a `Reject` to stop the request.
+async fn proxy(
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    mut request: Request<Incoming>,
+) -> Result<Response<Body>, Reject> {
+    let host = request_host(&request)?.map(str::to_owned);
+    let normalized = path::normalize(request.uri().path()).map_err(Reject::BadPath)?;
+    let (_, route) = snap
+        .routes
+        .find(host.as_deref(), request.method(), &normalized)
+        .ok_or(Reject::NoRoute)?;
+    let claims = match route.policy.requires_token() {
+        true => Some(authorize(snap, route, request.headers())?),
+        false => None,
+    };
+    let forwarded: Cow<'_, str> = match &route.strip_prefix {
+        Some(prefix) => route::strip_prefix(&normalized, prefix),
+        None => Cow::Borrowed(&normalized),
+    };
+    let uri = route.upstream.uri_for(&forwarded, request.uri().query())?;
+    drop(normalized);
+    let upgrade = is_upgrade(&request);
+    rewrite_request(
+        snap,
+        conn,
+        &mut request,
+        host.as_deref(),
+        claims.as_ref(),
+        upgrade,
+    );
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let mut response = route.upstream.send(request).await?;
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if let (Some(client), true) = (client_upgrade, switching) {
+        tunnel(client, hyper::upgrade::on(&mut response));
+    }
+    headers::sanitize_response(response.headers_mut(), switching && upgrade);
+    Ok(response.map(Body::Left))
+}
+
+/// Token, then policy; the claims are returned for the identity headers.
+fn authorize(snap: &Snapshot, route: &Route, headers: &http::HeaderMap) -> Result<Claims, Reject> {
+    let token = verify::bearer(headers).map_err(Reject::Token)?;
+    let claims = verify::verify(
+        &snap.keys,
+        &snap.expect,
+        token,
+        TokenType::Access,
+        unix_now(),
+    )
+    .map_err(Reject::Token)?;
+    route.policy.evaluate(&claims).map_err(Reject::Forbidden)?;
+    Ok(claims)
+}
+
+/// The host a request is for: the URI authority (HTTP/2, absolute-form) or Host.
+///
+/// When both are present they must agree, so that the host the route was chosen
+/// for is the host the upstream sees.
+fn request_host(request: &Request<Incoming>) -> Result<Option<&str>, Reject> {
+    let mut host_headers = request.headers().get_all(header::HOST).iter();
+    let host_header = host_headers.next();
+    if host_headers.next().is_some() {
+        return Err(Reject::BadRequest("more than one Host header"));
+    }
+    let host_header = match host_header {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| Reject::BadRequest("invalid Host header"))?,
+        ),
+        None => None,
+    };
+    match (request.uri().authority(), host_header) {
+        (Some(authority), Some(host)) if !authority.as_str().eq_ignore_ascii_case(host) => Err(
+            Reject::BadRequest("Host header does not match the request target"),
+        ),
+        (Some(authority), _) => Ok(Some(authority.as_str())),
+        (None, host) => Ok(host),
+    }
+}
+
+fn is_upgrade(request: &Request<Incoming>) -> bool {
+    request.version() == Version::HTTP_11
+        && request.headers().contains_key(header::UPGRADE)
+        && request
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+fn rewrite_request(
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    request: &mut Request<Incoming>,
+    host: Option<&str>,
+    claims: Option<&Claims>,
+    upgrade: bool,
+) {
+    let h = request.headers_mut();
+    headers::sanitize_request(h, &snap.identity, upgrade);
+    h.remove(header::EXPECT);
+    let host_value = host.and_then(|host| HeaderValue::from_str(host).ok());
+    if let Some(host_value) = &host_value {
+        h.insert(header::HOST, host_value.clone());
+    }
+    headers::add_forwarding(h, conn.peer.ip(), conn.proto, host_value.as_ref());
+    let keep_id = h
+        .get(&X_REQUEST_ID)
+        .is_some_and(headers::is_valid_request_id);
+    if !keep_id {
+        let fresh = uuid::Uuid::new_v4().simple().to_string();
+        if let Ok(value) = HeaderValue::from_str(&fresh) {
+            h.insert(X_REQUEST_ID.clone(), value);
+        }
+    }
+    if let Some(claims) = claims {
+        headers::add_identity(h, &snap.identity, claims);
+    }
+}
+
+/// Joins the client and upstream sides of an upgraded connection (WebSocket etc.).
+fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(pair) => pair,
+            Err(err) => {
+                tracing::debug!(error = %err, "upgrade failed");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut upstream = TokioIo::new(upstream);
+        if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(error = %err, "upgraded connection ended with an error");
+        }
+    });
+}
+
+fn log_reject(conn: &ConnInfo, method: &Method, rejected: Reject) {
+    match rejected {
+        Reject::Token(TokenError::Missing) | Reject::Token(_) | Reject::Forbidden(_) => {
+            tracing::info!(target: "audit", event = "denied", client = %conn.peer.ip(), method = %method,
+                status = rejected.status().as_u16(), reason = rejected.reason(), "request denied");
+        }
+        _ => {
+            tracing::debug!(client = %conn.peer.ip(), status = rejected.status().as_u16(), reason = rejected.reason(), "request refused")
+        }
+    }
+}
+
+/// Seconds since the Unix epoch; a clock before 1970 counts as 0 (tokens then fail nbf).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

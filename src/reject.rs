@@ -1,0 +1,149 @@
+//! Every refusal the gateway makes, and the one place that turns it into a response.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+
+use crate::path::PathError;
+use crate::policy::Deny;
+use crate::token::verify::TokenError;
+use crate::Body;
+
+/// Why a request is answered by the gateway instead of the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// The path is malformed or tries a trick (400).
+    BadPath(PathError),
+    /// The request itself is malformed (400).
+    BadRequest(&'static str),
+    /// No route matches (404).
+    NoRoute,
+    /// The bearer token is missing or invalid (401).
+    Token(TokenError),
+    /// The token is good but the policy says no (403).
+    Forbidden(Deny),
+    /// The upstream refused or dropped the connection (502).
+    UpstreamUnavailable,
+    /// The upstream did not answer in time (504).
+    UpstreamTimeout,
+}
+
+/// The realm named in every `WWW-Authenticate` challenge.
+const REALM: &str = "portcullis";
+
+impl Reject {
+    /// HTTP status for this refusal.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Reject::BadPath(_) | Reject::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Reject::NoRoute => StatusCode::NOT_FOUND,
+            Reject::Token(_) => StatusCode::UNAUTHORIZED,
+            Reject::Forbidden(_) => StatusCode::FORBIDDEN,
+            Reject::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Reject::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The `error` member of the JSON body (RFC 6750 codes where they apply).
+    pub fn code(self) -> &'static str {
+        match self {
+            Reject::BadPath(_) | Reject::BadRequest(_) => "invalid_request",
+            Reject::NoRoute => "not_found",
+            Reject::Token(TokenError::Missing) => "missing_token",
+            Reject::Token(_) => "invalid_token",
+            Reject::Forbidden(_) => "insufficient_scope",
+            Reject::UpstreamUnavailable => "bad_gateway",
+            Reject::UpstreamTimeout => "gateway_timeout",
+        }
+    }
+
+    /// The human reason: for the client, the audit log and metrics. Never holds input.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Reject::BadPath(e) => e.reason(),
+            Reject::BadRequest(reason) => reason,
+            Reject::NoRoute => "no route matches the request",
+            Reject::Token(e) => e.reason(),
+            Reject::Forbidden(d) => d.reason(),
+            Reject::UpstreamUnavailable => "upstream unavailable",
+            Reject::UpstreamTimeout => "upstream timed out",
+        }
+    }
+
+    /// The RFC 6750 challenge, for 401 and 403 only.
+    fn challenge(self) -> Option<String> {
+        match self {
+            // RFC 6750 3.1: no error code when the request carried no credentials.
+            Reject::Token(TokenError::Missing) => Some(format!("Bearer realm=\"{REALM}\"")),
+            Reject::Token(_) | Reject::Forbidden(_) => Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{}\"",
+                self.code(),
+                self.reason()
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Builds the response for a refusal: status, challenge and a JSON body.
+pub fn respond(reject: Reject) -> Response<Body> {
+    let body = serde_json::json!({
+        "error": reject.code(),
+        "error_description": reject.reason(),
+    });
+    let mut response = Response::new(Body::Right(Full::new(Bytes::from(body.to_string()))));
+    *response.status_mut() = reject.status();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(challenge) = reject.challenge() {
+        // Built only from static strings, so it is always a valid header value.
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            headers.insert(WWW_AUTHENTICATE, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_token_challenge_has_no_error_code() {
+        let resp = respond(Reject::Token(TokenError::Missing));
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            resp.headers()[WWW_AUTHENTICATE],
+            "Bearer realm=\"portcullis\""
+        );
+    }
+
+    #[test]
+    fn invalid_token_challenge_names_the_reason() {
+        let resp = respond(Reject::Token(TokenError::Expired));
+        let challenge = resp.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap_or_default();
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+        assert!(challenge.contains("token expired"), "{challenge}");
+    }
+
+    #[test]
+    fn forbidden_is_insufficient_scope() {
+        let resp = respond(Reject::Forbidden(Deny::MissingRole));
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let challenge = resp.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap_or_default();
+        assert!(challenge.contains("insufficient_scope"), "{challenge}");
+    }
+
+    #[test]
+    fn upstream_faults_have_no_challenge() {
+        let resp = respond(Reject::UpstreamUnavailable);
+        assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+        assert!(resp.headers().get(WWW_AUTHENTICATE).is_none());
+    }
+}

@@ -1,0 +1,83 @@
+//! The immutable runtime configuration every request borrows, swapped whole on reload.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::forward::headers::IdentityHeaders;
+use crate::forward::upstream::Upstream;
+use crate::policy::Policy;
+use crate::route::Table;
+use crate::token::keys::KeyRing;
+use crate::token::verify::Expectations;
+
+/// A compiled route: where it goes and what it demands.
+#[derive(Debug)]
+pub struct Route {
+    /// The pattern as written, for logs.
+    pub pattern: String,
+    /// Where approved requests go.
+    pub upstream: Arc<Upstream>,
+    /// Who may pass.
+    pub policy: Policy,
+    /// Prefix removed before forwarding.
+    pub strip_prefix: Option<String>,
+}
+
+/// Token lifetimes for minting.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenLifetimes {
+    /// Access token lifetime.
+    pub access: Duration,
+    /// Refresh token lifetime.
+    pub refresh: Duration,
+}
+
+/// Everything the request path reads, built by `config::load` and never mutated.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The compiled route table.
+    pub routes: Table<Route>,
+    /// Verification and signing keys.
+    pub keys: KeyRing,
+    /// Issuer, audience and leeway every token must satisfy.
+    pub expect: Expectations,
+    /// Lifetimes of minted tokens.
+    pub lifetimes: TokenLifetimes,
+    /// Identity header names.
+    pub identity: IdentityHeaders,
+    /// The TLS server configuration (certificate swap on reload).
+    pub tls: Arc<rustls::ServerConfig>,
+}
+
+/// Listener settings, fixed for the life of the process.
+#[derive(Debug, Clone)]
+pub struct ListenSettings {
+    /// HTTPS address.
+    pub addr: SocketAddr,
+    /// Optional plain-HTTP address.
+    pub plain_addr: Option<SocketAddr>,
+    /// Admin address (/healthz, /readyz).
+    pub admin_addr: Option<SocketAddr>,
+    /// TLS handshake and request-head deadline.
+    pub header_timeout: Duration,
+    /// Close a connection after this long without a byte either way.
+    pub idle_timeout: Duration,
+    /// Largest accepted request head.
+    pub max_header_bytes: usize,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Certificate file, for reporting.
+    pub tls_cert: PathBuf,
+}
+
+/// The current snapshot, shared by every connection.
+pub type Shared = Arc<ArcSwap<Snapshot>>;
+
+/// Wraps a first snapshot for sharing.
+pub fn share(snapshot: Snapshot) -> Shared {
+    Arc::new(ArcSwap::from_pointee(snapshot))
+}

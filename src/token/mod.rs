@@ -1,0 +1,215 @@
+//! Tokens: the key ring, bearer verification and minting, plus the claim types they share.
+
+pub mod keys;
+pub mod mint;
+pub mod verify;
+
+#[cfg(test)]
+pub(crate) mod test_support;
+
+use serde::{Deserialize, Serialize};
+
+/// Signature algorithms portcullis accepts; each key is pinned to exactly one.
+#[allow(clippy::upper_case_acronyms)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+pub enum Alg {
+    /// HMAC with SHA-256 (shared secret of at least 32 bytes).
+    HS256,
+    /// HMAC with SHA-384 (shared secret of at least 48 bytes).
+    HS384,
+    /// HMAC with SHA-512 (shared secret of at least 64 bytes).
+    HS512,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// ECDSA on P-384 with SHA-384.
+    ES384,
+    /// Ed25519.
+    EdDSA,
+}
+
+/// Every supported algorithm, in the order error messages list them.
+pub const ALL_ALGS: [Alg; 8] = [
+    Alg::HS256,
+    Alg::HS384,
+    Alg::HS512,
+    Alg::RS256,
+    Alg::PS256,
+    Alg::ES256,
+    Alg::ES384,
+    Alg::EdDSA,
+];
+
+impl Alg {
+    /// The matching jsonwebtoken algorithm.
+    pub fn jwt(self) -> jsonwebtoken::Algorithm {
+        use jsonwebtoken::Algorithm as J;
+        match self {
+            Alg::HS256 => J::HS256,
+            Alg::HS384 => J::HS384,
+            Alg::HS512 => J::HS512,
+            Alg::RS256 => J::RS256,
+            Alg::PS256 => J::PS256,
+            Alg::ES256 => J::ES256,
+            Alg::ES384 => J::ES384,
+            Alg::EdDSA => J::EdDSA,
+        }
+    }
+
+    /// True for the shared-secret (HMAC) algorithms.
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Alg::HS256 | Alg::HS384 | Alg::HS512)
+    }
+
+    /// The JOSE name, as written in a token header and in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alg::HS256 => "HS256",
+            Alg::HS384 => "HS384",
+            Alg::HS512 => "HS512",
+            Alg::RS256 => "RS256",
+            Alg::PS256 => "PS256",
+            Alg::ES256 => "ES256",
+            Alg::ES384 => "ES384",
+            Alg::EdDSA => "EdDSA",
+        }
+    }
+}
+
+impl std::fmt::Display for Alg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An algorithm name that portcullis does not support.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown algorithm {name:?} (expected one of: HS256, HS384, HS512, RS256, PS256, ES256, ES384, EdDSA)")]
+pub struct UnknownAlg {
+    /// The name that was given.
+    pub name: String,
+}
+
+impl std::str::FromStr for Alg {
+    type Err = UnknownAlg;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Exact, case-sensitive match: JOSE names are case-sensitive.
+        ALL_ALGS
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| UnknownAlg { name: s.to_owned() })
+    }
+}
+
+/// Whether a token grants access to routes or only buys a new pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    /// Short-lived token presented to protected routes.
+    Access,
+    /// Longer-lived token accepted only by the refresh endpoint.
+    Refresh,
+}
+
+/// The `aud` claim: one audience string or an array of them (RFC 7519 allows both).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience string.
+    One(String),
+    /// An array of audiences.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// True when `aud` names the given audience.
+    pub fn contains(&self, aud: &str) -> bool {
+        match self {
+            Audience::One(one) => one == aud,
+            Audience::Many(many) => many.iter().any(|a| a == aud),
+        }
+    }
+}
+
+/// Claims carried by every portcullis token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: Audience,
+    /// Subject (the user name).
+    pub sub: String,
+    /// Issued at, seconds since the Unix epoch.
+    pub iat: u64,
+    /// Not valid before, seconds since the Unix epoch.
+    pub nbf: u64,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+    /// Unique token id, the handle for revocation.
+    pub jti: String,
+    /// Roles granted to the subject.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Access or refresh.
+    pub typ: TokenType,
+    /// Refresh family id, shared by every refresh token of one login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<String>,
+    /// Any further claims, kept for policy checks on custom claims.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Claim names portcullis sets itself; `extra` may not carry them.
+pub const RESERVED_CLAIMS: [&str; 10] = [
+    "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "roles", "typ", "fam",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alg_names_round_trip_through_from_str_and_serde() {
+        for alg in ALL_ALGS {
+            assert_eq!(alg.as_str().parse::<Alg>(), Ok(alg));
+            let json = serde_json::to_string(&alg).unwrap();
+            assert_eq!(json, format!("\"{}\"", alg.as_str()));
+            assert_eq!(alg.jwt(), alg.as_str().parse().unwrap());
+        }
+    }
+
+    #[test]
+    fn alg_parse_rejects_none_and_wrong_case() {
+        assert!("none".parse::<Alg>().is_err());
+        assert!("hs256".parse::<Alg>().is_err());
+        assert!("RS384".parse::<Alg>().is_err());
+    }
+
+    #[test]
+    fn only_hs_algs_are_hmac() {
+        let hmac: Vec<Alg> = ALL_ALGS.into_iter().filter(|a| a.is_hmac()).collect();
+        assert_eq!(hmac, vec![Alg::HS256, Alg::HS384, Alg::HS512]);
+    }
+
+    #[test]
+    fn audience_accepts_string_or_array() {
+        let one: Audience = serde_json::from_str("\"api\"").unwrap();
+        let many: Audience = serde_json::from_str("[\"web\",\"api\"]").unwrap();
+        assert!(one.contains("api") && many.contains("api"));
+        assert!(!one.contains("web") && !many.contains("admin"));
+    }
+
+    #[test]
+    fn token_type_serializes_lowercase() {
+        assert_eq!(
+            serde_json::to_string(&TokenType::Refresh).unwrap(),
+            "\"refresh\""
+        );
+    }
+}
