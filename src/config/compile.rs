@@ -92,7 +92,7 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
     let identity = identity_headers(&mut diag, &file.identity);
     check_tokens(&mut diag, &file.tokens);
     let listen = listen_settings(&mut diag, &base, &file);
-    let routes_path = base.join(&file.routes.file);
+    let routes_path = resolve(&base, &file.routes.file);
     let routes = super::compile_routes::load_routes(source, &routes_path, &mut errors);
     match (tls, keys, identity, listen, routes) {
         (Some(tls), Some(keys), Some(identity), Some(listen), Some((routes, warnings)))
@@ -123,9 +123,24 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
     }
 }
 
-/// Resolves a configured path against the config directory.
-fn resolve(base: &Path, path: &str) -> PathBuf {
-    base.join(path)
+/// Resolves a configured path against the config directory, folding `..` lexically
+/// so that the embedded default works where no `config/` directory exists.
+pub fn resolve(base: &Path, path: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in base.join(path).components() {
+        match part {
+            std::path::Component::ParentDir
+                if matches!(
+                    out.components().next_back(),
+                    Some(std::path::Component::Normal(_))
+                ) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn read_bytes(

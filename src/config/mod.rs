@@ -57,3 +57,6 @@ impl Source {
         std::fs::read_to_string(path)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,210 @@
+//! Config validation from inline TOML written to a temp dir with generated key material.
+
+use std::path::Path;
+
+use super::{load, Source, DEFAULT_GATEWAY_TOML, DEFAULT_ROUTES_TOML};
+
+const GATEWAY: &str = r#"
+[listen]
+addr = "127.0.0.1:0"
+tls_cert = "cert.pem"
+tls_key = "key.pem"
+[tokens]
+issuer = "portcullis"
+audience = "portcullis"
+signing_kid = "main"
+[[keys]]
+kid = "main"
+alg = "EdDSA"
+private_key = "main.pem"
+[routes]
+file = "routes.toml"
+"#;
+
+const ROUTES: &str = r#"
+[upstreams.api]
+url = "http://127.0.0.1:9"
+[[routes]]
+path = "/api/**"
+upstream = "api"
+"#;
+
+/// Writes the cert, TLS key and signing key every test config names.
+fn material(dir: &Path) {
+    crate::devcerts::write_dev_cert(dir).expect("dev cert");
+    std::fs::rename(dir.join("dev-cert.pem"), dir.join("cert.pem")).expect("rename cert");
+    std::fs::rename(dir.join("dev-key.pem"), dir.join("key.pem")).expect("rename key");
+    let pem = crate::keygen::generate_private_pem(crate::token::Alg::EdDSA).expect("signing key");
+    std::fs::write(dir.join("main.pem"), pem).expect("write signing key");
+}
+
+/// Loads gateway/routes text; returns the error lines or the warnings.
+fn try_load(gateway: &str, routes: &str) -> Result<Vec<String>, Vec<String>> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    material(dir.path());
+    std::fs::write(dir.path().join("gateway.toml"), gateway).expect("write gateway");
+    std::fs::write(dir.path().join("routes.toml"), routes).expect("write routes");
+    let strip = |s: String| s.replace(&format!("{}/", dir.path().display()), "");
+    load(&Source::File(dir.path().join("gateway.toml")))
+        .map(|loaded| loaded.warnings.into_iter().map(strip).collect())
+        .map_err(|errors| errors.0.iter().map(|e| strip(e.to_string())).collect())
+}
+
+fn errors(gateway: &str, routes: &str) -> Vec<String> {
+    try_load(gateway, routes).expect_err("config should be refused")
+}
+
+#[test]
+fn minimal_config_loads() {
+    assert_eq!(try_load(GATEWAY, ROUTES), Ok(vec![]));
+}
+
+#[test]
+fn sample_files_are_the_embedded_default_and_load() {
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let on_disk =
+        std::fs::read_to_string(samples.join("gateway.toml")).expect("sample gateway.toml");
+    assert_eq!(on_disk, DEFAULT_GATEWAY_TOML);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config_dir = dir.path().join("config");
+    crate::devcerts::ensure_dev_material(&dir.path().join("certs")).expect("dev material");
+    let loaded = load(&Source::Embedded(config_dir));
+    let loaded = loaded.unwrap_or_else(|e| panic!("embedded default must load:\n{e}"));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(
+        loaded.snapshot.routes.len(),
+        DEFAULT_ROUTES_TOML.matches("[[routes]]").count()
+    );
+}
+
+#[test]
+fn unknown_key_is_an_error_with_line_and_column() {
+    let gateway = GATEWAY.replace("[tokens]", "[tokens]\nisuer = \"typo\"");
+    let errs = errors(&gateway, ROUTES);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("gateway.toml:7:1: unknown field `isuer`"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn unknown_upstream_names_the_choices() {
+    let routes = ROUTES.replace("upstream = \"api\"", "upstream = \"apii\"");
+    let errs = errors(GATEWAY, &routes);
+    assert_eq!(
+        errs,
+        vec!["routes.toml:6:12: unknown upstream \"apii\" (expected one of: api)"]
+    );
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let gateway = GATEWAY.replace(
+        "private_key = \"main.pem\"",
+        "private_key = \"missing.pem\"",
+    );
+    let routes = ROUTES
+        .replace("/api/**", "/api/**/x")
+        .replace("\"api\"\n", "\"nope\"\n");
+    let errs = errors(&gateway, &routes);
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(
+        errs[0].starts_with("gateway.toml:13:15: cannot read private key"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].starts_with("routes.toml:5:8: invalid path \"/api/**/x\""),
+        "{errs:?}"
+    );
+    assert!(errs[2].contains("unknown upstream \"nope\""), "{errs:?}");
+}
+
+#[test]
+fn bad_durations_and_addresses_are_type_errors_with_positions() {
+    let routes = ROUTES.replace(
+        "url = \"http://127.0.0.1:9\"",
+        "url = \"http://127.0.0.1:9\"\ntimeout = \"30 seconds\"",
+    );
+    let errs = errors(GATEWAY, &routes);
+    assert!(
+        errs[0].starts_with("routes.toml:4:11: invalid duration"),
+        "{errs:?}"
+    );
+    let gateway = GATEWAY.replace("127.0.0.1:0", "localhost");
+    assert!(errors(&gateway, ROUTES)[0].starts_with("gateway.toml:3:8:"));
+}
+
+#[test]
+fn route_checks_roles_methods_host_and_public_with_roles() {
+    let routes = format!(
+        "{ROUTES}\n{}",
+        r#"[[routes]]
+path = "/a/**"
+upstream = "api"
+roles_any = []
+[[routes]]
+path = "/b/**"
+upstream = "api"
+methods = ["get"]
+[[routes]]
+path = "/c/**"
+upstream = "api"
+host = "api.example.com:443"
+[[routes]]
+path = "/d/**"
+upstream = "api"
+auth = "none"
+roles_all = ["admin"]
+"#
+    );
+    let errs = errors(GATEWAY, &routes);
+    assert_eq!(errs.len(), 4, "{errs:?}");
+    assert!(
+        errs[0].contains("roles_any must list at least one"),
+        "{errs:?}"
+    );
+    assert!(errs[1].contains("invalid method \"get\""), "{errs:?}");
+    assert!(errs[2].contains("invalid host"), "{errs:?}");
+    assert!(
+        errs[3].contains("auth = \"none\" cannot be combined"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn shadowed_route_is_a_warning_not_an_error() {
+    let routes = format!("{ROUTES}\n[[routes]]\npath = \"/api/admin/*\"\nupstream = \"api\"\n");
+    let warnings = try_load(GATEWAY, &routes).expect("shadowing is allowed");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("routes.toml:9:8: route \"/api/admin/*\" can never match"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn hmac_key_needs_a_set_environment_variable() {
+    let gateway = GATEWAY.replace(
+        "[routes]",
+        "[[keys]]\nkid = \"h\"\nalg = \"HS256\"\nsecret_env = \"PORTCULLIS_TEST_UNSET_SECRET\"\n[routes]",
+    );
+    let errs = errors(&gateway, ROUTES);
+    assert!(
+        errs[0].contains("PORTCULLIS_TEST_UNSET_SECRET is not set"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn key_with_two_sources_is_refused() {
+    let gateway = GATEWAY.replace(
+        "private_key = \"main.pem\"",
+        "private_key = \"main.pem\"\nsecret_file = \"main.pem\"",
+    );
+    let errs = errors(&gateway, ROUTES);
+    assert!(
+        errs.iter().any(|e| e.contains("expected exactly one of")),
+        "{errs:?}"
+    );
+}
