@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use crate::forward::headers::{self, X_REQUEST_ID};
 use crate::reject::{self, Reject};
 use crate::snapshot::{Route, Shared, Snapshot};
-use crate::token::verify::{self, TokenError};
+use crate::token::verify;
 use crate::token::{Claims, TokenType};
 use crate::{path, route, Body};
 
@@ -55,7 +55,7 @@ async fn proxy(
         .find(host.as_deref(), request.method(), &normalized)
         .ok_or(Reject::NoRoute)?;
     let claims = match route.policy.requires_token() {
-        true => Some(authorize(snap, route, request.headers())?),
+        true => Some(authorize(snap, conn, route, request.headers())?),
         false => None,
     };
     let forwarded: Cow<'_, str> = match &route.strip_prefix {
@@ -86,18 +86,40 @@ async fn proxy(
 }
 
 /// Token, then policy; the claims are returned for the identity headers.
-fn authorize(snap: &Snapshot, route: &Route, headers: &http::HeaderMap) -> Result<Claims, Reject> {
-    let token = verify::bearer(headers).map_err(Reject::Token)?;
-    let claims = verify::verify(
-        &snap.keys,
-        &snap.expect,
-        token,
-        TokenType::Access,
-        unix_now(),
-    )
-    .map_err(Reject::Token)?;
-    route.policy.evaluate(&claims).map_err(Reject::Forbidden)?;
+///
+/// Every denial is logged here, once, on the `audit` target with the route and reason.
+fn authorize(
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    route: &Route,
+    headers: &http::HeaderMap,
+) -> Result<Claims, Reject> {
+    let verified = verify::bearer(headers).and_then(|token| {
+        verify::verify(
+            &snap.keys,
+            &snap.expect,
+            token,
+            TokenType::Access,
+            unix_now(),
+        )
+    });
+    let claims = match verified {
+        Ok(claims) => claims,
+        Err(err) => {
+            audit_denied(conn, route, None, Reject::Token(err));
+            return Err(Reject::Token(err));
+        }
+    };
+    if let Err(deny) = route.policy.evaluate(&claims) {
+        audit_denied(conn, route, Some(&claims.sub), Reject::Forbidden(deny));
+        return Err(Reject::Forbidden(deny));
+    }
     Ok(claims)
+}
+
+fn audit_denied(conn: &ConnInfo, route: &Route, sub: Option<&str>, rejected: Reject) {
+    tracing::info!(target: "audit", event = "denied", client = %conn.peer.ip(), route = %route.pattern,
+        sub = sub.unwrap_or("-"), status = rejected.status().as_u16(), reason = rejected.reason(), "request denied");
 }
 
 /// The host a request is for: the URI authority (HTTP/2, absolute-form) or Host.
@@ -188,15 +210,8 @@ fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade
 }
 
 fn log_reject(conn: &ConnInfo, method: &Method, rejected: Reject) {
-    match rejected {
-        Reject::Token(TokenError::Missing) | Reject::Token(_) | Reject::Forbidden(_) => {
-            tracing::info!(target: "audit", event = "denied", client = %conn.peer.ip(), method = %method,
-                status = rejected.status().as_u16(), reason = rejected.reason(), "request denied");
-        }
-        _ => {
-            tracing::debug!(client = %conn.peer.ip(), status = rejected.status().as_u16(), reason = rejected.reason(), "request refused")
-        }
-    }
+    tracing::debug!(client = %conn.peer.ip(), method = %method, status = rejected.status().as_u16(),
+        reason = rejected.reason(), "request answered by the gateway");
 }
 
 /// Seconds since the Unix epoch; a clock before 1970 counts as 0 (tokens then fail nbf).

@@ -32,7 +32,7 @@ pub(crate) fn load_routes(
     let mut spans = Vec::new();
     let mut ok = true;
     for route in &file.routes {
-        match compile_route(&mut diag, route, &upstreams) {
+        match compile_route(&mut diag, route, &upstreams, &file.upstreams) {
             Some(rule) => {
                 rules.push(rule);
                 spans.push(route.path.span());
@@ -72,6 +72,7 @@ fn compile_route(
     diag: &mut Diag<'_>,
     route: &raw::Route,
     upstreams: &BTreeMap<String, Arc<Upstream>>,
+    raw_names: &BTreeMap<String, raw::Upstream>,
 ) -> Option<(Matcher, Route)> {
     let pattern = match Pattern::parse(route.path.get_ref()) {
         Ok(pattern) => Some(pattern),
@@ -86,8 +87,9 @@ fn compile_route(
     let host = route_host(diag, route);
     let methods = route_methods(diag, route);
     let upstream = upstreams.get(route.upstream.get_ref()).cloned();
-    if upstream.is_none() {
-        let names: Vec<&str> = upstreams.keys().map(String::as_str).collect();
+    // An upstream whose URL was refused is already reported; only a missing name is new.
+    if !raw_names.contains_key(route.upstream.get_ref()) {
+        let names: Vec<&str> = raw_names.keys().map(String::as_str).collect();
         diag.at(
             route.upstream.span(),
             format!(
