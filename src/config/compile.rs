@@ -78,10 +78,14 @@ pub(crate) fn parse_file<T: DeserializeOwned>(
 pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
     let mut errors = Vec::new();
     let gateway_path = source.gateway_path();
+    let base = source.base_dir();
     let Some((text, file)) = parse_file::<GatewayFile>(source, &gateway_path, &mut errors) else {
+        // Still check the routes file, so the operator sees every error in one pass.
+        if let Some(routes_file) = routes_file_of_broken(source, &gateway_path) {
+            super::compile_routes::load_routes(source, &resolve(&base, &routes_file), &mut errors);
+        }
         return Err(ConfigErrors(errors));
     };
-    let base = source.base_dir();
     let mut diag = Diag {
         file: &gateway_path,
         source: &text,
@@ -121,6 +125,17 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
         }
         _ => Err(ConfigErrors(errors)),
     }
+}
+
+/// `routes.file` of a gateway.toml that is valid TOML but failed validation.
+fn routes_file_of_broken(source: &Source, gateway_path: &Path) -> Option<String> {
+    let text = source.read(gateway_path).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    table
+        .get("routes")?
+        .get("file")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Resolves a configured path against the config directory, folding `..` lexically

@@ -208,3 +208,19 @@ fn key_with_two_sources_is_refused() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn routes_are_checked_even_when_gateway_toml_is_invalid() {
+    let gateway = GATEWAY.replace("[tokens]", "[tokens]\nbogus = 1");
+    let routes = ROUTES.replace("upstream = \"api\"", "upstream = \"apii\"");
+    let errs = errors(&gateway, &routes);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs[0].starts_with("gateway.toml:7:1: unknown field `bogus`"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].starts_with("routes.toml:6:12: unknown upstream"),
+        "{errs:?}"
+    );
+}

@@ -86,10 +86,13 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, TokenError> {
         return Err(TokenError::Malformed);
     }
     let text = value.to_str().map_err(|_| TokenError::Malformed)?;
-    let (scheme, token) = text.split_once(' ').ok_or(TokenError::Malformed)?;
+    let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
+    // RFC 6750 3.1: a request using another scheme carries no bearer credentials.
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(TokenError::Missing);
+    }
     let token_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || !token.bytes().all(token_byte)
-    {
+    if token.is_empty() || !token.bytes().all(token_byte) {
         return Err(TokenError::Malformed);
     }
     Ok(token)
