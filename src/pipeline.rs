@@ -136,18 +136,30 @@ fn request_host(request: &Request<Incoming>) -> Result<Option<&str>, Reject> {
         Some(value) => Some(
             value
                 .to_str()
-                .map_err(|_| Reject::BadRequest("invalid Host header"))?,
+                .ok()
+                .filter(|h| route::is_valid_authority(h))
+                .ok_or(BAD_HOST)?,
         ),
         None => None,
     };
-    match (request.uri().authority(), host_header) {
-        (Some(authority), Some(host)) if !authority.as_str().eq_ignore_ascii_case(host) => Err(
+    let authority = request.uri().authority().map(|a| a.as_str());
+    if authority.is_some_and(|a| !route::is_valid_authority(a)) {
+        return Err(BAD_HOST);
+    }
+    match (authority, host_header) {
+        (Some(authority), Some(host)) if !authority.eq_ignore_ascii_case(host) => Err(
             Reject::BadRequest("Host header does not match the request target"),
         ),
-        (Some(authority), _) => Ok(Some(authority.as_str())),
+        (Some(authority), _) => Ok(Some(authority)),
+        // RFC 9112 3.2: an HTTP/1.1 request without Host is a 400.
+        (None, None) if request.version() == Version::HTTP_11 => {
+            Err(Reject::BadRequest("missing Host header"))
+        }
         (None, host) => Ok(host),
     }
 }
+
+const BAD_HOST: Reject = Reject::BadRequest("invalid Host (expected host[:port])");
 
 fn is_upgrade(request: &Request<Incoming>) -> bool {
     request.version() == Version::HTTP_11

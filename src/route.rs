@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use http::Method;
 
+pub use host::is_valid_authority;
 pub use pattern::{Pattern, PatternError};
 use trie::Node;
 

@@ -236,3 +236,79 @@ async fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
     );
     assert_eq!(up.seen_targets(), vec!["/public/x".to_string()]);
 }
+
+/// One request on a kept-alive raw connection; the answer must carry a Content-Length.
+async fn keep_alive_get<S>(tls: &mut S, path: &str) -> RawResponse
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    tls.write_all(req.as_bytes()).await.expect("write request");
+    tls.flush().await.expect("flush");
+    read_sized_response(tls)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+#[tokio::test]
+async fn connection_over_max_connections_waits_for_a_free_slot() {
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = Gateway::start(GatewayConfig::standard(&up.url()).max_connections(1)).await;
+    let client = gw.client();
+
+    // The first connection takes the only slot and stays open, idle, after its request.
+    let mut first = client
+        .connect_tls(&[b"http/1.1"])
+        .await
+        .expect("TLS connect");
+    let resp = keep_alive_get(&mut first, "/public/first-1").await;
+    assert_eq!(resp.status, 200, "{}", resp.all);
+
+    // The second connection is made (the kernel completes it in the backlog) before its
+    // TLS handshake and request run in a task of their own.
+    let tcp = tokio::net::TcpStream::connect(gw.https)
+        .await
+        .expect("TCP connect");
+    let second_client = client.clone();
+    let mut second = tokio::spawn(async move {
+        let mut tls = second_client
+            .tls_over(tcp, &[b"http/1.1"])
+            .await
+            .expect("TLS handshake of the second connection");
+        keep_alive_get(&mut tls, "/public/second").await
+    });
+
+    // While the first is held it keeps being served, and the second is not answered.
+    // A correct gateway never answers here, so this bounded wait cannot flake.
+    let resp = keep_alive_get(&mut first, "/public/first-2").await;
+    assert_eq!(resp.status, 200, "{}", resp.all);
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut second).await;
+    assert!(
+        early.is_err(),
+        "the second connection was served while the only slot was taken: {early:?}"
+    );
+    let resp = keep_alive_get(&mut first, "/public/first-3").await;
+    assert_eq!(resp.status, 200, "{}", resp.all);
+    assert!(
+        !second.is_finished(),
+        "the second connection was served while the only slot was taken"
+    );
+
+    // Closing the first frees the slot: the second is accepted and answered.
+    drop(first);
+    let resp = tokio::time::timeout(DEADLINE, second)
+        .await
+        .expect("second connection answered once the first closed")
+        .expect("second connection task");
+    assert_eq!(resp.status, 200, "{}", resp.all);
+    assert_eq!(
+        up.seen_targets(),
+        [
+            "/public/first-1",
+            "/public/first-2",
+            "/public/first-3",
+            "/public/second"
+        ],
+        "the second request reached the upstream only after the first connection closed"
+    );
+}

@@ -24,6 +24,53 @@ fn host_part(raw: &str) -> Option<&str> {
     (!name.is_empty()).then_some(name)
 }
 
+/// Whether a Host value (or request-target authority) is a plain `host[:port]`.
+///
+/// RFC 9112 3.2 wants 400 for an invalid Host. Beyond that, anything an upstream might
+/// read differently from us is refused: userinfo (`x@admin`), lists (`a, b`), spaces,
+/// escapes, paths and empty labels, since a parser that drops or splits those could see
+/// a host whose rules we never applied.
+pub fn is_valid_authority(value: &str) -> bool {
+    let (name, port) = if let Some(rest) = value.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else {
+            return false;
+        };
+        let v6 = !inside.is_empty()
+            && inside
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        if !v6 {
+            return false;
+        }
+        match after {
+            "" => return true,
+            _ => match after.strip_prefix(':') {
+                Some(port) => (None, Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match value.split_once(':') {
+            Some((name, port)) => (Some(name), Some(port)),
+            None => (Some(value), None),
+        }
+    };
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    let name_ok = name.is_none_or(|n| {
+        let n = n.strip_suffix('.').unwrap_or(n);
+        !n.is_empty()
+            && n.len() <= 253
+            && n.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+    });
+    port_ok && name_ok
+}
+
 /// Lowercases the host part of `raw` into `buf` and returns it, or None when there is none
 /// or it does not fit.
 pub(super) fn key<'b>(raw: &str, buf: &'b mut [u8; MAX_LEN]) -> Option<&'b str> {
@@ -49,6 +96,45 @@ mod tests {
     fn k(raw: &str) -> Option<String> {
         let mut buf = [0u8; MAX_LEN];
         key(raw, &mut buf).map(str::to_owned)
+    }
+
+    #[test]
+    fn plain_hosts_and_ports_are_valid_authorities() {
+        for ok in [
+            "admin.example",
+            "Admin.Example:8443",
+            "admin.example.",
+            "127.0.0.1:1",
+            "[::1]",
+            "[::1]:8443",
+            "a_b.internal",
+        ] {
+            assert!(is_valid_authority(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn authorities_an_upstream_could_read_differently_are_invalid() {
+        let bad = [
+            "",
+            "x@admin.example",
+            "admin.example, public.example",
+            "admin.example public",
+            "admin.example/",
+            "admin.example%2e",
+            "admin.example..",
+            ".admin",
+            "admin:",
+            "admin:80:80",
+            "admin:8a",
+            "[::1",
+            "[::1]x",
+            "[]",
+            "admin.example,public.example",
+        ];
+        for value in bad {
+            assert!(!is_valid_authority(value), "{value:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,372 @@
+//! A running gateway: its config knobs, startup on free ports, and the tokens it trusts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use super::{
+    addr_in_use, ed25519_pem, free_port, now_secs, plain_get, run_cli, tls_cert, Client, Proc,
+    Response, TestDir, DEADLINE,
+};
+
+/// The knobs of one gateway under test.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// routes.toml, verbatim.
+    pub routes: String,
+    /// TOML appended to gateway.toml (whole sections, e.g. `[identity]`).
+    pub extra: String,
+    pub header_timeout: String,
+    pub idle_timeout: String,
+    pub max_header_bytes: usize,
+    /// `[listen] max_connections`: connections served at once, the rest wait to be accepted.
+    pub max_connections: usize,
+    /// Also open the plain-HTTP listener.
+    pub plain: bool,
+}
+
+impl GatewayConfig {
+    pub fn new(routes: impl Into<String>) -> GatewayConfig {
+        GatewayConfig {
+            routes: routes.into(),
+            extra: String::new(),
+            header_timeout: "10s".into(),
+            idle_timeout: "60s".into(),
+            max_header_bytes: 16384,
+            max_connections: 10000,
+            plain: false,
+        }
+    }
+    /// `standard_routes(upstream_url)`.
+    pub fn standard(upstream_url: &str) -> GatewayConfig {
+        GatewayConfig::new(standard_routes(upstream_url))
+    }
+    pub fn extra(mut self, toml: &str) -> Self {
+        self.extra.push_str(toml);
+        self.extra.push('\n');
+        self
+    }
+    pub fn header_timeout(mut self, d: &str) -> Self {
+        self.header_timeout = d.into();
+        self
+    }
+    pub fn idle_timeout(mut self, d: &str) -> Self {
+        self.idle_timeout = d.into();
+        self
+    }
+    pub fn max_header_bytes(mut self, n: usize) -> Self {
+        self.max_header_bytes = n;
+        self
+    }
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+    pub fn plain(mut self) -> Self {
+        self.plain = true;
+        self
+    }
+}
+
+/// The route table most tests use, all on one upstream named `api`:
+/// `/public/**` GET/HEAD without auth, `/open/**` any method without auth,
+/// `/admin/**` needs role admin, `/api/**` needs any valid token.
+pub fn standard_routes(upstream_url: &str) -> String {
+    format!(
+        r#"[upstreams.api]
+url = "{upstream_url}"
+connect_timeout = "2s"
+timeout = "10s"
+
+[[routes]]
+path = "/public/**"
+methods = ["GET", "HEAD"]
+upstream = "api"
+auth = "none"
+
+[[routes]]
+path = "/open/**"
+upstream = "api"
+auth = "none"
+
+[[routes]]
+path = "/admin/**"
+upstream = "api"
+roles_any = ["admin"]
+
+[[routes]]
+path = "/api/**"
+upstream = "api"
+"#
+    )
+}
+
+/// A running `portcullis run`, killed on drop.
+pub struct Gateway {
+    proc: Proc,
+    pub dir: TestDir,
+    pub https: SocketAddr,
+    pub admin: SocketAddr,
+    pub plain: Option<SocketAddr>,
+    pub config_path: PathBuf,
+    cert_der: rustls::pki_types::CertificateDer<'static>,
+    pub signing_key_pem: String,
+    pub public_key_pem: String,
+}
+
+impl Gateway {
+    pub async fn start(cfg: GatewayConfig) -> Gateway {
+        let dir = TestDir::new();
+        let (cert_pem, key_pem, cert_der) = tls_cert();
+        dir.write("cert.pem", &cert_pem);
+        dir.write("key.pem", &key_pem);
+        let (signing, public) = ed25519_pem();
+        dir.write("main.pem", &signing);
+        dir.write("main.pub.pem", &public);
+        dir.write("routes.toml", &cfg.routes);
+
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            let plain: Option<SocketAddr> = cfg
+                .plain
+                .then(|| format!("127.0.0.1:{}", free_port()).parse().expect("addr"));
+            let config_path = dir.write("gateway.toml", &gateway_toml(&cfg, https, admin, plain));
+            let log = dir.join(&format!("gateway-{attempt}.log"));
+            let cfg_arg = config_path.to_str().expect("utf-8 temp path").to_string();
+            let mut proc = Proc::spawn("gateway", &["run", "--config", &cfg_arg], log);
+
+            let ready = wait_ready(&mut proc, admin).await;
+            match ready {
+                Ok(()) => {
+                    return Gateway {
+                        proc,
+                        dir,
+                        https,
+                        admin,
+                        plain,
+                        config_path,
+                        cert_der,
+                        signing_key_pem: signing,
+                        public_key_pem: public,
+                    }
+                }
+                Err(e) if attempt < 4 && addr_in_use(&proc.log()) => {
+                    drop(e);
+                    continue;
+                }
+                Err(e) => {
+                    let log = proc.log();
+                    let toml = std::fs::read_to_string(&config_path).unwrap_or_default();
+                    // Keep the temp dir for inspection; the log is the diagnosis.
+                    let kept = dir.dir.keep();
+                    panic!("gateway did not become ready: {e} (files kept in {})\n--- gateway.toml ---\n{toml}\n--- routes.toml ---\n{}\n--- gateway output ---\n{log}", kept.display(), cfg.routes);
+                }
+            }
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.https, self.cert_der.clone())
+    }
+
+    /// `localhost:PORT`, what a browser would send as Host.
+    pub fn authority(&self) -> String {
+        format!("localhost:{}", self.https.port())
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.log()
+    }
+
+    pub fn config_arg(&self) -> String {
+        self.config_path
+            .to_str()
+            .expect("utf-8 temp path")
+            .to_string()
+    }
+
+    /// Claims of a valid access token for `sub` with `roles`.
+    pub fn claims(&self, sub: &str, roles: &[&str]) -> Value {
+        let now = now_secs();
+        json!({
+            "iss": "portcullis",
+            "aud": "portcullis",
+            "sub": sub,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 900,
+            "jti": format!("test-{}-{}", sub, now_nanos()),
+            "roles": roles,
+            "typ": "access",
+        })
+    }
+
+    /// A header for EdDSA with kid "main".
+    pub fn header(&self) -> jsonwebtoken::Header {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        h.kid = Some("main".into());
+        h.typ = Some("JWT".into());
+        h
+    }
+
+    /// Sign `claims` with the gateway's own key under `header`.
+    pub fn sign(&self, header: &jsonwebtoken::Header, claims: &Value) -> String {
+        let key = jsonwebtoken::EncodingKey::from_ed_pem(self.signing_key_pem.as_bytes())
+            .expect("ed25519 PEM");
+        jsonwebtoken::encode(header, claims, &key).expect("sign token")
+    }
+
+    /// A valid access token, minted in the test with the key the gateway trusts (kid "main").
+    pub fn token(&self, sub: &str, roles: &[&str]) -> String {
+        self.sign(&self.header(), &self.claims(sub, roles))
+    }
+
+    /// A token minted by `portcullis token --config ... --sub S --role R...`.
+    pub fn cli_token(&self, sub: &str, roles: &[&str]) -> String {
+        let cfg = self.config_arg();
+        let mut args = vec!["token", "--config", cfg.as_str(), "--sub", sub];
+        for r in roles {
+            args.push("--role");
+            args.push(r);
+        }
+        let out = run_cli(&args);
+        assert_eq!(out.code, Some(0), "portcullis token failed: {out:?}");
+        out.stdout.trim().to_string()
+    }
+}
+
+fn now_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos()
+}
+
+fn gateway_toml(
+    cfg: &GatewayConfig,
+    https: SocketAddr,
+    admin: SocketAddr,
+    plain: Option<SocketAddr>,
+) -> String {
+    let plain_line = plain
+        .map(|p| format!("plain_addr = \"{p}\"\n"))
+        .unwrap_or_default();
+    format!(
+        r#"[listen]
+addr = "{https}"
+tls_cert = "cert.pem"
+tls_key = "key.pem"
+{plain_line}header_timeout = "{ht}"
+idle_timeout = "{it}"
+max_header_bytes = {mhb}
+max_connections = {mc}
+
+[admin]
+addr = "{admin}"
+
+[tokens]
+issuer = "portcullis"
+audience = "portcullis"
+access_ttl = "15m"
+leeway = "30s"
+signing_kid = "main"
+
+[[keys]]
+kid = "main"
+alg = "EdDSA"
+private_key = "main.pem"
+
+[routes]
+file = "routes.toml"
+
+{extra}"#,
+        ht = cfg.header_timeout,
+        it = cfg.idle_timeout,
+        mhb = cfg.max_header_bytes,
+        mc = cfg.max_connections,
+        extra = cfg.extra,
+    )
+}
+
+async fn wait_ready(proc: &mut Proc, admin: SocketAddr) -> Result<(), String> {
+    let until = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = proc.exited() {
+            return Err(format!("gateway exited early with {status}"));
+        }
+        match plain_get(admin, "/readyz").await {
+            Ok((200, _)) => return Ok(()),
+            Ok((s, _)) if tokio::time::Instant::now() >= until => {
+                return Err(format!("/readyz answered {s}"))
+            }
+            Err(e) if tokio::time::Instant::now() >= until => return Err(format!("/readyz: {e}")),
+            _ => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Token assertions shared by test groups
+// ---------------------------------------------------------------------------------------
+
+/// 401 with the RFC 6750 challenge and JSON body for `reason`, never echoing `token`.
+pub fn assert_invalid_token(resp: &Response, reason: &str, token: &str) {
+    assert_eq!(
+        resp.status,
+        StatusCode::UNAUTHORIZED,
+        "body: {}",
+        resp.text()
+    );
+    assert_eq!(
+        resp.header("www-authenticate").as_deref(),
+        Some(
+            format!(
+                r#"Bearer realm="portcullis", error="invalid_token", error_description="{reason}""#
+            )
+            .as_str()
+        ),
+        "WWW-Authenticate"
+    );
+    let ctype = resp.header("content-type").unwrap_or_default();
+    assert!(
+        ctype.starts_with("application/json"),
+        "content-type {ctype:?}"
+    );
+    let body = resp.json();
+    assert_eq!(body["error"], "invalid_token", "body: {body}");
+    assert_eq!(body["error_description"], reason, "body: {body}");
+    assert_no_token_in(resp, token);
+}
+
+/// Neither the token nor any of its three parts appears in the response.
+pub fn assert_no_token_in(resp: &Response, token: &str) {
+    let text = resp.text();
+    let mut headers = String::new();
+    for (k, v) in &resp.headers {
+        headers.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
+    }
+    for part in std::iter::once(token).chain(token.split('.')) {
+        if part.len() >= 8 {
+            assert!(
+                !text.contains(part),
+                "response body echoes (part of) the token: {text}"
+            );
+            assert!(
+                !headers.contains(part),
+                "response headers echo (part of) the token: {headers}"
+            );
+        }
+    }
+}
+
+/// base64url without padding.
+pub fn b64url(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
