@@ -1,26 +1,35 @@
-//! The admin listener: /healthz and /readyz over plain HTTP.
+//! The admin listener (plain HTTP, keep it on loopback): /healthz, /readyz and POST /revoke,
+//! which `portcullis revoke` calls.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use serde::Deserialize;
 use tokio::net::TcpListener;
 
+use crate::app::App;
+use crate::pipeline::unix_now;
+
 /// Serves the admin endpoints until the process ends.
-pub async fn serve(listener: TcpListener) {
+pub async fn serve(listener: TcpListener, app: Arc<App>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             // Out of file descriptors and the like: back off instead of spinning.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         };
+        let app = app.clone();
         tokio::spawn(async move {
-            let service =
-                service_fn(|request| async move { Ok::<_, Infallible>(answer(&request)) });
+            let service = service_fn(move |request| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(answer(&app, request).await) }
+            });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(std::time::Duration::from_secs(30), conn).await;
@@ -28,13 +37,120 @@ pub async fn serve(listener: TcpListener) {
     }
 }
 
-fn answer(request: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
     // The listeners are bound before this serves, so ready means serving.
-    let (status, body) = match request.uri().path() {
-        "/healthz" | "/readyz" => (StatusCode::OK, "ok\n"),
-        _ => (StatusCode::NOT_FOUND, "not found\n"),
+    match (request.method(), request.uri().path()) {
+        (&Method::GET, "/healthz" | "/readyz") => text(StatusCode::OK, "ok\n"),
+        (&Method::POST, "/revoke") => revoke(app, request).await,
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// What to revoke: one token by jti, or everything a subject holds now.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeOrder {
+    /// A token id.
+    #[serde(default)]
+    pub jti: Option<String>,
+    /// A subject: every token issued to it until now.
+    #[serde(default)]
+    pub sub: Option<String>,
+}
+
+async fn revoke(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let Ok(body) = Limited::new(request.into_body(), 4096).collect().await else {
+        return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n");
     };
+    let Ok(order) = serde_json::from_slice::<RevokeOrder>(&body.to_bytes()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "expected {\"jti\": ID} or {\"sub\": NAME}\n",
+        );
+    };
+    let now = unix_now();
+    let snap = app.shared.load_full();
+    // The CLI does not know a token's exp: keep the entry as long as any token can live.
+    let longest =
+        snap.lifetimes.access.max(snap.lifetimes.refresh).as_secs() + snap.expect.leeway_secs;
+    let result = match (&order.jti, &order.sub) {
+        (Some(jti), None) if !jti.is_empty() => {
+            app.revocations.revoke_jti(jti, now + longest).await
+        }
+        // Tokens issued in this very second are revoked too.
+        (None, Some(sub)) if !sub.is_empty() => app.revocations.revoke_subject(sub, now + 1).await,
+        _ => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "expected exactly one of jti, sub\n",
+            )
+        }
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!(target: "audit", event = "revoke", jti = order.jti.as_deref().unwrap_or("-"),
+                user = order.sub.as_deref().unwrap_or("-"));
+            text(StatusCode::OK, "revoked\n")
+        }
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "revocation store unavailable\n",
+        ),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     response
+}
+
+/// Client side of POST /revoke, for `portcullis revoke`.
+pub async fn post_revoke(
+    admin: std::net::SocketAddr,
+    order: &serde_json::Value,
+) -> Result<String, AdminError> {
+    let stream = tokio::net::TcpStream::connect(admin)
+        .await
+        .map_err(AdminError::Connect)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(AdminError::Http)?;
+    tokio::spawn(conn);
+    let request = Request::post("/revoke")
+        .header(http::header::HOST, admin.to_string())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(order.to_string())))
+        .map_err(|_| AdminError::Status(StatusCode::BAD_REQUEST, String::new()))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(AdminError::Http)?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(AdminError::Http)?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if status.is_success() {
+        Ok(text)
+    } else {
+        Err(AdminError::Status(status, text))
+    }
+}
+
+/// Why the admin listener could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// No connection.
+    #[error("cannot reach the admin listener: {0}")]
+    Connect(std::io::Error),
+    /// HTTP failed.
+    #[error("admin request failed: {0}")]
+    Http(hyper::Error),
+    /// The gateway refused.
+    #[error("admin listener answered {0}: {1}")]
+    Status(StatusCode, String),
 }

@@ -56,11 +56,41 @@ enum Command {
         #[arg(long, default_value = "certs")]
         out: PathBuf,
     },
+    /// Read a password on stdin (no echo on a terminal), print its argon2id PHC hash.
+    HashPassword,
+    /// Manage users of the file user store.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Revoke one token (--jti) or everything a subject holds (--sub), via the admin listener.
+    Revoke {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Token id to revoke.
+        #[arg(long, conflicts_with = "sub", required_unless_present = "sub")]
+        jti: Option<String>,
+        /// Subject whose tokens issued until now are revoked.
+        #[arg(long)]
+        sub: Option<String>,
+    },
     /// A demo upstream that answers with the request it saw, as JSON.
     Echo {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user (prompts for the password twice; reads one line when stdin is not a terminal).
+    Add {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// User name (a-z, 0-9, '.', '_', '-'; case-insensitive).
+        name: String,
+        /// A role; repeat for several.
+        #[arg(long = "role")]
+        roles: Vec<String>,
     },
 }
 
@@ -86,6 +116,13 @@ pub fn main() -> anyhow::Result<ExitCode> {
         } => token(config, &sub, roles, ttl.as_deref()),
         Command::Keygen { alg, kid, out } => keygen(alg, &kid, &out),
         Command::DevCerts { out } => dev_certs(&out),
+        Command::HashPassword => hash_password(),
+        Command::User(UserCommand::Add {
+            config,
+            name,
+            roles,
+        }) => user_add(config, &name, roles),
+        Command::Revoke { config, jti, sub } => revoke(config, jti, sub),
         Command::Echo { listen } => runtime()?
             .block_on(portcullis::echo::serve(listen))
             .map(|()| ExitCode::SUCCESS)
@@ -98,7 +135,8 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if std::env::var("PORTCULLIS_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -141,9 +179,11 @@ fn run(arg: ConfigArg) -> anyhow::Result<ExitCode> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    let shared = portcullis::snapshot::share(loaded.snapshot);
-    runtime()?
-        .block_on(portcullis::listen::serve(shared, loaded.listen))
+    let runtime = runtime()?;
+    let _guard = runtime.enter();
+    let (app, listen) = portcullis::app::App::new(loaded);
+    runtime
+        .block_on(portcullis::listen::serve(app, listen))
         .context("serving")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -214,5 +254,75 @@ fn dev_certs(out: &Path) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let (cert, key) = portcullis::devcerts::write_dev_cert(out)?;
     println!("wrote {}\nwrote {}", cert.display(), key.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a password: without echo from a terminal, else one line from stdin.
+fn read_password(prompt: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(prompt).context("cannot read the password")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    };
+    if password.is_empty() {
+        bail!("empty password");
+    }
+    Ok(password)
+}
+
+fn hash_password() -> anyhow::Result<ExitCode> {
+    let password = read_password("password: ")?;
+    let phc = portcullis::users::hash::hash_blocking(&password)
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    println!("{phc}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn user_add(arg: ConfigArg, name: &str, roles: Vec<String>) -> anyhow::Result<ExitCode> {
+    let source = source(&arg);
+    let users_file = users_file(&source)?;
+    let password = read_password("password: ")?;
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) && read_password("again: ")? != password
+    {
+        bail!("the passwords differ");
+    }
+    portcullis::users::name::check_password(name, &password).map_err(anyhow::Error::msg)?;
+    let phc = portcullis::users::hash::hash_blocking(&password)
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    portcullis::users::file::add_user_blocking(&users_file, name, &phc, roles)
+        .map_err(|e| anyhow::anyhow!("cannot add {name}: {e}"))?;
+    println!("added {name} to {}", users_file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The users.toml the configuration names (file backend only).
+fn users_file(source: &Source) -> anyhow::Result<PathBuf> {
+    let text = source
+        .read(&source.gateway_path())
+        .context("cannot read gateway.toml")?;
+    let file: config::raw::GatewayFile = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("invalid gateway.toml: {}", e.message()))?;
+    if *file.users.backend.get_ref() != config::raw::UsersBackend::File {
+        bail!("`user add` needs [users] backend = \"file\"");
+    }
+    Ok(config::compile::resolve(
+        &source.base_dir(),
+        &file.users.file,
+    ))
+}
+
+fn revoke(arg: ConfigArg, jti: Option<String>, sub: Option<String>) -> anyhow::Result<ExitCode> {
+    let loaded = load(&source(&arg))?;
+    let Some(admin) = loaded.listen.admin_addr else {
+        bail!("`revoke` talks to the running gateway's admin listener: set [admin] addr");
+    };
+    let order = serde_json::json!({ "jti": jti, "sub": sub });
+    let body = runtime()?.block_on(portcullis::admin::post_revoke(admin, &order))?;
+    print!("{body}");
     Ok(ExitCode::SUCCESS)
 }

@@ -14,9 +14,11 @@
 //! 7. Any refusal becomes a response in [`reject::respond`], and only there.
 
 pub mod admin;
+pub mod app;
 pub mod config;
 pub mod devcerts;
 pub mod echo;
+pub mod endpoints;
 pub mod forward;
 mod idle;
 pub mod keygen;
@@ -25,10 +27,13 @@ pub mod path;
 pub mod pipeline;
 pub mod policy;
 pub mod reject;
+pub mod revoke;
 pub mod route;
 pub mod snapshot;
+pub mod throttle;
 pub mod tls;
 pub mod token;
+pub mod users;
 
 /// The body of every response the gateway sends: the upstream's, streamed, or its own.
 pub type Body = http_body_util::Either<hyper::body::Incoming, http_body_util::Full<bytes::Bytes>>;

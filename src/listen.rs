@@ -12,20 +12,21 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::app::App;
 use crate::idle::Tracked;
 use crate::pipeline::{self, ConnInfo};
-use crate::snapshot::{ListenSettings, Shared};
+use crate::snapshot::ListenSettings;
 
 /// What every connection task needs, shared across the accept loops.
 struct Server {
-    shared: Shared,
+    app: Arc<App>,
     settings: ListenSettings,
     http: auto::Builder<TokioExecutor>,
     slots: Arc<Semaphore>,
 }
 
 /// Binds every configured listener, then serves until the process ends.
-pub async fn serve(shared: Shared, settings: ListenSettings) -> std::io::Result<()> {
+pub async fn serve(app: Arc<App>, settings: ListenSettings) -> std::io::Result<()> {
     let tls_listener = TcpListener::bind(settings.addr).await?;
     let plain_listener = match settings.plain_addr {
         Some(addr) => Some(TcpListener::bind(addr).await?),
@@ -39,14 +40,15 @@ pub async fn serve(shared: Shared, settings: ListenSettings) -> std::io::Result<
     let server = Arc::new(Server {
         http: http_builder(&settings),
         slots: Arc::new(Semaphore::new(settings.max_connections)),
-        shared,
+        app: app.clone(),
         settings,
     });
+    app.spawn_purger();
     if let Some(listener) = plain_listener {
         tokio::spawn(accept_loop(server.clone(), listener, false));
     }
     if let Some(listener) = admin_listener {
-        tokio::spawn(crate::admin::serve(listener));
+        tokio::spawn(crate::admin::serve(listener, app.clone()));
     }
     accept_loop(server, tls_listener, true).await;
     Ok(())
@@ -104,7 +106,7 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool) {
 }
 
 async fn serve_tls(server: &Server, stream: TcpStream, peer: SocketAddr) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(server.shared.load().tls.clone());
+    let acceptor = tokio_rustls::TlsAcceptor::from(server.app.shared.load().tls.clone());
     let handshake =
         tokio::time::timeout(server.settings.header_timeout, acceptor.accept(stream)).await;
     match handshake {
@@ -129,10 +131,10 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (io, activity) = Tracked::new(io);
-    let shared = server.shared.clone();
+    let app = server.app.clone();
     let service = service_fn(move |request| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(pipeline::handle(&shared, &info, request).await) }
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(pipeline::handle(&app, &info, request).await) }
     });
     let connection = server
         .http

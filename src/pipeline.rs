@@ -9,12 +9,13 @@ use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use crate::app::App;
 use crate::forward::headers::{self, X_REQUEST_ID};
 use crate::reject::{self, Reject};
-use crate::snapshot::{Route, Shared, Snapshot};
+use crate::snapshot::{Route, Snapshot};
 use crate::token::verify;
 use crate::token::{Claims, TokenType};
-use crate::{path, route, Body};
+use crate::{endpoints, path, route, Body};
 
 /// What the listener knows about the connection a request came in on.
 #[derive(Debug, Clone, Copy)]
@@ -26,14 +27,10 @@ pub struct ConnInfo {
 }
 
 /// Serves one request: the upstream's response, or the gateway's refusal.
-pub async fn handle(
-    shared: &Shared,
-    conn: &ConnInfo,
-    request: Request<Incoming>,
-) -> Response<Body> {
-    let snapshot = shared.load_full();
+pub async fn handle(app: &App, conn: &ConnInfo, request: Request<Incoming>) -> Response<Body> {
+    let snapshot = app.shared.load_full();
     let method = request.method().clone();
-    match proxy(&snapshot, conn, request).await {
+    match proxy(app, &snapshot, conn, request).await {
         Ok(response) => response,
         Err(rejected) => {
             log_reject(conn, &method, rejected);
@@ -44,18 +41,23 @@ pub async fn handle(
 
 /// The stages in order; each returns a `Reject` to stop the request.
 async fn proxy(
+    app: &App,
     snap: &Snapshot,
     conn: &ConnInfo,
     mut request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
     let host = request_host(&request)?.map(str::to_owned);
     let normalized = path::normalize(request.uri().path()).map_err(Reject::BadPath)?;
+    if let Some(endpoint) = endpoints::classify(snap, request.method(), &normalized) {
+        drop(normalized);
+        return endpoints::handle(app, snap, conn, endpoint, request).await;
+    }
     let (_, route) = snap
         .routes
         .find(host.as_deref(), request.method(), &normalized)
         .ok_or(Reject::NoRoute)?;
     let claims = match route.policy.requires_token() {
-        true => Some(authorize(snap, conn, route, request.headers())?),
+        true => Some(authorize(app, snap, conn, route, request.headers())?),
         false => None,
     };
     let forwarded: Cow<'_, str> = match &route.strip_prefix {
@@ -85,24 +87,19 @@ async fn proxy(
     Ok(response.map(Body::Left))
 }
 
-/// Token, then policy; the claims are returned for the identity headers.
+/// Token, revocation, then policy; the claims are returned for the identity headers.
 ///
 /// Every denial is logged here, once, on the `audit` target with the route and reason.
 fn authorize(
+    app: &App,
     snap: &Snapshot,
     conn: &ConnInfo,
     route: &Route,
     headers: &http::HeaderMap,
 ) -> Result<Claims, Reject> {
-    let verified = verify::bearer(headers).and_then(|token| {
-        verify::verify(
-            &snap.keys,
-            &snap.expect,
-            token,
-            TokenType::Access,
-            unix_now(),
-        )
-    });
+    let now = unix_now();
+    let verified = verify::bearer(headers)
+        .and_then(|token| verify::verify(&snap.keys, &snap.expect, token, TokenType::Access, now));
     let claims = match verified {
         Ok(claims) => claims,
         Err(err) => {
@@ -110,9 +107,21 @@ fn authorize(
             return Err(Reject::Token(err));
         }
     };
-    if let Err(deny) = route.policy.evaluate(&claims) {
-        audit_denied(conn, route, Some(&claims.sub), Reject::Forbidden(deny));
-        return Err(Reject::Forbidden(deny));
+    let revoked = app.revocations.is_revoked(
+        &claims.jti,
+        &claims.sub,
+        claims.iat,
+        claims.fam.as_deref(),
+        now,
+    );
+    let refused = match revoked {
+        Ok(false) => route.policy.evaluate(&claims).err().map(Reject::Forbidden),
+        Ok(true) => Some(Reject::Revoked),
+        Err(_) => Some(Reject::Unavailable("revocation store unavailable")),
+    };
+    if let Some(rejected) = refused {
+        audit_denied(conn, route, Some(&claims.sub), rejected);
+        return Err(rejected);
     }
     Ok(claims)
 }

@@ -1,7 +1,9 @@
 //! Every refusal the gateway makes, and the one place that turns it into a response.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{
+    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
@@ -27,6 +29,28 @@ pub enum Reject {
     UpstreamUnavailable,
     /// The upstream did not answer in time (504).
     UpstreamTimeout,
+    /// The token was revoked (401).
+    Revoked,
+    /// A gateway endpoint was called with the wrong method (405).
+    MethodNotAllowed,
+    /// A gateway endpoint got a body that is not JSON (415).
+    UnsupportedMediaType,
+    /// A gateway endpoint got a body over its limit (413).
+    PayloadTooLarge,
+    /// Login failed: unknown user, wrong password or disabled user, one answer for all (401).
+    BadCredentials,
+    /// Too many failed logins; retry after this many seconds (429).
+    Throttled(u64),
+    /// A spent refresh token was presented again: its family is revoked (401).
+    RefreshReuse,
+    /// The user behind a refresh token is disabled or gone (401).
+    UserGone,
+    /// Registration: the name is taken (409).
+    Taken,
+    /// A dependency (user store, revocation store, hash pool) cannot answer now (503).
+    Unavailable(&'static str),
+    /// Something that should not fail did; details are in the log (500).
+    Internal,
 }
 
 /// The realm named in every `WWW-Authenticate` challenge.
@@ -42,6 +66,16 @@ impl Reject {
             Reject::Forbidden(_) => StatusCode::FORBIDDEN,
             Reject::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reject::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Reject::Revoked | Reject::BadCredentials | Reject::RefreshReuse | Reject::UserGone => {
+                StatusCode::UNAUTHORIZED
+            }
+            Reject::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Reject::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Reject::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Reject::Taken => StatusCode::CONFLICT,
+            Reject::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Reject::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -55,6 +89,16 @@ impl Reject {
             Reject::Forbidden(_) => "insufficient_scope",
             Reject::UpstreamUnavailable => "bad_gateway",
             Reject::UpstreamTimeout => "gateway_timeout",
+            Reject::Revoked => "invalid_token",
+            Reject::MethodNotAllowed => "method_not_allowed",
+            Reject::UnsupportedMediaType => "unsupported_media_type",
+            Reject::PayloadTooLarge => "payload_too_large",
+            Reject::BadCredentials => "invalid_credentials",
+            Reject::Throttled(_) => "too_many_attempts",
+            Reject::RefreshReuse | Reject::UserGone => "invalid_grant",
+            Reject::Taken => "conflict",
+            Reject::Unavailable(_) => "unavailable",
+            Reject::Internal => "internal_error",
         }
     }
 
@@ -68,6 +112,17 @@ impl Reject {
             Reject::Forbidden(d) => d.reason(),
             Reject::UpstreamUnavailable => "upstream unavailable",
             Reject::UpstreamTimeout => "upstream timed out",
+            Reject::Revoked => "token revoked",
+            Reject::MethodNotAllowed => "method not allowed",
+            Reject::UnsupportedMediaType => "expected Content-Type: application/json",
+            Reject::PayloadTooLarge => "request body too large",
+            Reject::BadCredentials => "invalid username or password",
+            Reject::Throttled(_) => "too many failed attempts, retry later",
+            Reject::RefreshReuse => "refresh token reuse detected; the session is revoked",
+            Reject::UserGone => "user is disabled or no longer exists",
+            Reject::Taken => "username is taken",
+            Reject::Unavailable(reason) => reason,
+            Reject::Internal => "internal error",
         }
     }
 
@@ -76,7 +131,11 @@ impl Reject {
         match self {
             // RFC 6750 3.1: no error code when the request carried no credentials.
             Reject::Token(TokenError::Missing) => Some(format!("Bearer realm=\"{REALM}\"")),
-            Reject::Token(_) | Reject::Forbidden(_) => Some(format!(
+            // RFC 9110 15.5.2: every 401 carries a challenge.
+            Reject::BadCredentials | Reject::RefreshReuse | Reject::UserGone => {
+                Some(format!("Bearer realm=\"{REALM}\""))
+            }
+            Reject::Token(_) | Reject::Revoked | Reject::Forbidden(_) => Some(format!(
                 "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{}\"",
                 self.code(),
                 self.reason()
@@ -97,6 +156,18 @@ pub fn respond(reject: Reject) -> Response<Body> {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    match reject {
+        Reject::Throttled(secs) => {
+            headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        Reject::Unavailable(_) => {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        Reject::MethodNotAllowed => {
+            headers.insert(ALLOW, HeaderValue::from_static("POST"));
+        }
+        _ => {}
+    }
     if let Some(challenge) = reject.challenge() {
         // Built only from static strings, so it is always a valid header value.
         if let Ok(value) = HeaderValue::from_str(&challenge) {
@@ -138,6 +209,22 @@ mod tests {
             .to_str()
             .unwrap_or_default();
         assert!(challenge.contains("insufficient_scope"), "{challenge}");
+    }
+
+    #[test]
+    fn throttled_carries_retry_after() {
+        let resp = respond(Reject::Throttled(42));
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[RETRY_AFTER], "42");
+    }
+
+    #[test]
+    fn revoked_token_is_an_invalid_token_challenge() {
+        let resp = respond(Reject::Revoked);
+        let challenge = resp.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap_or_default();
+        assert!(challenge.contains("token revoked"), "{challenge}");
     }
 
     #[test]

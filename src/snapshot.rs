@@ -51,6 +51,23 @@ pub struct Snapshot {
     pub identity: IdentityHeaders,
     /// The TLS server configuration (certificate swap on reload).
     pub tls: Arc<rustls::ServerConfig>,
+    /// Settings of the endpoints the gateway answers itself.
+    pub auth: AuthSettings,
+    /// The JWK Set served at /.well-known/jwks.json, serialized once.
+    pub jwks: bytes::Bytes,
+}
+
+/// Settings of /auth/*.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Path prefix of login, refresh, logout and register (no trailing '/').
+    pub prefix: String,
+    /// Whether POST {prefix}/register exists.
+    pub registration: bool,
+    /// Roles given to self-registered users.
+    pub default_roles: Vec<String>,
+    /// Seconds within which a just-spent refresh token returns the same successor pair.
+    pub reuse_grace: u64,
 }
 
 /// Listener settings, fixed for the life of the process.

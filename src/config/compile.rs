@@ -23,6 +23,12 @@ pub struct Loaded {
     pub snapshot: Snapshot,
     /// Listener addresses and limits.
     pub listen: ListenSettings,
+    /// The user store, loaded and checked.
+    pub users: crate::users::UserStore,
+    /// Password hashing pool size and queue.
+    pub hashing: (usize, usize),
+    /// Failed-login limits.
+    pub throttle: crate::throttle::Limits,
     /// Things that work but are probably mistakes (shadowed routes).
     pub warnings: Vec<String>,
 }
@@ -96,35 +102,49 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
     let identity = identity_headers(&mut diag, &file.identity);
     check_tokens(&mut diag, &file.tokens);
     let listen = listen_settings(&mut diag, &base, &file);
+    let login = super::compile_auth::login_side(&mut diag, &base, &file);
     let routes_path = resolve(&base, &file.routes.file);
     let routes = super::compile_routes::load_routes(source, &routes_path, &mut errors);
-    match (tls, keys, identity, listen, routes) {
-        (Some(tls), Some(keys), Some(identity), Some(listen), Some((routes, warnings)))
-            if errors.is_empty() =>
-        {
-            let snapshot = Snapshot {
-                routes,
-                keys,
-                expect: Expectations {
-                    issuer: file.tokens.issuer.into_inner(),
-                    audience: file.tokens.audience.into_inner(),
-                    leeway_secs: file.tokens.leeway.get().as_secs(),
-                },
-                lifetimes: TokenLifetimes {
-                    access: file.tokens.access_ttl.get(),
-                    refresh: file.tokens.refresh_ttl.get(),
-                },
-                identity,
-                tls,
-            };
-            Ok(Loaded {
-                snapshot,
-                listen,
-                warnings,
-            })
-        }
-        _ => Err(ConfigErrors(errors)),
+    let (
+        Some(tls),
+        Some(keys),
+        Some(identity),
+        Some(listen),
+        Some(login),
+        Some((routes, warnings)),
+    ) = (tls, keys, identity, listen, login, routes)
+    else {
+        return Err(ConfigErrors(errors));
+    };
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
     }
+    let tokens = file.tokens;
+    let snapshot = Snapshot {
+        routes,
+        expect: Expectations {
+            issuer: tokens.issuer.into_inner(),
+            audience: tokens.audience.into_inner(),
+            leeway_secs: tokens.leeway.get().as_secs(),
+        },
+        lifetimes: TokenLifetimes {
+            access: tokens.access_ttl.get(),
+            refresh: tokens.refresh_ttl.get(),
+        },
+        jwks: bytes::Bytes::from(crate::token::jwks::jwks(&keys).to_string()),
+        keys,
+        identity,
+        tls,
+        auth: login.auth,
+    };
+    Ok(Loaded {
+        snapshot,
+        listen,
+        users: login.users,
+        hashing: login.hashing,
+        throttle: login.throttle,
+        warnings,
+    })
 }
 
 /// `routes.file` of a gateway.toml that is valid TOML but failed validation.
@@ -158,7 +178,7 @@ pub fn resolve(base: &Path, path: &str) -> PathBuf {
     out
 }
 
-fn read_bytes(
+pub(crate) fn read_bytes(
     diag: &mut Diag<'_>,
     base: &Path,
     path: &Spanned<String>,

@@ -30,6 +30,18 @@ pub struct GatewayFile {
     pub identity: Identity,
     /// Where the route table lives.
     pub routes: RoutesRef,
+    /// The user store behind /auth/login.
+    #[serde(default)]
+    pub users: Users,
+    /// Failed-login throttling.
+    #[serde(default)]
+    pub login: Login,
+    /// Where revocations live.
+    #[serde(default)]
+    pub store: Store,
+    /// The endpoints the gateway answers itself.
+    #[serde(default)]
+    pub endpoints: Endpoints,
 }
 
 /// `[listen]`.
@@ -99,6 +111,13 @@ pub struct Tokens {
     pub leeway: HumanDuration,
     /// The kid of the key that signs new tokens.
     pub signing_kid: Spanned<String>,
+    /// Redeeming a just-spent refresh token again within this returns the same new pair.
+    #[serde(default = "default_reuse_grace")]
+    pub refresh_reuse_grace: HumanDuration,
+}
+
+fn default_reuse_grace() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
 }
 
 fn default_access_ttl() -> HumanDuration {
@@ -279,4 +298,147 @@ pub struct Route {
 
 fn default_auth() -> Spanned<Auth> {
     Spanned::new(0..0, Auth::Required)
+}
+
+/// Which user store checks passwords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UsersBackend {
+    /// users.toml with argon2id hashes.
+    #[default]
+    File,
+    /// POST the credentials to an existing backend.
+    Http,
+}
+
+/// `[users]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Users {
+    /// `file` or `http`.
+    #[serde(default = "default_users_backend")]
+    pub backend: Spanned<UsersBackend>,
+    /// users.toml (file backend), relative to gateway.toml.
+    #[serde(default = "default_users_file")]
+    pub file: String,
+    /// Credential-check URL (http backend).
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// Time allowed for the http backend to answer.
+    #[serde(default = "default_users_timeout")]
+    pub timeout: HumanDuration,
+    /// Whether POST /auth/register exists.
+    #[serde(default)]
+    pub registration: bool,
+    /// Roles given to self-registered users.
+    #[serde(default)]
+    pub default_roles: Vec<String>,
+    /// Password hashes computed at once (default: number of CPUs).
+    #[serde(default)]
+    pub hash_workers: Option<Spanned<usize>>,
+    /// Logins allowed to wait for a hash worker; more get 503 at once.
+    #[serde(default = "default_hash_queue")]
+    pub hash_queue: usize,
+}
+
+impl Default for Users {
+    fn default() -> Self {
+        Users {
+            backend: Spanned::new(0..0, UsersBackend::File),
+            file: default_users_file(),
+            url: None,
+            timeout: default_users_timeout(),
+            registration: false,
+            default_roles: Vec::new(),
+            hash_workers: None,
+            hash_queue: default_hash_queue(),
+        }
+    }
+}
+
+fn default_users_backend() -> Spanned<UsersBackend> {
+    Spanned::new(0..0, UsersBackend::File)
+}
+fn default_users_file() -> String {
+    "users.toml".to_string()
+}
+fn default_users_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(2))
+}
+fn default_hash_queue() -> usize {
+    64
+}
+
+/// `[login]`: failed attempts allowed per window before 429.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// Failures per username.
+    #[serde(default = "default_per_user")]
+    pub max_failures_per_user: Spanned<u32>,
+    /// Failures per client IP (IPv6: per /64).
+    #[serde(default = "default_per_ip")]
+    pub max_failures_per_ip: Spanned<u32>,
+    /// The window the counts run over; also the longest Retry-After.
+    #[serde(default = "default_login_window")]
+    pub window: HumanDuration,
+}
+
+impl Default for Login {
+    fn default() -> Self {
+        Login {
+            max_failures_per_user: default_per_user(),
+            max_failures_per_ip: default_per_ip(),
+            window: default_login_window(),
+        }
+    }
+}
+
+fn default_per_user() -> Spanned<u32> {
+    Spanned::new(0..0, 5)
+}
+fn default_per_ip() -> Spanned<u32> {
+    Spanned::new(0..0, 20)
+}
+fn default_login_window() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(15 * 60))
+}
+
+/// Which revocation store is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// In this process only.
+    #[default]
+    Memory,
+}
+
+/// `[store]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    /// `memory` (the only one so far).
+    #[serde(default)]
+    pub backend: StoreBackend,
+}
+
+/// `[endpoints]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoints {
+    /// Prefix of login, refresh, logout and register.
+    #[serde(default = "default_prefix")]
+    pub prefix: Spanned<String>,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Endpoints {
+            prefix: default_prefix(),
+        }
+    }
+}
+
+fn default_prefix() -> Spanned<String> {
+    Spanned::new(0..0, "/auth".to_string())
 }

@@ -8,7 +8,7 @@ use std::fmt;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 
 use super::Alg;
-pub(crate) use material::rcgen_alg;
+pub(crate) use material::{der_element, rcgen_alg};
 
 /// Key bytes as configured: an HMAC secret, a private PEM, or a public PEM.
 #[derive(Clone)]

@@ -147,7 +147,7 @@ fn rsa_modulus_bits(der: &[u8]) -> Option<usize> {
 }
 
 /// Splits one DER element with the given tag into (contents, rest).
-fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+pub(crate) fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
     let (&found, rest) = input.split_first()?;
     if found != tag {
         return None;

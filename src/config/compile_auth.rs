@@ -1,0 +1,134 @@
+//! [users], [login], [endpoints] and refresh settings -> the login side of the runtime.
+
+use std::path::Path;
+
+use super::compile::{resolve, Diag};
+use super::raw::{self, GatewayFile, UsersBackend};
+use crate::snapshot::AuthSettings;
+use crate::throttle::Limits;
+use crate::users::file::FileStore;
+use crate::users::http::HttpStore;
+use crate::users::UserStore;
+
+/// The login side of a configuration, checked.
+pub(crate) struct LoginSide {
+    /// Endpoint settings.
+    pub(crate) auth: AuthSettings,
+    /// The user store.
+    pub(crate) users: UserStore,
+    /// Failed-login limits.
+    pub(crate) throttle: Limits,
+    /// Hash workers and queue.
+    pub(crate) hashing: (usize, usize),
+}
+
+/// Checks [users], [login], [endpoints]; every error is recorded before giving up.
+pub(crate) fn login_side(
+    diag: &mut Diag<'_>,
+    base: &Path,
+    file: &GatewayFile,
+) -> Option<LoginSide> {
+    let auth = auth_settings(diag, file);
+    let users = user_store(diag, base, &file.users);
+    let throttle = throttle_limits(diag, &file.login);
+    let hashing = hashing(diag, &file.users);
+    Some(LoginSide {
+        auth: auth?,
+        users: users?,
+        throttle: throttle?,
+        hashing: hashing?,
+    })
+}
+
+/// Endpoint prefix, registration and refresh grace.
+fn auth_settings(diag: &mut Diag<'_>, file: &GatewayFile) -> Option<AuthSettings> {
+    let prefix = file.endpoints.prefix.get_ref();
+    let trimmed = prefix.trim_end_matches('/');
+    let well_formed = trimmed.starts_with('/')
+        && crate::path::normalize(trimmed).ok().as_deref() == Some(trimmed)
+        && !trimmed.contains(['*', '?', '#', ';']);
+    if !well_formed {
+        diag.at(
+            file.endpoints.prefix.span(),
+            format!("invalid prefix \"{prefix}\" (expected a path such as \"/auth\")"),
+        );
+        return None;
+    }
+    if file.users.default_roles.iter().any(|r| r.trim().is_empty()) {
+        diag.at(0..0, "users.default_roles must not contain an empty role");
+        return None;
+    }
+    Some(AuthSettings {
+        prefix: trimmed.to_string(),
+        registration: file.users.registration,
+        default_roles: file.users.default_roles.clone(),
+        reuse_grace: file.tokens.refresh_reuse_grace.get().as_secs(),
+    })
+}
+
+/// Loads the configured user store; the file store's errors carry their own positions.
+fn user_store(diag: &mut Diag<'_>, base: &Path, users: &raw::Users) -> Option<UserStore> {
+    match users.backend.get_ref() {
+        UsersBackend::File => {
+            let path = resolve(base, &users.file);
+            match FileStore::load(&path, true) {
+                Ok(store) => Some(UserStore::File(store)),
+                Err(err) => {
+                    diag.errors.extend(err.into_errors());
+                    None
+                }
+            }
+        }
+        UsersBackend::Http => {
+            let Some(url) = &users.url else {
+                diag.at(
+                    users.backend.span(),
+                    "backend = \"http\" needs url = \"http://...\" (the credential-check endpoint)",
+                );
+                return None;
+            };
+            match HttpStore::new(url.get_ref(), users.timeout.get()) {
+                Ok(store) => Some(UserStore::Http(store)),
+                Err(err) => {
+                    diag.at(url.span(), format!("invalid users url: {err}"));
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Failed-login limits.
+fn throttle_limits(diag: &mut Diag<'_>, login: &raw::Login) -> Option<Limits> {
+    let mut ok = true;
+    for field in [&login.max_failures_per_user, &login.max_failures_per_ip] {
+        if *field.get_ref() == 0 {
+            diag.at(field.span(), "must be at least 1");
+            ok = false;
+        }
+    }
+    let window_secs = login.window.get().as_secs();
+    if window_secs == 0 {
+        diag.at(0..0, "login.window must be at least 1s");
+        ok = false;
+    }
+    ok.then(|| Limits {
+        per_user: *login.max_failures_per_user.get_ref(),
+        per_ip: *login.max_failures_per_ip.get_ref(),
+        window_secs,
+    })
+}
+
+/// Hash workers (default: CPUs) and queue length.
+fn hashing(diag: &mut Diag<'_>, users: &raw::Users) -> Option<(usize, usize)> {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = match &users.hash_workers {
+        Some(w) if *w.get_ref() == 0 => {
+            diag.at(w.span(), "hash_workers must be at least 1");
+            return None;
+        }
+        Some(w) => *w.get_ref(),
+        None => cpus,
+    };
+    Some((workers, users.hash_queue))
+}

@@ -1,0 +1,83 @@
+//! Reading a small JSON body with the checks every /auth endpoint shares.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+
+use crate::reject::Reject;
+use crate::Body;
+
+/// Largest body an /auth endpoint reads.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// Whether the request says it carries JSON (`application/json`, parameters allowed).
+fn is_json(request: &Request<Incoming>) -> bool {
+    let Some(value) = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let media = value.split(';').next().unwrap_or_default().trim();
+    media.eq_ignore_ascii_case("application/json")
+}
+
+/// Whether the request has no body at all.
+pub fn is_empty(request: &Request<Incoming>) -> bool {
+    use http_body::Body as _;
+    request.body().is_end_stream()
+        || request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
+}
+
+/// Reads and parses the JSON body: 415 if not JSON, 413 over the limit, 400 if malformed.
+pub async fn read_json<T: DeserializeOwned>(request: Request<Incoming>) -> Result<T, Reject> {
+    if !is_json(&request) {
+        return Err(Reject::UnsupportedMediaType);
+    }
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY as u64) {
+        return Err(Reject::PayloadTooLarge);
+    }
+    let collected = Limited::new(request.into_body(), MAX_BODY).collect().await;
+    let bytes = match collected {
+        Ok(collected) => collected.to_bytes(),
+        Err(err)
+            if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(Reject::PayloadTooLarge)
+        }
+        Err(_) => return Err(Reject::BadRequest("request body could not be read")),
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|_| Reject::BadRequest("malformed JSON or missing fields"))
+}
+
+/// A JSON answer that must never be cached (it carries tokens).
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::Right(Full::new(Bytes::from(value.to_string()))));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// An empty answer (204).
+pub fn no_content() -> Response<Body> {
+    let mut response = Response::new(Body::Right(Full::new(Bytes::new())));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}

@@ -1,0 +1,68 @@
+//! POST /auth/login: credentials in, a token pair out; throttled per username and IP.
+
+use http::Request;
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use super::body;
+use super::tokens::{self, Subject};
+use crate::app::App;
+use crate::pipeline::{unix_now, ConnInfo};
+use crate::reject::Reject;
+use crate::snapshot::Snapshot;
+use crate::users::LoginError;
+use crate::Body;
+
+/// The login body. Debug is not derived: it holds a password.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// Checks the credentials and answers with a new token pair of a new family.
+pub async fn login(
+    app: &App,
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    request: Request<Incoming>,
+) -> Result<http::Response<Body>, Reject> {
+    let request_id = super::request_id(&request);
+    let creds: Credentials = body::read_json(request).await?;
+    // Throttle on the folded name, so "Alice" and "alice" share one counter.
+    let throttle_key = creds.username.to_ascii_lowercase();
+    let ip = conn.peer.ip();
+    let now = unix_now();
+    if let Err(retry_after) = app.throttle.check(&throttle_key, ip, now) {
+        tracing::info!(target: "audit", event = "login_throttled", user = %throttle_key, client = %ip, request_id, retry_after);
+        return Err(Reject::Throttled(retry_after));
+    }
+    let user = match app
+        .users
+        .authenticate(&app.hasher, &creds.username, &creds.password)
+        .await
+    {
+        Ok(user) => user,
+        Err(LoginError::BadCredentials) => {
+            app.throttle.record_failure(&throttle_key, ip, now);
+            tracing::info!(target: "audit", event = "login_failed", user = %throttle_key, client = %ip, request_id);
+            return Err(Reject::BadCredentials);
+        }
+        Err(LoginError::Busy) => return Err(Reject::Unavailable("too many logins in progress")),
+        Err(LoginError::Unavailable(reason)) => {
+            tracing::warn!(reason, "user store unavailable");
+            return Err(Reject::Unavailable("user store unavailable"));
+        }
+    };
+    app.throttle.reset_user(&throttle_key);
+    let family = crate::token::mint::new_id();
+    let subject = Subject {
+        name: &user.name,
+        roles: &user.roles,
+        claims: &user.claims,
+    };
+    let pair = tokens::issue_pair(snap, &subject, &family, now)?;
+    tracing::info!(target: "audit", event = "login_ok", user = %user.name, client = %ip, request_id, family = %family);
+    Ok(tokens::pair_response(snap, &pair))
+}

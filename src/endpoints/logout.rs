@@ -1,0 +1,75 @@
+//! POST /auth/logout: revoke the presented access token and, if given, its refresh family.
+
+use http::Request;
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use super::body;
+use crate::app::App;
+use crate::pipeline::{unix_now, ConnInfo};
+use crate::reject::Reject;
+use crate::snapshot::Snapshot;
+use crate::token::verify;
+use crate::token::TokenType;
+use crate::Body;
+
+/// The optional logout body. Debug is not derived: it holds a token.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogoutBody {
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// Revokes; the answer is sent only once the revocation is stored.
+pub async fn logout(
+    app: &App,
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    request: Request<Incoming>,
+) -> Result<http::Response<Body>, Reject> {
+    let request_id = super::request_id(&request);
+    let now = unix_now();
+    let token = verify::bearer(request.headers()).map_err(Reject::Token)?;
+    let access = verify::verify(&snap.keys, &snap.expect, token, TokenType::Access, now)
+        .map_err(Reject::Token)?;
+    let body: LogoutBody = match body::is_empty(&request) {
+        true => LogoutBody {
+            refresh_token: None,
+        },
+        false => body::read_json(request).await?,
+    };
+    let unavailable = |_| Reject::Unavailable("revocation store unavailable");
+    // Verification forgives `leeway` past exp, so the revocation must outlive it as long.
+    let leeway = snap.expect.leeway_secs;
+    app.revocations
+        .revoke_jti(&access.jti, access.exp + leeway)
+        .await
+        .map_err(unavailable)?;
+    let mut family = None;
+    if let Some(refresh) = body.refresh_token {
+        let claims = verify::verify(&snap.keys, &snap.expect, &refresh, TokenType::Refresh, now)
+            .map_err(Reject::Token)?;
+        // Only the caller's own session may be ended with their access token.
+        if claims.sub != access.sub {
+            return Err(Reject::BadRequest(
+                "refresh token belongs to another subject",
+            ));
+        }
+        if let Some(fam) = &claims.fam {
+            let family_until = now + snap.lifetimes.refresh.as_secs() + leeway;
+            app.revocations
+                .revoke_family(fam, family_until)
+                .await
+                .map_err(unavailable)?;
+        }
+        app.revocations
+            .revoke_jti(&claims.jti, claims.exp + leeway)
+            .await
+            .map_err(unavailable)?;
+        family = claims.fam;
+    }
+    tracing::info!(target: "audit", event = "logout", user = %access.sub, client = %conn.peer.ip(), request_id,
+        family = family.as_deref().unwrap_or("-"));
+    Ok(body::no_content())
+}

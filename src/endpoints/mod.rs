@@ -1,0 +1,81 @@
+//! The endpoints the gateway answers itself: /auth/* and the JWKS document. Never forwarded.
+
+mod body;
+pub mod jwks;
+pub mod login;
+pub mod logout;
+pub mod refresh;
+pub mod register;
+mod tokens;
+
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+
+use crate::app::App;
+use crate::pipeline::ConnInfo;
+use crate::reject::Reject;
+use crate::snapshot::Snapshot;
+use crate::Body;
+
+/// The JWKS path, fixed by convention (RFC 8414 clients look here).
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// Which gateway endpoint a normalized path names, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// POST {prefix}/login.
+    Login,
+    /// POST {prefix}/refresh.
+    Refresh,
+    /// POST {prefix}/logout.
+    Logout,
+    /// POST {prefix}/register (only when enabled).
+    Register,
+    /// GET /.well-known/jwks.json.
+    Jwks,
+}
+
+/// Recognizes a gateway endpoint; everything else goes to the route table.
+pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint> {
+    if path == JWKS_PATH && (method == Method::GET || method == Method::HEAD) {
+        return Some(Endpoint::Jwks);
+    }
+    let rest = path.strip_prefix(snap.auth.prefix.as_str())?;
+    match rest.trim_end_matches('/') {
+        "/login" => Some(Endpoint::Login),
+        "/refresh" => Some(Endpoint::Refresh),
+        "/logout" => Some(Endpoint::Logout),
+        "/register" if snap.auth.registration => Some(Endpoint::Register),
+        _ => None,
+    }
+}
+
+/// Answers a gateway endpoint.
+pub async fn handle(
+    app: &App,
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    endpoint: Endpoint,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Reject> {
+    if endpoint != Endpoint::Jwks && request.method() != Method::POST {
+        return Err(Reject::MethodNotAllowed);
+    }
+    match endpoint {
+        Endpoint::Login => login::login(app, snap, conn, request).await,
+        Endpoint::Refresh => refresh::refresh(app, snap, conn, request).await,
+        Endpoint::Logout => logout::logout(app, snap, conn, request).await,
+        Endpoint::Register => register::register(app, snap, conn, request).await,
+        Endpoint::Jwks => Ok(jwks::jwks(snap)),
+    }
+}
+
+/// The request id for audit events: the client's when well formed, else a fresh one.
+pub(crate) fn request_id(request: &Request<Incoming>) -> String {
+    request
+        .headers()
+        .get(&crate::forward::headers::X_REQUEST_ID)
+        .filter(|v| crate::forward::headers::is_valid_request_id(v))
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(crate::token::mint::new_id, str::to_string)
+}

@@ -1,0 +1,113 @@
+//! POST /auth/refresh: spend a refresh token, get the next pair of its family.
+//!
+//! Presenting a spent token again after the grace interval is reuse: somebody holds a
+//! copy, so the whole family (every token descended from that login) is revoked.
+
+use http::Request;
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use super::body;
+use super::tokens::{self, Subject};
+use crate::app::App;
+use crate::pipeline::{unix_now, ConnInfo};
+use crate::reject::Reject;
+use crate::revoke::Redeem;
+use crate::snapshot::Snapshot;
+use crate::token::verify::{self, TokenError};
+use crate::token::{Claims, TokenType};
+use crate::users::User;
+use crate::Body;
+
+/// The refresh body. Debug is not derived: it holds a token.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+/// Rotates a refresh token.
+pub async fn refresh(
+    app: &App,
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    request: Request<Incoming>,
+) -> Result<http::Response<Body>, Reject> {
+    let request_id = super::request_id(&request);
+    let body: RefreshBody = body::read_json(request).await?;
+    let now = unix_now();
+    let claims = verified_refresh(app, snap, &body.refresh_token, now)?;
+    let fam = claims
+        .fam
+        .clone()
+        .ok_or(Reject::Token(TokenError::MissingClaim))?;
+    let user = current_user(app, &claims).await?;
+    let subject = Subject {
+        name: &claims.sub,
+        roles: &user.roles,
+        claims: &user.claims,
+    };
+    // Long enough to outlive every token the family can still hold, leeway included.
+    let family_until = now + snap.lifetimes.refresh.as_secs() + snap.expect.leeway_secs;
+    let redeemed = app
+        .revocations
+        .redeem(
+            &claims.jti,
+            &fam,
+            family_until,
+            now,
+            snap.auth.reuse_grace,
+            || tokens::issue_pair(snap, &subject, &fam, now),
+        )
+        .await
+        .map_err(|_| Reject::Unavailable("revocation store unavailable"))?;
+    let ip = conn.peer.ip();
+    match redeemed? {
+        Redeem::Issued(pair) => {
+            tracing::info!(target: "audit", event = "refresh", user = %claims.sub, client = %ip, request_id, family = %fam);
+            Ok(tokens::pair_response(snap, &pair))
+        }
+        Redeem::Reuse => {
+            tracing::warn!(target: "audit", event = "refresh_reuse_detected", user = %claims.sub, client = %ip, request_id, family = %fam);
+            Err(Reject::RefreshReuse)
+        }
+    }
+}
+
+/// A refresh token that verifies and is not revoked.
+fn verified_refresh(app: &App, snap: &Snapshot, token: &str, now: u64) -> Result<Claims, Reject> {
+    let claims = verify::verify(&snap.keys, &snap.expect, token, TokenType::Refresh, now)
+        .map_err(Reject::Token)?;
+    let revoked = app
+        .revocations
+        .is_revoked(
+            &claims.jti,
+            &claims.sub,
+            claims.iat,
+            claims.fam.as_deref(),
+            now,
+        )
+        .map_err(|_| Reject::Unavailable("revocation store unavailable"))?;
+    if revoked {
+        return Err(Reject::Revoked);
+    }
+    Ok(claims)
+}
+
+/// The user's current record: a disabled or deleted user cannot refresh. A store that
+/// cannot look users up (http) keeps the roles and claims the refresh token carries.
+async fn current_user(app: &App, claims: &Claims) -> Result<User, Reject> {
+    if !app.users.can_lookup() {
+        return Ok(User {
+            name: claims.sub.clone(),
+            roles: claims.roles.clone(),
+            claims: claims.extra.clone(),
+            disabled: false,
+        });
+    }
+    match app.users.lookup(&claims.sub).await {
+        Ok(Some(user)) if !user.disabled => Ok(user),
+        Ok(_) => Err(Reject::UserGone),
+        Err(_) => Err(Reject::Unavailable("user store unavailable")),
+    }
+}

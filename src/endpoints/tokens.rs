@@ -1,0 +1,85 @@
+//! Minting the access + refresh pair that login and refresh hand out.
+
+use http::StatusCode;
+use serde_json::{Map, Value};
+
+use super::body;
+use crate::reject::Reject;
+use crate::revoke::Pair;
+use crate::snapshot::Snapshot;
+use crate::token::mint::{self, Grant};
+use crate::token::{TokenType, RESERVED_CLAIMS};
+use crate::Body;
+
+/// Who a pair is for.
+pub struct Subject<'a> {
+    /// `sub`.
+    pub name: &'a str,
+    /// `roles`.
+    pub roles: &'a [String],
+    /// Extra claims; registered claim names are dropped, never overridden.
+    pub claims: &'a Map<String, Value>,
+}
+
+/// Mints an access token and a refresh token of family `fam`.
+pub fn issue_pair(
+    snap: &Snapshot,
+    subject: &Subject<'_>,
+    fam: &str,
+    now: u64,
+) -> Result<Pair, Reject> {
+    let extra: Map<String, Value> = subject
+        .claims
+        .iter()
+        .filter(|(name, _)| !RESERVED_CLAIMS.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let mint_one = |typ, ttl: std::time::Duration| {
+        let grant = Grant {
+            sub: subject.name,
+            roles: subject.roles,
+            extra: extra.clone(),
+            typ,
+            fam: Some(fam.to_string()),
+            ttl_secs: ttl.as_secs(),
+        };
+        mint::mint(
+            &snap.keys,
+            &snap.expect.issuer,
+            &snap.expect.audience,
+            grant,
+            now,
+        )
+        .map(|(token, _)| token)
+    };
+    let minted = mint_one(TokenType::Access, snap.lifetimes.access).and_then(|access| {
+        Ok((
+            access,
+            mint_one(TokenType::Refresh, snap.lifetimes.refresh)?,
+        ))
+    });
+    match minted {
+        Ok((access_token, refresh_token)) => Ok(Pair {
+            access_token,
+            refresh_token,
+        }),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot mint tokens");
+            Err(Reject::Internal)
+        }
+    }
+}
+
+/// The 200 answer carrying a pair, in OAuth 2.0 token-response shape.
+pub fn pair_response(snap: &Snapshot, pair: &Pair) -> http::Response<Body> {
+    body::json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "access_token": pair.access_token,
+            "token_type": "Bearer",
+            "expires_in": snap.lifetimes.access.as_secs(),
+            "refresh_token": pair.refresh_token,
+            "refresh_expires_in": snap.lifetimes.refresh.as_secs(),
+        }),
+    )
+}

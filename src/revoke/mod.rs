@@ -1,0 +1,315 @@
+//! The revocation set, checked on every proxied request after the token verifies.
+//!
+//! `is_revoked` is a local read with no I/O, so it is a plain fn; the writes are async so a
+//! networked store (Redis, later) can publish them. Every time is unix seconds from the caller.
+
+pub mod memory;
+
+use std::fmt;
+
+/// One enum over the stores; the Redis store (later) joins it.
+#[derive(Debug)]
+pub enum RevocationStore {
+    /// This process only.
+    Memory(memory::MemoryStore),
+}
+
+/// Why the store could not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backing store cannot be reached or kept in sync.
+    #[error("revocation store unavailable")]
+    Unavailable,
+}
+
+/// A token pair issued by refresh, kept for the reuse grace interval.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Pair {
+    /// The new access token.
+    pub access_token: String,
+    /// The new refresh token.
+    pub refresh_token: String,
+}
+
+impl fmt::Debug for Pair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Both are bearer credentials: never in a log.
+        f.debug_struct("Pair")
+            .field("access_token", &format_args!("<redacted>"))
+            .field("refresh_token", &format_args!("<redacted>"))
+            .finish()
+    }
+}
+
+/// Outcome of redeeming a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeem {
+    /// The pair to hand out: new, or the one already issued within the grace interval.
+    Issued(Pair),
+    /// The token was spent before (or its family revoked): the family is now revoked.
+    Reuse,
+}
+
+impl RevocationStore {
+    /// An empty in-memory store.
+    pub fn memory() -> Self {
+        RevocationStore::Memory(memory::MemoryStore::new())
+    }
+
+    /// Local read: jti revoked, or iat < the subject's revoked-before time, or fam (if Some)
+    /// revoked. No I/O, no await.
+    pub fn is_revoked(
+        &self,
+        jti: &str,
+        sub: &str,
+        iat: u64,
+        fam: Option<&str>,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        match self {
+            RevocationStore::Memory(store) => Ok(store.is_revoked(jti, sub, iat, fam, now)),
+        }
+    }
+
+    /// Revokes one token until `exp`, then purges it. Pass the token's exp plus the
+    /// verification leeway: verify still accepts the token that long, and the entry stops
+    /// counting at `exp`.
+    pub async fn revoke_jti(&self, jti: &str, exp: u64) -> Result<(), StoreError> {
+        match self {
+            RevocationStore::Memory(store) => store.revoke_jti(jti, exp),
+        }
+        Ok(())
+    }
+
+    /// Revokes every token of `sub` with iat < `before` ("everything now" is before = now + 1,
+    /// the caller's choice). Kept for good: the store cannot know when such tokens run out.
+    pub async fn revoke_subject(&self, sub: &str, before: u64) -> Result<(), StoreError> {
+        match self {
+            RevocationStore::Memory(store) => store.revoke_subject(sub, before),
+        }
+        Ok(())
+    }
+
+    /// Revokes every token carrying `fam` until `until`: the latest expiry (plus leeway) any
+    /// token of the family can have.
+    pub async fn revoke_family(&self, fam: &str, until: u64) -> Result<(), StoreError> {
+        match self {
+            RevocationStore::Memory(store) => store.revoke_family(fam, until),
+        }
+        Ok(())
+    }
+
+    /// Atomically redeems refresh token `jti` of family `fam`:
+    /// - first redemption: marks it spent, calls `mint()` (under the store's lock, so two
+    ///   racing redemptions cannot both mint), remembers the pair for `grace` seconds and
+    ///   returns `Issued(pair)`;
+    /// - again within `grace` seconds of the first: `Issued` with the same pair, no mint;
+    /// - again after grace: revokes the whole family until `exp` and returns `Reuse`;
+    /// - family already revoked: `Reuse`.
+    ///
+    /// `exp` is how long the spent record and a triggered family revocation last: at least
+    /// this token's exp plus leeway, and better now + refresh TTL + leeway, since the pair
+    /// minted here outlives the token redeemed. `mint` returning Err records nothing and the
+    /// error is passed through.
+    pub async fn redeem<E>(
+        &self,
+        jti: &str,
+        fam: &str,
+        exp: u64,
+        now: u64,
+        grace: u64,
+        mint: impl FnOnce() -> Result<Pair, E>,
+    ) -> Result<Result<Redeem, E>, StoreError> {
+        match self {
+            RevocationStore::Memory(store) => Ok(store.redeem(jti, fam, exp, now, grace, mint)),
+        }
+    }
+
+    /// Drops entries whose expiry passed (the gateway calls this every ~30 s); returns how
+    /// many were dropped.
+    pub fn purge(&self, now: u64) -> usize {
+        match self {
+            RevocationStore::Memory(store) => store.purge(now),
+        }
+    }
+
+    /// Number of live entries (jtis + subjects + families + spent refresh records), for tests
+    /// and metrics.
+    pub fn len(&self) -> usize {
+        match self {
+            RevocationStore::Memory(store) => store.len(),
+        }
+    }
+
+    /// True when the store holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn pair(n: usize) -> Pair {
+        Pair {
+            access_token: format!("access-{n}"),
+            refresh_token: format!("refresh-{n}"),
+        }
+    }
+
+    /// A mint closure that counts its calls and returns `pair(call number)`.
+    fn counting(calls: &AtomicUsize) -> impl FnOnce() -> Result<Pair, ()> + '_ {
+        move || Ok(pair(calls.fetch_add(1, Ordering::SeqCst) + 1))
+    }
+
+    async fn redeem(store: &RevocationStore, now: u64, calls: &AtomicUsize) -> Redeem {
+        let exp = NOW + 1000;
+        let result = store
+            .redeem("r1", "fam1", exp, now, 10, counting(calls))
+            .await;
+        result.unwrap().unwrap()
+    }
+
+    fn revoked(store: &RevocationStore, jti: &str, fam: Option<&str>) -> bool {
+        store.is_revoked(jti, "alice", NOW, fam, NOW).unwrap()
+    }
+
+    #[tokio::test]
+    async fn revoked_jti_is_revoked_and_other_jtis_are_not() {
+        let store = RevocationStore::memory();
+        assert!(!revoked(&store, "j1", None));
+        store.revoke_jti("j1", NOW + 60).await.unwrap();
+        assert!(revoked(&store, "j1", None));
+        assert!(!revoked(&store, "j2", None));
+    }
+
+    #[tokio::test]
+    async fn expired_entries_are_purged_and_len_shrinks() {
+        let store = RevocationStore::memory();
+        store.revoke_jti("short", NOW + 10).await.unwrap();
+        store.revoke_jti("long", NOW + 100).await.unwrap();
+        store.revoke_family("fam", NOW + 10).await.unwrap();
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.purge(NOW + 9), 0);
+        assert_eq!(store.purge(NOW + 10), 2);
+        assert_eq!(store.len(), 1);
+        assert!(store.is_revoked("long", "a", NOW, None, NOW + 10).unwrap());
+        assert_eq!(store.purge(NOW + 100), 1);
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn subject_revocation_covers_tokens_issued_before_the_cut_off_only() {
+        let store = RevocationStore::memory();
+        store.revoke_subject("alice", NOW).await.unwrap();
+        let check = |sub: &str, iat: u64| store.is_revoked("j", sub, iat, None, NOW + 5);
+        assert_eq!(check("alice", NOW - 1), Ok(true));
+        assert_eq!(check("alice", NOW), Ok(false));
+        assert_eq!(check("alice", NOW + 1), Ok(false));
+        assert_eq!(check("bob", NOW - 1), Ok(false));
+        assert_eq!(store.purge(u64::MAX), 0, "subject cut-offs have no expiry");
+    }
+
+    #[tokio::test]
+    async fn family_revocation_covers_every_jti_carrying_that_family() {
+        let store = RevocationStore::memory();
+        store.revoke_family("fam1", NOW + 60).await.unwrap();
+        assert!(revoked(&store, "any", Some("fam1")));
+        assert!(revoked(&store, "other", Some("fam1")));
+        assert!(!revoked(&store, "any", Some("fam2")));
+        assert!(!revoked(&store, "any", None));
+    }
+
+    #[tokio::test]
+    async fn first_redemption_mints_once_and_repeat_within_grace_returns_the_same_pair() {
+        let store = RevocationStore::memory();
+        let calls = AtomicUsize::new(0);
+        assert_eq!(redeem(&store, NOW, &calls).await, Redeem::Issued(pair(1)));
+        assert_eq!(
+            redeem(&store, NOW + 9, &calls).await,
+            Redeem::Issued(pair(1))
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(!revoked(&store, "r1", Some("fam1")));
+    }
+
+    #[tokio::test]
+    async fn redemption_after_grace_is_reuse_and_revokes_the_family() {
+        let store = RevocationStore::memory();
+        let calls = AtomicUsize::new(0);
+        redeem(&store, NOW, &calls).await;
+        assert_eq!(redeem(&store, NOW + 10, &calls).await, Redeem::Reuse);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(revoked(&store, "new-access", Some("fam1")));
+        // The family stays revoked until the exp given to redeem.
+        let later = |now| store.is_revoked("x", "alice", NOW, Some("fam1"), now);
+        assert_eq!(later(NOW + 999), Ok(true));
+        assert_eq!(later(NOW + 1000), Ok(false));
+    }
+
+    #[tokio::test]
+    async fn redeeming_any_token_of_a_revoked_family_is_reuse_without_minting() {
+        let store = RevocationStore::memory();
+        store.revoke_family("fam1", NOW + 60).await.unwrap();
+        let calls = AtomicUsize::new(0);
+        assert_eq!(redeem(&store, NOW, &calls).await, Redeem::Reuse);
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn failed_mint_records_nothing_so_a_retry_can_redeem() {
+        let store = RevocationStore::memory();
+        let failed = store
+            .redeem("r1", "fam1", NOW + 1000, NOW, 10, || Err("sign failed"))
+            .await;
+        assert_eq!(failed, Ok(Err("sign failed")));
+        assert!(store.is_empty());
+        let calls = AtomicUsize::new(0);
+        assert_eq!(
+            redeem(&store, NOW + 20, &calls).await,
+            Redeem::Issued(pair(1))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+    async fn concurrent_redemptions_of_one_token_mint_exactly_once() {
+        let store = Arc::new(RevocationStore::memory());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let barrier = Arc::new(tokio::sync::Barrier::new(8));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, calls, barrier) = (store.clone(), calls.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    // A slow signer widens the race window the lock has to close.
+                    let mint = || {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        counting(&calls)()
+                    };
+                    let result = store.redeem("r1", "fam1", NOW + 1000, NOW, 10, mint);
+                    result.await.unwrap().unwrap()
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), Redeem::Issued(pair(1)));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn pair_debug_shows_no_token() {
+        let text = format!("{:?}", pair(7));
+        assert!(
+            !text.contains("access-7") && !text.contains("refresh-7"),
+            "{text}"
+        );
+        assert!(text.contains("<redacted>"));
+    }
+}

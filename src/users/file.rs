@@ -1,0 +1,262 @@
+//! The file user store: `users.toml` with argon2id hashes.
+//!
+//! Reads are lock-free loads of an immutable map. Every write (register, rehash upgrade,
+//! `user add`) is read-modify-write of the file itself under one writer lock: read and
+//! validate the file, apply the change, write it atomically, then publish the new map.
+//! Re-reading the file makes the file the source of truth, so a user added with the CLI
+//! while the server runs is not overwritten by the server's older copy. The file is
+//! rewritten in name order and its comments are not kept.
+
+mod atomic;
+mod format;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::{name, RegisterError, User};
+use crate::config::diag::{ConfigError, ConfigErrors};
+use format::Users;
+
+/// One stored user: the record plus its password hash.
+#[derive(Clone, PartialEq)]
+pub struct Entry {
+    /// The user as tokens see it.
+    pub user: User,
+    phc: String,
+}
+
+impl Entry {
+    /// Pairs a user with a PHC hash string.
+    pub fn new(user: User, phc: String) -> Entry {
+        Entry { user, phc }
+    }
+
+    /// The argon2 PHC string; never log or print it.
+    pub fn phc(&self) -> &str {
+        &self.phc
+    }
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("user", &self.user)
+            .field("phc", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Why users.toml could not be loaded; every message reads `path:line:col: message`.
+#[derive(Debug, thiserror::Error)]
+pub enum UsersFileError {
+    /// The file could not be read.
+    #[error("{0}")]
+    Unreadable(ConfigError),
+    /// The file was read but has problems; all of them are listed.
+    #[error("{0}")]
+    Invalid(ConfigErrors),
+}
+
+impl UsersFileError {
+    /// The individual errors, to merge with the rest of the configuration's.
+    pub fn into_errors(self) -> Vec<ConfigError> {
+        match self {
+            UsersFileError::Unreadable(e) => vec![e],
+            UsersFileError::Invalid(errs) => errs.0,
+        }
+    }
+}
+
+/// The users.toml store; cheap to clone, clones share the map and the writer lock.
+#[derive(Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    create_if_missing: bool,
+    users: ArcSwap<Users>,
+    /// Serializes writers; a tokio mutex because it is held across the blocking write.
+    write: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStore")
+            .field("path", &self.inner.path)
+            .field("users", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileStore {
+    /// Loads and validates `path`; a missing file is an empty store when `create_if_missing`
+    /// (the file is created by the first registration).
+    pub fn load(path: &Path, create_if_missing: bool) -> Result<FileStore, UsersFileError> {
+        let users = read_users(path, create_if_missing)?;
+        Ok(FileStore {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                create_if_missing,
+                users: ArcSwap::from_pointee(users),
+                write: Arc::new(tokio::sync::Mutex::new(())),
+            }),
+        })
+    }
+
+    /// The file this store reads and writes.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// How many users the store holds.
+    pub fn len(&self) -> usize {
+        self.inner.users.load().len()
+    }
+
+    /// True when the store holds no user.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entry for a canonical username.
+    pub fn get(&self, canonical: &str) -> Option<Entry> {
+        self.inner.users.load().get(canonical).cloned()
+    }
+
+    /// Re-reads the file (SIGHUP or file watch); on error the current users stay.
+    /// Reloading in place, under the writer lock, cannot lose a registration in flight.
+    pub async fn reload(&self) -> Result<(), UsersFileError> {
+        let _guard = self.inner.write.lock().await;
+        let inner = Arc::clone(&self.inner);
+        let users =
+            tokio::task::spawn_blocking(move || read_users(&inner.path, inner.create_if_missing))
+                .await
+                .map_err(|_| {
+                    UsersFileError::Unreadable(ConfigError::file(self.path(), "reload task failed"))
+                })??;
+        self.inner.users.store(Arc::new(users));
+        Ok(())
+    }
+
+    /// Adds a new user and persists it before returning; `Taken` if the name exists.
+    pub async fn insert(&self, entry: Entry) -> Result<(), RegisterError> {
+        self.modify(move |users| insert_new(users, entry)).await
+    }
+
+    /// Replaces `name`'s hash with `new_phc` if it is still `old_phc` (a password changed
+    /// meanwhile is left alone); persisted before returning. Used for rehash upgrades.
+    pub async fn set_hash(
+        &self,
+        name: &str,
+        old_phc: &str,
+        new_phc: String,
+    ) -> Result<(), RegisterError> {
+        let (name, old_phc) = (name.to_owned(), old_phc.to_owned());
+        self.modify(move |users| match users.get_mut(&name) {
+            Some(entry) if entry.phc == old_phc => {
+                entry.phc = new_phc;
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+        .await
+    }
+
+    /// Runs `change` on the file's current users and writes the result, all under the
+    /// writer lock and on the blocking pool. The lock guard moves into the blocking task,
+    /// so a caller that gives up mid-write cannot let a second writer start alongside.
+    async fn modify<F>(&self, change: F) -> Result<(), RegisterError>
+    where
+        F: FnOnce(&mut Users) -> Result<bool, RegisterError> + Send + 'static,
+    {
+        let guard = Arc::clone(&self.inner.write).lock_owned().await;
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            let users = modify_file(&inner.path, inner.create_if_missing, change)?;
+            inner.users.store(Arc::new(users));
+            Ok(())
+        })
+        .await
+        .map_err(|_| RegisterError::Unavailable("user store write failed"))?
+    }
+}
+
+/// Adds a user with a precomputed hash to the file at `path` (created if missing), keeping
+/// every other user; `Taken` if the name exists. For `portcullis user add`, which checks
+/// the password rules itself before hashing, and should [`FileStore::load`] the file first:
+/// an invalid file only gives `Unavailable` here, while `load` lists each problem.
+pub fn add_user_blocking(
+    path: &Path,
+    name: &str,
+    phc: &str,
+    roles: Vec<String>,
+) -> Result<(), RegisterError> {
+    let name = name::canonical(name).map_err(RegisterError::Invalid)?;
+    if !super::hash::is_valid_phc(phc) {
+        return Err(RegisterError::Invalid("hash is not an argon2 PHC string"));
+    }
+    let user = User {
+        name,
+        roles,
+        claims: serde_json::Map::new(),
+        disabled: false,
+    };
+    let entry = Entry::new(user, phc.to_owned());
+    modify_file(path, true, move |users| insert_new(users, entry)).map(|_| ())
+}
+
+fn insert_new(users: &mut Users, entry: Entry) -> Result<bool, RegisterError> {
+    if users.contains_key(&entry.user.name) {
+        return Err(RegisterError::Taken);
+    }
+    users.insert(entry.user.name.clone(), entry);
+    Ok(true)
+}
+
+/// Read, change, write back if changed; returns the users now on disk.
+fn modify_file<F>(path: &Path, create_if_missing: bool, change: F) -> Result<Users, RegisterError>
+where
+    F: FnOnce(&mut Users) -> Result<bool, RegisterError>,
+{
+    let mut users = read_users(path, create_if_missing).map_err(|err| {
+        // Never overwrite a file the operator is in the middle of fixing.
+        tracing::error!(error = %err, "users file is invalid; not writing it");
+        RegisterError::Unavailable("users file is invalid")
+    })?;
+    if !change(&mut users)? {
+        return Ok(users);
+    }
+    let text = format::serialize(&users).map_err(|err| {
+        tracing::error!(path = %path.display(), error = %err, "cannot serialize users");
+        RegisterError::Unavailable("users file write failed")
+    })?;
+    atomic::write_atomic(path, text.as_bytes()).map_err(|err| {
+        tracing::error!(path = %path.display(), error = %err, "cannot write users file");
+        RegisterError::Unavailable("users file write failed")
+    })?;
+    Ok(users)
+}
+
+fn read_users(path: &Path, create_if_missing: bool) -> Result<Users, UsersFileError> {
+    let source = match std::fs::read_to_string(path) {
+        Ok(source) => source,
+        Err(err) if err.kind() == io::ErrorKind::NotFound && create_if_missing => {
+            return Ok(Users::new())
+        }
+        Err(err) => {
+            let msg = format!("cannot read users file: {err}");
+            return Err(UsersFileError::Unreadable(ConfigError::file(path, msg)));
+        }
+    };
+    format::parse(path, &source).map_err(|errs| UsersFileError::Invalid(ConfigErrors(errs)))
+}
+
+#[cfg(test)]
+mod tests;

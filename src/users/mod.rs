@@ -1,0 +1,198 @@
+//! Who may log in: user stores behind one enum, and the argon2id pool they share.
+//!
+//! Every failed login looks the same from outside: an unknown user, a wrong password and
+//! a disabled account all answer `BadCredentials` after the same amount of hashing work.
+
+pub mod file;
+pub mod hash;
+pub mod http;
+pub mod name;
+
+use hash::{HashError, Hasher};
+
+/// Claims the gateway sets itself; a user record may not override them.
+pub const RESERVED_CLAIMS: &[&str] = &[
+    "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "roles", "typ", "fam",
+];
+
+/// A user as the token issuer sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct User {
+    /// The canonical username, or the backend's `sub` for the http store.
+    pub name: String,
+    /// Roles copied into the token.
+    pub roles: Vec<String>,
+    /// Extra claims copied into the token.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// A disabled user can neither log in nor refresh.
+    pub disabled: bool,
+}
+
+/// Why a login (or a refresh-time lookup) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown user, wrong password or disabled account: deliberately indistinguishable.
+    #[error("invalid username or password")]
+    BadCredentials,
+    /// The store could not answer; the reason is safe to log.
+    #[error("user store unavailable: {0}")]
+    Unavailable(&'static str),
+    /// The hashing pool is full.
+    #[error("too many logins in progress")]
+    Busy,
+}
+
+/// Why a registration failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The username exists already.
+    #[error("username is taken")]
+    Taken,
+    /// A bad username or a weak password; the reason goes into the 400 body.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// The configured store cannot add users.
+    #[error("registration is not supported by this user store")]
+    Unsupported,
+    /// The store could not persist the user; the reason is safe to log.
+    #[error("user store unavailable: {0}")]
+    Unavailable(&'static str),
+    /// The hashing pool is full.
+    #[error("too many logins in progress")]
+    Busy,
+}
+
+/// The configured user store.
+#[derive(Debug)]
+pub enum UserStore {
+    /// users.toml with argon2id hashes.
+    File(file::FileStore),
+    /// An existing backend that checks passwords itself.
+    Http(http::HttpStore),
+}
+
+impl UserStore {
+    /// Checks credentials. Unknown user, wrong password and disabled user all give
+    /// BadCredentials, after the same amount of hashing work (an unknown user is checked
+    /// against the hasher's dummy hash). A match against a hash weaker than the hasher's
+    /// settings is upgraded in the file before returning; a failed upgrade is only logged.
+    pub async fn authenticate(
+        &self,
+        hasher: &Hasher,
+        username: &str,
+        password: &str,
+    ) -> Result<User, LoginError> {
+        match self {
+            UserStore::File(store) => file_login(store, hasher, username, password).await,
+            UserStore::Http(store) => store.authenticate(username, password).await,
+        }
+    }
+
+    /// The current record, for refresh: `Ok(None)` for a deleted or disabled user, who must
+    /// not refresh. The http store has no lookup endpoint and always answers `Ok(None)`;
+    /// check [`UserStore::can_lookup`] first.
+    pub async fn lookup(&self, username: &str) -> Result<Option<User>, LoginError> {
+        match self {
+            UserStore::File(store) => Ok(name::canonical(username)
+                .ok()
+                .and_then(|canon| store.get(&canon))
+                .map(|entry| entry.user)
+                .filter(|user| !user.disabled)),
+            UserStore::Http(_) => Ok(None),
+        }
+    }
+
+    /// True when [`UserStore::lookup`] reflects the store (false for http: such a store
+    /// cannot revoke a user at refresh time; only token revocation or expiry can).
+    pub fn can_lookup(&self) -> bool {
+        matches!(self, UserStore::File(_))
+    }
+
+    /// Registers a new user (file store only). Validates the name ([`name::canonical`])
+    /// and password ([`name::check_password`]), hashes on the pool, persists atomically
+    /// before returning.
+    pub async fn register(
+        &self,
+        hasher: &Hasher,
+        username: &str,
+        password: &str,
+        roles: Vec<String>,
+    ) -> Result<User, RegisterError> {
+        let UserStore::File(store) = self else {
+            return Err(RegisterError::Unsupported);
+        };
+        let name = name::canonical(username).map_err(RegisterError::Invalid)?;
+        name::check_password(&name, password).map_err(RegisterError::Invalid)?;
+        // Cheap early answer; `insert` checks again under the writer lock.
+        if store.get(&name).is_some() {
+            return Err(RegisterError::Taken);
+        }
+        let phc = hasher.hash(password).await.map_err(|err| match err {
+            HashError::Busy => RegisterError::Busy,
+            HashError::BadHash | HashError::Internal => RegisterError::Unavailable("hashing"),
+        })?;
+        let user = User {
+            name,
+            roles,
+            claims: serde_json::Map::new(),
+            disabled: false,
+        };
+        store.insert(file::Entry::new(user.clone(), phc)).await?;
+        Ok(user)
+    }
+}
+
+async fn file_login(
+    store: &file::FileStore,
+    hasher: &Hasher,
+    username: &str,
+    password: &str,
+) -> Result<User, LoginError> {
+    let entry = name::canonical(username).ok().and_then(|n| store.get(&n));
+    let Some(entry) = entry else {
+        hasher
+            .verify_dummy(password)
+            .await
+            .map_err(login_hash_error)?;
+        return Err(LoginError::BadCredentials);
+    };
+    let verified = hasher.verify(entry.phc(), password).await.map_err(|err| {
+        if matches!(err, HashError::BadHash) {
+            tracing::error!(user = %entry.user.name, "stored password hash is unreadable");
+        }
+        login_hash_error(err)
+    })?;
+    // Disabled is checked after hashing so it costs the same as a wrong password.
+    if !verified.ok || entry.user.disabled {
+        return Err(LoginError::BadCredentials);
+    }
+    if verified.needs_rehash {
+        upgrade_hash(store, hasher, &entry, password).await;
+    }
+    Ok(entry.user)
+}
+
+/// Stores a hash with the current settings; the login succeeds whether or not this does.
+async fn upgrade_hash(store: &file::FileStore, hasher: &Hasher, entry: &file::Entry, pw: &str) {
+    let result = match hasher.hash(pw).await {
+        Ok(phc) => store
+            .set_hash(&entry.user.name, entry.phc(), phc)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(error) = result {
+        tracing::warn!(user = %entry.user.name, %error, "password hash upgrade skipped");
+    }
+}
+
+fn login_hash_error(err: HashError) -> LoginError {
+    match err {
+        HashError::Busy => LoginError::Busy,
+        HashError::BadHash => LoginError::Unavailable("stored password hash is unreadable"),
+        HashError::Internal => LoginError::Unavailable("hashing"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
