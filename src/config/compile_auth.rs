@@ -119,16 +119,18 @@ fn throttle_limits(diag: &mut Diag<'_>, login: &raw::Login) -> Option<Limits> {
     })
 }
 
-/// Hash workers (default: CPUs) and queue length.
+/// Hash workers (default: half the CPUs) and queue length.
 fn hashing(diag: &mut Diag<'_>, users: &raw::Users) -> Option<(usize, usize)> {
+    // Half the CPUs: a login flood may take those, the other half keeps proxying.
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let default_workers = (cpus / 2).max(1);
     let workers = match &users.hash_workers {
         Some(w) if *w.get_ref() == 0 => {
             diag.at(w.span(), "hash_workers must be at least 1");
             return None;
         }
         Some(w) => *w.get_ref(),
-        None => cpus,
+        None => default_workers,
     };
     Some((workers, users.hash_queue))
 }

@@ -333,7 +333,7 @@ pub struct Users {
     /// Roles given to self-registered users.
     #[serde(default)]
     pub default_roles: Vec<String>,
-    /// Password hashes computed at once (default: number of CPUs).
+    /// Password hashes computed at once (default: half the CPUs, at least 1).
     #[serde(default)]
     pub hash_workers: Option<Spanned<usize>>,
     /// Logins allowed to wait for a hash worker; more get 503 at once.

@@ -1,9 +1,11 @@
 //! argon2id hashing on a bounded pool, off the async workers.
 //!
-//! A hash costs ~19 MiB and tens of milliseconds of CPU, so it runs in `spawn_blocking`
-//! behind two semaphores: `admit` bounds how many calls may be running or waiting at all
-//! (beyond that the caller gets `Busy` at once, so a login flood cannot pile up unbounded
-//! work or memory), and `run` bounds how many hash at the same time.
+//! A hash costs ~19 MiB and tens of milliseconds of CPU, so it runs on `workers` dedicated
+//! low-priority threads (see `pool`) behind a semaphore, `admit`, that bounds how many calls
+//! may be running or waiting at all: beyond that the caller gets `Busy` at once, so a login
+//! flood cannot pile up unbounded work or memory.
+
+mod pool;
 
 use std::fmt;
 use std::sync::Arc;
@@ -52,7 +54,7 @@ pub struct Hasher {
 
 struct Inner {
     admit: Arc<Semaphore>,
-    run: Arc<Semaphore>,
+    pool: pool::Pool,
     workers: usize,
     queue: usize,
     params: Params,
@@ -91,7 +93,7 @@ impl Hasher {
         Hasher {
             inner: Arc::new(Inner {
                 admit: Arc::new(Semaphore::new(workers.saturating_add(queue))),
-                run: Arc::new(Semaphore::new(workers)),
+                pool: pool::Pool::start(workers),
                 workers,
                 queue,
                 params,
@@ -124,27 +126,27 @@ impl Hasher {
         self.verify(&dummy, password).await.map(|_| ())
     }
 
-    /// Runs `work` on the blocking pool once admitted and given a worker slot.
+    /// Runs `work` on the hashing threads once admitted.
     async fn run_blocking<T, F>(&self, work: F) -> Result<T, HashError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let admitted = Arc::clone(&self.inner.admit)
+        let admitted: OwnedSemaphorePermit = Arc::clone(&self.inner.admit)
             .try_acquire_owned()
             .map_err(|_| HashError::Busy)?;
-        let running = Arc::clone(&self.inner.run)
-            .acquire_owned()
-            .await
-            .map_err(|_| HashError::Internal)?;
-        // The permits move into the task: if the caller is dropped (client went away),
-        // the hash still runs to completion and keeps its slot until it does, so the
-        // bound holds for work actually in flight, not just for callers still waiting.
-        let task = tokio::task::spawn_blocking(move || {
-            let _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit) = (admitted, running);
-            work()
+        let (done, result) = tokio::sync::oneshot::channel();
+        // The permit moves into the job: if the caller is dropped (client went away), the
+        // hash still runs to completion and keeps its slot until it does, so the bound
+        // holds for work actually in flight, not just for callers still waiting.
+        let job = Box::new(move || {
+            let _admitted = admitted;
+            let _ = done.send(work());
         });
-        task.await.map_err(|_| HashError::Internal)
+        if !self.inner.pool.submit(job) {
+            return Err(HashError::Internal);
+        }
+        result.await.map_err(|_| HashError::Internal)
     }
 }
 

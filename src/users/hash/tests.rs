@@ -134,14 +134,17 @@ async fn callers_beyond_workers_plus_queue_are_refused_while_earlier_ones_wait()
     let h = Hasher::with_params(1, 1, 1024, 1, 1);
     // Stand in for a hash in progress: one admission and the only worker.
     let admitted = Arc::clone(&h.inner.admit).try_acquire_owned().unwrap();
-    let worker = Arc::clone(&h.inner.run).try_acquire_owned().unwrap();
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    assert!(h.inner.pool.submit(Box::new(move || {
+        let _ = wait.recv();
+    })));
     let queued = tokio::spawn({
         let h = h.clone();
         async move { h.hash("pw").await }
     });
     assert!(eventually(|| h.inner.admit.available_permits() == 0).await);
     assert!(matches!(h.hash("pw").await, Err(HashError::Busy)));
-    drop((admitted, worker));
+    drop((admitted, release));
     assert!(queued.await.unwrap().is_ok());
     assert!(eventually(|| h.inner.admit.available_permits() == 2).await);
 }
