@@ -19,6 +19,8 @@ use crate::token::verify::Expectations;
 pub struct Route {
     /// The pattern as written, for logs.
     pub pattern: String,
+    /// Where the route is defined, as "path/routes.toml:LINE:COL", for `explain`.
+    pub origin: String,
     /// Where approved requests go.
     pub upstream: Arc<Upstream>,
     /// Who may pass.

@@ -108,6 +108,7 @@ fn compile_route(
     };
     let compiled = Route {
         pattern: route.path.get_ref().clone(),
+        origin: diag.position(route.path.span()),
         upstream: upstream?,
         policy: policy?,
         strip_prefix: strip_prefix?,
