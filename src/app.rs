@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Loaded;
+use crate::config::{self, Loaded, Source};
 use crate::revoke::RevocationStore;
 use crate::snapshot::{self, ListenSettings, Shared};
 use crate::throttle::Throttle;
@@ -23,20 +23,60 @@ pub struct App {
     pub hasher: Hasher,
     /// Failed-login counters.
     pub throttle: Throttle,
+    /// Where the configuration is read from, for reloads.
+    pub source: Source,
+    /// Listener settings in force; a reload cannot change them.
+    pub listen: ListenSettings,
 }
 
 impl App {
-    /// Builds the runtime from a loaded configuration; returns it with the listener settings.
-    pub fn new(loaded: Loaded) -> (Arc<App>, ListenSettings) {
+    /// Builds the runtime from a configuration loaded from `source`.
+    pub fn new(loaded: Loaded, source: Source) -> Arc<App> {
         let (workers, queue) = loaded.hashing;
-        let app = App {
+        Arc::new(App {
             shared: snapshot::share(loaded.snapshot),
             revocations: RevocationStore::memory(),
             users: loaded.users,
             hasher: Hasher::new(workers, queue),
             throttle: Throttle::new(loaded.throttle),
+            source,
+            listen: loaded.listen,
+        })
+    }
+
+    /// Validates the configuration anew and swaps it in whole; a bad one changes nothing.
+    ///
+    /// Requests in flight finish on the snapshot they loaded; connections stay open.
+    pub async fn reload(&self, reason: &str) {
+        let source = self.source.clone();
+        let loaded = tokio::task::spawn_blocking(move || config::load(&source)).await;
+        let loaded = match loaded {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(errors)) => {
+                tracing::error!(
+                    reason,
+                    "reload rejected, the previous configuration keeps serving:\n{errors}"
+                );
+                return;
+            }
+            Err(err) => {
+                tracing::error!(reason, error = %err, "reload failed, the previous configuration keeps serving");
+                return;
+            }
         };
-        (Arc::new(app), loaded.listen)
+        for warning in &loaded.warnings {
+            tracing::warn!("{warning}");
+        }
+        if loaded.listen != self.listen {
+            tracing::warn!("[listen] and [admin] changes take effect only after a restart");
+        }
+        self.shared.store(Arc::new(loaded.snapshot));
+        if let UserStore::File(users) = &self.users {
+            if let Err(err) = users.reload().await {
+                tracing::error!("users reload rejected, the previous users stay:\n{err}");
+            }
+        }
+        tracing::info!(reason, "configuration reloaded");
     }
 
     /// Drops expired revocations and throttle windows every 30 s, for bounded memory.

@@ -181,9 +181,11 @@ fn run(arg: ConfigArg) -> anyhow::Result<ExitCode> {
     }
     let runtime = runtime()?;
     let _guard = runtime.enter();
-    let (app, listen) = portcullis::app::App::new(loaded);
+    let app = portcullis::app::App::new(loaded, source);
+    let listen = app.listen.clone();
+    let shutdown = portcullis::signals::shutdown_requested();
     runtime
-        .block_on(portcullis::listen::serve(app, listen))
+        .block_on(portcullis::listen::serve(app, listen, shutdown))
         .context("serving")?;
     Ok(ExitCode::SUCCESS)
 }

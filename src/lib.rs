@@ -29,6 +29,7 @@ pub mod policy;
 pub mod reject;
 pub mod revoke;
 pub mod route;
+pub mod signals;
 pub mod snapshot;
 pub mod throttle;
 pub mod tls;

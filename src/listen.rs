@@ -1,4 +1,5 @@
-//! Accept loops: connection cap, TLS handshake deadline, h1/h2 serving, idle timeout.
+//! Accept loops: connection cap, TLS handshake deadline, h1/h2 serving, idle timeout,
+//! and the drain on shutdown.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use crate::app::App;
 use crate::idle::Tracked;
@@ -22,11 +23,19 @@ struct Server {
     app: Arc<App>,
     settings: ListenSettings,
     http: auto::Builder<TokioExecutor>,
+    /// One permit per open connection; holding all of them means every connection closed.
     slots: Arc<Semaphore>,
+    /// Turns true once shutdown starts.
+    stopping: watch::Receiver<bool>,
 }
 
-/// Binds every configured listener, then serves until the process ends.
-pub async fn serve(app: Arc<App>, settings: ListenSettings) -> std::io::Result<()> {
+/// Binds every configured listener and serves until `shutdown` resolves, then stops
+/// accepting and gives in-flight requests `shutdown_grace` to finish.
+pub async fn serve(
+    app: Arc<App>,
+    settings: ListenSettings,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let tls_listener = TcpListener::bind(settings.addr).await?;
     let plain_listener = match settings.plain_addr {
         Some(addr) => Some(TcpListener::bind(addr).await?),
@@ -37,21 +46,47 @@ pub async fn serve(app: Arc<App>, settings: ListenSettings) -> std::io::Result<(
         None => None,
     };
     tracing::info!(https = %settings.addr, plain = ?settings.plain_addr, admin = ?settings.admin_addr, "portcullis listening");
+    let (stop, stopping) = watch::channel(false);
     let server = Arc::new(Server {
         http: http_builder(&settings),
         slots: Arc::new(Semaphore::new(settings.max_connections)),
         app: app.clone(),
         settings,
+        stopping,
     });
     app.spawn_purger();
+    crate::signals::spawn_reloader(app.clone());
+    let mut loops = vec![tokio::spawn(accept_loop(
+        server.clone(),
+        tls_listener,
+        true,
+    ))];
     if let Some(listener) = plain_listener {
-        tokio::spawn(accept_loop(server.clone(), listener, false));
+        loops.push(tokio::spawn(accept_loop(server.clone(), listener, false)));
     }
     if let Some(listener) = admin_listener {
         tokio::spawn(crate::admin::serve(listener, app.clone()));
     }
-    accept_loop(server, tls_listener, true).await;
+    shutdown.await;
+    let _ = stop.send(true);
+    for accept in loops {
+        let _ = accept.await;
+    }
+    drain(&server).await;
     Ok(())
+}
+
+/// Waits until every connection has closed, or the grace period is over.
+async fn drain(server: &Server) {
+    let all = u32::try_from(server.settings.max_connections).unwrap_or(u32::MAX);
+    let grace = server.settings.shutdown_grace;
+    match tokio::time::timeout(grace, server.slots.acquire_many(all)).await {
+        Ok(_) => tracing::info!("all connections closed; exiting"),
+        Err(_) => tracing::warn!(
+            ?grace,
+            "grace period over with requests still in flight; exiting"
+        ),
+    }
 }
 
 fn http_builder(settings: &ListenSettings) -> auto::Builder<TokioExecutor> {
@@ -71,11 +106,18 @@ fn http_builder(settings: &ListenSettings) -> auto::Builder<TokioExecutor> {
 }
 
 async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool) {
+    let mut stopping = server.stopping.clone();
     loop {
-        let Ok(slot) = server.slots.clone().acquire_owned().await else {
-            return;
+        let slot = tokio::select! {
+            slot = server.slots.clone().acquire_owned() => slot,
+            _ = stopping.wait_for(|stop| *stop) => return,
         };
-        let (stream, peer) = match listener.accept().await {
+        let Ok(slot) = slot else { return };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopping.wait_for(|stop| *stop) => return,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(err) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -143,8 +185,15 @@ where
     let idle_timeout = server.settings.idle_timeout;
     let mut wait = idle_timeout;
     let mut closing = false;
+    let mut stopping = server.stopping.clone();
     loop {
         tokio::select! {
+            _ = stopping.wait_for(|stop| *stop), if !closing => {
+                // Finish what is in flight, take no new request on this connection.
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+                wait = server.settings.shutdown_grace;
+            }
             result = connection.as_mut() => {
                 if let Err(err) = result {
                     tracing::debug!(client = %info.peer, error = %err, "connection ended with an error");

@@ -73,7 +73,7 @@ pub struct AuthSettings {
 }
 
 /// Listener settings, fixed for the life of the process.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenSettings {
     /// HTTPS address.
     pub addr: SocketAddr,
@@ -89,6 +89,8 @@ pub struct ListenSettings {
     pub max_header_bytes: usize,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Time in-flight requests get to finish on SIGTERM.
+    pub shutdown_grace: Duration,
     /// Certificate file, for reporting.
     pub tls_cert: PathBuf,
 }

@@ -240,6 +240,7 @@ fn listen_settings(diag: &mut Diag<'_>, base: &Path, file: &GatewayFile) -> Opti
         idle_timeout: listen.idle_timeout.get(),
         max_header_bytes: header_bytes,
         max_connections: *listen.max_connections.get_ref(),
+        shutdown_grace: listen.shutdown_grace.get(),
         tls_cert: resolve(base, listen.tls_cert.get_ref()),
     })
 }

@@ -61,3 +61,36 @@ impl Source {
 
 #[cfg(test)]
 mod tests;
+
+/// The files a running gateway watches for changes: gateway.toml and every file it names.
+///
+/// Best effort: a gateway.toml that does not parse yields just itself, so the next good
+/// save is still noticed.
+pub fn watched_files(source: &Source) -> Vec<PathBuf> {
+    let gateway = source.gateway_path();
+    let mut files = vec![gateway.clone()];
+    let Ok(text) = source.read(&gateway) else {
+        return files;
+    };
+    let Ok(file) = toml::from_str::<raw::GatewayFile>(&text) else {
+        return files;
+    };
+    let base = source.base_dir();
+    let mut named = vec![
+        file.routes.file.clone(),
+        file.users.file.clone(),
+        file.listen.tls_cert.get_ref().clone(),
+        file.listen.tls_key.get_ref().clone(),
+    ];
+    for key in &file.keys {
+        let key = key.get_ref();
+        for path in [&key.private_key, &key.public_key, &key.secret_file]
+            .into_iter()
+            .flatten()
+        {
+            named.push(path.get_ref().clone());
+        }
+    }
+    files.extend(named.iter().map(|path| compile::resolve(&base, path)));
+    files
+}

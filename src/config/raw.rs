@@ -69,6 +69,13 @@ pub struct Listen {
     /// Connections served at once; more wait in the kernel backlog.
     #[serde(default = "default_max_connections")]
     pub max_connections: Spanned<usize>,
+    /// On SIGTERM, how long in-flight requests may take to finish.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: HumanDuration,
+}
+
+fn default_shutdown_grace() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
 }
 
 fn default_header_timeout() -> HumanDuration {

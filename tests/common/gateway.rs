@@ -171,6 +171,20 @@ impl Gateway {
         }
     }
 
+    /// Sends a signal ("HUP", "TERM", ...) to the gateway process.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args(["-s", name, &self.proc.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {name} failed");
+    }
+
+    /// The exit status once the process has ended, None while it runs.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.proc.exited()
+    }
+
     pub fn client(&self) -> Client {
         Client::new(self.https, self.cert_der.clone())
     }

@@ -187,6 +187,9 @@ impl Proc {
     fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
     fn log(&self) -> String {
         let mut s = String::new();
         if let Ok(mut f) = File::open(&self.log) {

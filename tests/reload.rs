@@ -1,0 +1,178 @@
+//! Hot reload (SIGHUP and file change) and graceful shutdown (SIGTERM), against the real binary.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use http::StatusCode;
+
+fn routes(upstream: &str, role: &str) -> String {
+    format!(
+        r#"
+[upstreams.api]
+url = "{upstream}"
+
+[[routes]]
+path = "/api/**"
+upstream = "api"
+roles_any = ["{role}"]
+"#
+    )
+}
+
+async fn status(gw: &Gateway, token: &str) -> StatusCode {
+    let auth = format!("Bearer {token}");
+    gw.client()
+        .get("/api/x")
+        .header("authorization", &auth)
+        .send_h1()
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn reload_under_load_fails_no_request_and_the_new_policy_holds() {
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = Gateway::start(GatewayConfig::new(routes(&up.url(), "a"))).await;
+    let both = gw.token("carol", &["a", "b"]);
+    let only_a = gw.token("alice", &["a"]);
+    assert_eq!(status(&gw, &only_a).await, StatusCode::OK);
+
+    // A client loop keeps going while the policy changes under it.
+    let loop_gw = gw.client();
+    let auth = format!("Bearer {both}");
+    let load = tokio::spawn(async move {
+        let mut statuses = Vec::new();
+        for _ in 0..200 {
+            statuses.push(
+                loop_gw
+                    .get("/api/x")
+                    .header("authorization", &auth)
+                    .send_h1()
+                    .await
+                    .status,
+            );
+        }
+        statuses
+    });
+    gw.dir.write("routes.toml", &routes(&up.url(), "b"));
+    gw.signal("HUP");
+    let flipped = eventually(Duration::from_secs(10), || async {
+        let got = status(&gw, &only_a).await;
+        (got == StatusCode::FORBIDDEN)
+            .then_some(())
+            .ok_or(format!("status {got}"))
+    })
+    .await;
+    assert!(flipped.is_ok(), "new policy never applied:\n{}", gw.log());
+    let statuses = load.await.expect("load loop");
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "a request failed during reload: {statuses:?}"
+    );
+    assert_eq!(status(&gw, &gw.token("bob", &["b"])).await, StatusCode::OK);
+    assert!(gw.log().contains("configuration reloaded"), "{}", gw.log());
+}
+
+#[tokio::test]
+async fn invalid_routes_file_is_rejected_and_the_old_policy_keeps_serving() {
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = Gateway::start(GatewayConfig::new(routes(&up.url(), "a"))).await;
+    let only_a = gw.token("alice", &["a"]);
+    gw.dir.write(
+        "routes.toml",
+        &routes(&up.url(), "b").replace("upstream = \"api\"", "upstream = \"nope\""),
+    );
+    gw.signal("HUP");
+    let rejected = eventually(Duration::from_secs(10), || async {
+        gw.log()
+            .contains("reload rejected")
+            .then_some(())
+            .ok_or("not yet".to_string())
+    })
+    .await;
+    assert!(rejected.is_ok(), "no rejection logged:\n{}", gw.log());
+    assert!(
+        gw.log()
+            .contains("routes.toml:7:12: unknown upstream \"nope\""),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(status(&gw, &only_a).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_changed_routes_file_is_picked_up_without_a_signal() {
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = Gateway::start(GatewayConfig::new(routes(&up.url(), "a"))).await;
+    let only_a = gw.token("alice", &["a"]);
+    // A different length as well as a new mtime, so even a coarse clock sees the change.
+    gw.dir.write(
+        "routes.toml",
+        &format!("# changed\n{}", routes(&up.url(), "b")),
+    );
+    let flipped = eventually(Duration::from_secs(15), || async {
+        let got = status(&gw, &only_a).await;
+        (got == StatusCode::FORBIDDEN)
+            .then_some(())
+            .ok_or(format!("status {got}"))
+    })
+    .await;
+    assert!(flipped.is_ok(), "file change never applied:\n{}", gw.log());
+}
+
+#[tokio::test]
+async fn a_replaced_certificate_is_served_to_new_connections() {
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = Gateway::start(GatewayConfig::new(routes(&up.url(), "a"))).await;
+    let (cert_pem, key_pem, cert_der) = tls_cert();
+    gw.dir.write("key.pem", &key_pem);
+    gw.dir.write("cert.pem", &cert_pem);
+    gw.signal("HUP");
+    let new_client = Client::new(gw.https, cert_der);
+    let served = eventually(Duration::from_secs(10), || async {
+        new_client
+            .connect_tls(&[b"http/1.1"])
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    assert!(
+        served.is_ok(),
+        "new certificate never served:\n{}",
+        gw.log()
+    );
+    assert!(
+        gw.client().connect_tls(&[b"http/1.1"]).await.is_err(),
+        "old certificate still served"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_request_in_flight_finish_then_exits_zero() {
+    let up = MockUpstream::start(Mode::Slow(Duration::from_millis(1500))).await;
+    let mut gw = Gateway::start(GatewayConfig::new(
+        routes(&up.url(), "a").replace("roles_any = [\"a\"]", "auth = \"none\""),
+    ))
+    .await;
+    let client = gw.client();
+    let in_flight = tokio::spawn(async move { client.get("/api/slow").send_h1().await.status });
+    eventually(Duration::from_secs(5), || async {
+        (!up.seen().is_empty())
+            .then_some(())
+            .ok_or("not yet".to_string())
+    })
+    .await
+    .expect("request reached the upstream");
+    gw.signal("TERM");
+    assert_eq!(in_flight.await.expect("request task"), StatusCode::OK);
+    let exit = eventually(Duration::from_secs(10), || {
+        let status = gw.exited();
+        async move { status.ok_or("still running".to_string()) }
+    })
+    .await
+    .expect("gateway exited");
+    assert!(exit.success(), "exit status {exit:?}");
+}
