@@ -1,5 +1,5 @@
-//! The admin listener (plain HTTP, keep it on loopback): /healthz, /readyz and POST /revoke,
-//! which `portcullis revoke` calls.
+//! The admin listener (plain HTTP, keep it on loopback): /healthz, /readyz, /metrics
+//! (Prometheus text) and POST /revoke, which `portcullis revoke` calls.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -41,6 +41,17 @@ async fn answer(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> 
     // The listeners are bound before this serves, so ready means serving.
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/healthz" | "/readyz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/metrics") => {
+            let body = app
+                .metrics
+                .render(&app.shared.load(), app.revocations.len());
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            response
+        }
         (&Method::POST, "/revoke") => revoke(app, request).await,
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }

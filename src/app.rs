@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{self, Loaded, Source};
+use crate::metrics::Metrics;
 use crate::revoke::RevocationStore;
 use crate::snapshot::{self, ListenSettings, Shared};
 use crate::throttle::Throttle;
@@ -27,6 +28,8 @@ pub struct App {
     pub source: Source,
     /// Listener settings in force; a reload cannot change them.
     pub listen: ListenSettings,
+    /// Counters for /metrics.
+    pub metrics: Metrics,
 }
 
 impl App {
@@ -41,6 +44,7 @@ impl App {
             throttle: Throttle::new(loaded.throttle),
             source,
             listen: loaded.listen,
+            metrics: Metrics::default(),
         })
     }
 
@@ -53,6 +57,9 @@ impl App {
         let loaded = match loaded {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(errors)) => {
+                self.metrics
+                    .reloads_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::error!(
                     reason,
                     "reload rejected, the previous configuration keeps serving:\n{errors}"
@@ -60,6 +67,9 @@ impl App {
                 return;
             }
             Err(err) => {
+                self.metrics
+                    .reloads_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::error!(reason, error = %err, "reload failed, the previous configuration keeps serving");
                 return;
             }
@@ -76,6 +86,9 @@ impl App {
                 tracing::error!("users reload rejected, the previous users stay:\n{err}");
             }
         }
+        self.metrics
+            .reloads_ok
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(reason, "configuration reloaded");
     }
 

@@ -13,6 +13,7 @@
 //!    real identity; [`forward::upstream`] streams both bodies (502 / 504 on faults).
 //! 7. Any refusal becomes a response in [`reject::respond`], and only there.
 
+pub mod access;
 pub mod admin;
 pub mod app;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod forward;
 mod idle;
 pub mod keygen;
 pub mod listen;
+pub mod metrics;
 pub mod path;
 pub mod pipeline;
 pub mod policy;

@@ -173,6 +173,24 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (io, activity) = Tracked::new(io);
+    let metrics = &server.app.metrics;
+    metrics
+        .open_connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    serve_tracked(server, io, activity, info).await;
+    metrics
+        .open_connections
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+async fn serve_tracked<I>(
+    server: &Server,
+    io: Tracked<I>,
+    activity: crate::idle::Activity,
+    info: ConnInfo,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let app = server.app.clone();
     let service = service_fn(move |request| {
         let app = app.clone();

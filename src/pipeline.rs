@@ -2,13 +2,14 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use crate::access::Trace;
 use crate::app::App;
 use crate::forward::headers::{self, X_REQUEST_ID};
 use crate::reject::{self, Reject};
@@ -28,26 +29,37 @@ pub struct ConnInfo {
 
 /// Serves one request: the upstream's response, or the gateway's refusal.
 pub async fn handle(app: &App, conn: &ConnInfo, request: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
     let snapshot = app.shared.load_full();
     let method = request.method().clone();
-    match proxy(app, &snapshot, conn, request).await {
+    let mut trace = Trace::new();
+    let response = match proxy(app, &snapshot, conn, request, &mut trace).await {
         Ok(response) => response,
         Err(rejected) => {
-            log_reject(conn, &method, rejected);
+            app.metrics.gateway_answer(rejected);
             reject::respond(rejected)
         }
+    };
+    if let Some(route) = trace.route {
+        route.stats.record(response.status());
     }
+    trace.log(conn, &method, response.status(), started.elapsed());
+    response
 }
 
 /// The stages in order; each returns a `Reject` to stop the request.
-async fn proxy(
+async fn proxy<'s>(
     app: &App,
-    snap: &Snapshot,
+    snap: &'s Snapshot,
     conn: &ConnInfo,
     mut request: Request<Incoming>,
+    trace: &mut Trace<'s>,
 ) -> Result<Response<Body>, Reject> {
     let host = request_host(&request)?.map(str::to_owned);
     let normalized = path::normalize(request.uri().path()).map_err(Reject::BadPath)?;
+    if trace.logging {
+        trace.path = Some(normalized.to_string());
+    }
     if let Some(endpoint) = endpoints::classify(snap, request.method(), &normalized) {
         drop(normalized);
         return endpoints::handle(app, snap, conn, endpoint, request).await;
@@ -56,6 +68,7 @@ async fn proxy(
         .routes
         .find(host.as_deref(), request.method(), &normalized)
         .ok_or(Reject::NoRoute)?;
+    trace.route = Some(route);
     let claims = match route.policy.requires_token() {
         true => Some(authorize(app, snap, conn, route, request.headers())?),
         false => None,
@@ -75,10 +88,16 @@ async fn proxy(
         claims.as_ref(),
         upgrade,
     );
+    trace.sub = claims.map(|claims| claims.sub);
+    trace.request_id = request.headers().get(&X_REQUEST_ID).cloned();
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let sent = Instant::now();
     let mut response = route.upstream.send(request).await?;
+    let upstream_took = sent.elapsed();
+    app.metrics.upstream_latency(upstream_took);
+    trace.upstream = Some(upstream_took);
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     if let (Some(client), true) = (client_upgrade, switching) {
         tunnel(client, hyper::upgrade::on(&mut response));
@@ -103,6 +122,7 @@ fn authorize(
     let claims = match verified {
         Ok(claims) => claims,
         Err(err) => {
+            app.metrics.auth_decision(Some(err.reason()));
             audit_denied(conn, route, None, Reject::Token(err));
             return Err(Reject::Token(err));
         }
@@ -119,6 +139,7 @@ fn authorize(
         Ok(true) => Some(Reject::Revoked),
         Err(_) => Some(Reject::Unavailable("revocation store unavailable")),
     };
+    app.metrics.auth_decision(refused.map(Reject::reason));
     if let Some(rejected) = refused {
         audit_denied(conn, route, Some(&claims.sub), rejected);
         return Err(rejected);
@@ -228,11 +249,6 @@ fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade
             tracing::debug!(error = %err, "upgraded connection ended with an error");
         }
     });
-}
-
-fn log_reject(conn: &ConnInfo, method: &Method, rejected: Reject) {
-    tracing::debug!(client = %conn.peer.ip(), method = %method, status = rejected.status().as_u16(),
-        reason = rejected.reason(), "request answered by the gateway");
 }
 
 /// Seconds since the Unix epoch; a clock before 1970 counts as 0 (tokens then fail nbf).

@@ -27,6 +27,23 @@ pub struct Route {
     pub policy: Policy,
     /// Prefix removed before forwarding.
     pub strip_prefix: Option<String>,
+    /// Requests answered on this route, by status class.
+    pub stats: RouteStats,
+}
+
+/// Per-route counters: plain atomics, so counting costs no lock.
+#[derive(Debug, Default)]
+pub struct RouteStats {
+    /// Responses by status class: 1xx .. 5xx.
+    pub by_class: [std::sync::atomic::AtomicU64; 5],
+}
+
+impl RouteStats {
+    /// Counts one response.
+    pub fn record(&self, status: http::StatusCode) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        self.by_class[class].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Token lifetimes for minting.

@@ -112,6 +112,7 @@ fn compile_route(
         upstream: upstream?,
         policy: policy?,
         strip_prefix: strip_prefix?,
+        stats: Default::default(),
     };
     Some((matcher, compiled))
 }

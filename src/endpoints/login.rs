@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::body;
 use super::tokens::{self, Subject};
 use crate::app::App;
+use crate::metrics::LoginOutcome;
 use crate::pipeline::{unix_now, ConnInfo};
 use crate::reject::Reject;
 use crate::snapshot::Snapshot;
@@ -36,6 +37,7 @@ pub async fn login(
     let now = unix_now();
     if let Err(retry_after) = app.throttle.check(&throttle_key, ip, now) {
         tracing::info!(target: "audit", event = "login_throttled", user = %throttle_key, client = %ip, request_id, retry_after);
+        app.metrics.login(LoginOutcome::Throttled);
         return Err(Reject::Throttled(retry_after));
     }
     let user = match app
@@ -46,16 +48,22 @@ pub async fn login(
         Ok(user) => user,
         Err(LoginError::BadCredentials) => {
             app.throttle.record_failure(&throttle_key, ip, now);
+            app.metrics.login(LoginOutcome::Failed);
             tracing::info!(target: "audit", event = "login_failed", user = %throttle_key, client = %ip, request_id);
             return Err(Reject::BadCredentials);
         }
-        Err(LoginError::Busy) => return Err(Reject::Unavailable("too many logins in progress")),
+        Err(LoginError::Busy) => {
+            app.metrics.login(LoginOutcome::Unavailable);
+            return Err(Reject::Unavailable("too many logins in progress"));
+        }
         Err(LoginError::Unavailable(reason)) => {
+            app.metrics.login(LoginOutcome::Unavailable);
             tracing::warn!(reason, "user store unavailable");
             return Err(Reject::Unavailable("user store unavailable"));
         }
     };
     app.throttle.reset_user(&throttle_key);
+    app.metrics.login(LoginOutcome::Ok);
     let family = crate::token::mint::new_id();
     let subject = Subject {
         name: &user.name,
