@@ -71,6 +71,7 @@ impl Client {
             headers: Vec::new(),
             host: None,
             body: ReqBody::Empty,
+            deadline: DEADLINE,
         }
     }
     pub fn get(&self, path: &str) -> RequestBuilder {
@@ -94,6 +95,7 @@ pub struct RequestBuilder {
     headers: Vec<(String, String)>,
     host: Option<String>,
     body: ReqBody,
+    deadline: std::time::Duration,
 }
 
 /// A response with its body read in full.
@@ -161,13 +163,19 @@ impl RequestBuilder {
         self.body = ReqBody::Bytes(b.into());
         self
     }
+    /// How long the whole exchange may take (default `DEADLINE`), for requests that queue
+    /// behind deliberate work such as password hashing.
+    pub fn deadline(mut self, d: std::time::Duration) -> Self {
+        self.deadline = d;
+        self
+    }
     /// A streamed body of `n` bytes of `pattern_byte`.
     pub fn pattern_body(mut self, n: u64) -> Self {
         self.body = ReqBody::Pattern(n);
         self
     }
 
-    fn build(self, version: Version) -> (Client, Request<BoxBody>) {
+    fn build(self, version: Version) -> (Client, Request<BoxBody>, std::time::Duration) {
         let host = self
             .host
             .clone()
@@ -195,7 +203,7 @@ impl RequestBuilder {
         let req = b
             .body(body)
             .unwrap_or_else(|e| panic!("cannot build request for {uri:?}: {e}"));
-        (self.client, req)
+        (self.client, req, self.deadline)
     }
 
     /// Send over HTTP/1.1 (ALPN http/1.1); panics if the exchange fails.
@@ -213,7 +221,7 @@ impl RequestBuilder {
     }
 
     pub async fn try_send_h1(self) -> Result<Response, String> {
-        let (client, req) = self.build(Version::HTTP_11);
+        let (client, req, deadline) = self.build(Version::HTTP_11);
         let fut = async move {
             let tls = client
                 .connect_tls(&[b"http/1.1"])
@@ -229,13 +237,13 @@ impl RequestBuilder {
                 .map_err(|e| format!("h1 send: {e}"))?;
             read_response(resp).await
         };
-        tokio::time::timeout(DEADLINE, fut)
+        tokio::time::timeout(deadline, fut)
             .await
-            .map_err(|_| "timed out".to_string())?
+            .map_err(|_| format!("timed out after {deadline:?}"))?
     }
 
     pub async fn try_send_h2(self) -> Result<Response, String> {
-        let (client, req) = self.build(Version::HTTP_2);
+        let (client, req, deadline) = self.build(Version::HTTP_2);
         let fut = async move {
             let tls = client
                 .connect_tls(&[b"h2"])
@@ -258,9 +266,9 @@ impl RequestBuilder {
                 .map_err(|e| format!("h2 send: {e}"))?;
             read_response(resp).await
         };
-        tokio::time::timeout(DEADLINE, fut)
+        tokio::time::timeout(deadline, fut)
             .await
-            .map_err(|_| "timed out".to_string())?
+            .map_err(|_| format!("timed out after {deadline:?}"))?
     }
 }
 

@@ -4,12 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::{
     addr_in_use, ed25519_pem, free_port, now_secs, plain_get, run_cli, tls_cert, Client, Proc,
-    Response, TestDir, DEADLINE,
+    TestDir, DEADLINE,
 };
 
 /// The knobs of one gateway under test.
@@ -19,6 +18,8 @@ pub struct GatewayConfig {
     pub routes: String,
     /// TOML appended to gateway.toml (whole sections, e.g. `[identity]`).
     pub extra: String,
+    /// Lines added to the `[tokens]` section (e.g. `refresh_reuse_grace = "1s"`).
+    pub tokens: String,
     pub header_timeout: String,
     pub idle_timeout: String,
     pub max_header_bytes: usize,
@@ -33,6 +34,7 @@ impl GatewayConfig {
         GatewayConfig {
             routes: routes.into(),
             extra: String::new(),
+            tokens: String::new(),
             header_timeout: "10s".into(),
             idle_timeout: "60s".into(),
             max_header_bytes: 16384,
@@ -47,6 +49,11 @@ impl GatewayConfig {
     pub fn extra(mut self, toml: &str) -> Self {
         self.extra.push_str(toml);
         self.extra.push('\n');
+        self
+    }
+    pub fn tokens(mut self, toml: &str) -> Self {
+        self.tokens.push_str(toml);
+        self.tokens.push('\n');
         self
     }
     pub fn header_timeout(mut self, d: &str) -> Self {
@@ -119,13 +126,43 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(cfg: GatewayConfig) -> Gateway {
-        let dir = TestDir::new();
+        Gateway::start_in(TestDir::new(), cfg).await
+    }
+
+    /// Write every file `cfg` needs into `dir` (on free ports, rewritten at start), so a CLI
+    /// command such as `user add --config` can run before the gateway does.
+    pub fn prepare(dir: &TestDir, cfg: &GatewayConfig) -> PathBuf {
+        let (signing, _) = ed25519_pem();
+        dir.write("main.pem", &signing);
+        dir.write("routes.toml", &cfg.routes);
+        let addr = |p: u16| -> SocketAddr { format!("127.0.0.1:{p}").parse().expect("addr") };
+        let plain = cfg.plain.then(|| addr(free_port()));
+        let toml = gateway_toml(cfg, addr(free_port()), addr(free_port()), plain);
+        dir.write("gateway.toml", &toml)
+    }
+
+    /// Stop the gateway and hand back its directory (users.toml included) for a restart.
+    pub fn stop(self) -> TestDir {
+        drop(self.proc);
+        self.dir
+    }
+
+    /// Start in `dir`, keeping what it holds: users.toml, and the signing key of a gateway
+    /// that ran there before (so its tokens still verify). Cert and ports are new.
+    pub async fn start_in(dir: TestDir, cfg: GatewayConfig) -> Gateway {
         let (cert_pem, key_pem, cert_der) = tls_cert();
         dir.write("cert.pem", &cert_pem);
         dir.write("key.pem", &key_pem);
-        let (signing, public) = ed25519_pem();
-        dir.write("main.pem", &signing);
-        dir.write("main.pub.pem", &public);
+        let read = |name: &str| std::fs::read_to_string(dir.join(name));
+        let (signing, public) = match (read("main.pem"), read("main.pub.pem")) {
+            (Ok(signing), Ok(public)) => (signing, public),
+            _ => {
+                let (signing, public) = ed25519_pem();
+                dir.write("main.pem", &signing);
+                dir.write("main.pub.pem", &public);
+                (signing, public)
+            }
+        };
         dir.write("routes.toml", &cfg.routes);
 
         let mut attempt = 0;
@@ -137,7 +174,7 @@ impl Gateway {
                 .plain
                 .then(|| format!("127.0.0.1:{}", free_port()).parse().expect("addr"));
             let config_path = dir.write("gateway.toml", &gateway_toml(&cfg, https, admin, plain));
-            let log = dir.join(&format!("gateway-{attempt}.log"));
+            let log = fresh_log_path(&dir);
             let cfg_arg = config_path.to_str().expect("utf-8 temp path").to_string();
             let mut proc = Proc::spawn("gateway", &["run", "--config", &cfg_arg], log);
 
@@ -255,6 +292,14 @@ impl Gateway {
     }
 }
 
+/// `gateway-N.log` with the first N not taken, so a restart keeps the earlier logs.
+fn fresh_log_path(dir: &TestDir) -> PathBuf {
+    (1..)
+        .map(|n| dir.join(&format!("gateway-{n}.log")))
+        .find(|p| !p.exists())
+        .expect("some log name is free")
+}
+
 fn now_nanos() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -290,7 +335,7 @@ audience = "portcullis"
 access_ttl = "15m"
 leeway = "30s"
 signing_kid = "main"
-
+{tokens}
 [[keys]]
 kid = "main"
 alg = "EdDSA"
@@ -304,6 +349,7 @@ file = "routes.toml"
         it = cfg.idle_timeout,
         mhb = cfg.max_header_bytes,
         mc = cfg.max_connections,
+        tokens = cfg.tokens,
         extra = cfg.extra,
     )
 }
@@ -323,64 +369,4 @@ async fn wait_ready(proc: &mut Proc, admin: SocketAddr) -> Result<(), String> {
             _ => tokio::time::sleep(Duration::from_millis(25)).await,
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Token assertions shared by test groups
-// ---------------------------------------------------------------------------------------
-
-/// 401 with the RFC 6750 challenge and JSON body for `reason`, never echoing `token`.
-pub fn assert_invalid_token(resp: &Response, reason: &str, token: &str) {
-    assert_eq!(
-        resp.status,
-        StatusCode::UNAUTHORIZED,
-        "body: {}",
-        resp.text()
-    );
-    assert_eq!(
-        resp.header("www-authenticate").as_deref(),
-        Some(
-            format!(
-                r#"Bearer realm="portcullis", error="invalid_token", error_description="{reason}""#
-            )
-            .as_str()
-        ),
-        "WWW-Authenticate"
-    );
-    let ctype = resp.header("content-type").unwrap_or_default();
-    assert!(
-        ctype.starts_with("application/json"),
-        "content-type {ctype:?}"
-    );
-    let body = resp.json();
-    assert_eq!(body["error"], "invalid_token", "body: {body}");
-    assert_eq!(body["error_description"], reason, "body: {body}");
-    assert_no_token_in(resp, token);
-}
-
-/// Neither the token nor any of its three parts appears in the response.
-pub fn assert_no_token_in(resp: &Response, token: &str) {
-    let text = resp.text();
-    let mut headers = String::new();
-    for (k, v) in &resp.headers {
-        headers.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
-    }
-    for part in std::iter::once(token).chain(token.split('.')) {
-        if part.len() >= 8 {
-            assert!(
-                !text.contains(part),
-                "response body echoes (part of) the token: {text}"
-            );
-            assert!(
-                !headers.contains(part),
-                "response headers echo (part of) the token: {headers}"
-            );
-        }
-    }
-}
-
-/// base64url without padding.
-pub fn b64url(data: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
 }
