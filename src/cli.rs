@@ -24,6 +24,24 @@ enum Command {
     Run(ConfigArg),
     /// Validate every file; exit 1 with file:line:col errors; warn about shadowed routes.
     Check(ConfigArg),
+    /// Which route a request matches, its policy, allow/deny and why (offline, no network).
+    ///
+    /// Exit code: 0 allow (forwarded, or answered by a gateway endpoint), 2 deny,
+    /// 1 invalid configuration or METHOD.
+    Explain {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Request method, case-sensitive as on the wire (GET, POST, ...).
+        method: String,
+        /// Request target: path and optional query, as the client sends it.
+        path: String,
+        /// Host header value (host[:port]); omitted = routes with a host never match.
+        #[arg(long)]
+        host: Option<String>,
+        /// Bearer access token to verify against the route's policy.
+        #[arg(long)]
+        token: Option<String>,
+    },
     /// Mint an access token with the active signing key.
     Token {
         #[command(flatten)]
@@ -108,6 +126,13 @@ pub fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(arg) => run(arg),
         Command::Check(arg) => check(arg),
+        Command::Explain {
+            config,
+            method,
+            path,
+            host,
+            token,
+        } => explain(config, &method, &path, host.as_deref(), token.as_deref()),
         Command::Token {
             config,
             sub,
@@ -207,6 +232,29 @@ fn check(arg: ConfigArg) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn explain(
+    arg: ConfigArg,
+    method: &str,
+    path: &str,
+    host: Option<&str>,
+    token: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let method = http::Method::from_bytes(method.as_bytes())
+        .map_err(|_| anyhow::anyhow!("invalid method {method:?}"))?;
+    let loaded = load(&source(&arg))?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let now = portcullis::pipeline::unix_now();
+    let explanation =
+        portcullis::explain::explain(&loaded.snapshot, &method, path, host, token, now);
+    print!("{explanation}");
+    Ok(match explanation.allowed() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(2),
+    })
 }
 
 fn token(

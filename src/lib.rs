@@ -20,6 +20,7 @@ pub mod config;
 pub mod devcerts;
 pub mod echo;
 pub mod endpoints;
+pub mod explain;
 pub mod forward;
 mod idle;
 pub mod keygen;
