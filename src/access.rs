@@ -45,7 +45,7 @@ impl Trace<'_> {
             .unwrap_or("-");
         tracing::info!(
             target: "access",
-            client = %conn.peer.ip(),
+            client = %conn.client,
             method = %method,
             path = self.path.as_deref().unwrap_or("-"),
             route = self.route.map_or("-", |r| r.pattern.as_str()),

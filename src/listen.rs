@@ -138,6 +138,7 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool) {
                     ConnInfo {
                         peer,
                         proto: "http",
+                        client: peer.ip(),
                     },
                 )
                 .await;
@@ -159,6 +160,7 @@ async fn serve_tls(server: &Server, stream: TcpStream, peer: SocketAddr) {
                 ConnInfo {
                     peer,
                     proto: "https",
+                    client: peer.ip(),
                 },
             )
             .await

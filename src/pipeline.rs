@@ -1,7 +1,7 @@
 //! The request path, stage by stage: normalize, route, authenticate, authorize, forward.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::header::{self, HeaderValue};
@@ -12,6 +12,7 @@ use hyper_util::rt::TokioIo;
 use crate::access::Trace;
 use crate::app::App;
 use crate::forward::headers::{self, X_REQUEST_ID};
+use crate::forward::proxies;
 use crate::reject::{self, Reject};
 use crate::snapshot::{Route, Snapshot};
 use crate::token::verify;
@@ -25,12 +26,27 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// "https" or "http", for X-Forwarded-Proto.
     pub proto: &'static str,
+    /// The client's address: the peer's, or what a trusted proxy says it is.
+    pub client: IpAddr,
 }
 
 /// Serves one request: the upstream's response, or the gateway's refusal.
 pub async fn handle(app: &App, conn: &ConnInfo, request: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let snapshot = app.shared.load_full();
+    let conn = &if snapshot.trusted_proxies.is_empty() {
+        *conn
+    } else {
+        let client =
+            proxies::client_ip(&snapshot.trusted_proxies, conn.peer.ip(), request.headers());
+        let proto =
+            proxies::forwarded_proto(&snapshot.trusted_proxies, conn.peer.ip(), request.headers());
+        ConnInfo {
+            client,
+            proto: proto.unwrap_or(conn.proto),
+            ..*conn
+        }
+    };
     let method = request.method().clone();
     let mut trace = Trace::new();
     let response = match proxy(app, &snapshot, conn, request, &mut trace).await {
@@ -148,7 +164,7 @@ fn authorize(
 }
 
 fn audit_denied(conn: &ConnInfo, route: &Route, sub: Option<&str>, rejected: Reject) {
-    tracing::info!(target: "audit", event = "denied", client = %conn.peer.ip(), route = %route.pattern,
+    tracing::info!(target: "audit", event = "denied", client = %conn.client, route = %route.pattern,
         sub = sub.unwrap_or("-"), status = rejected.status().as_u16(), reason = rejected.reason(), "request denied");
 }
 
@@ -212,13 +228,14 @@ fn rewrite_request(
     upgrade: bool,
 ) {
     let h = request.headers_mut();
+    let forwarded_for = proxies::forwarded_for(&snap.trusted_proxies, conn.peer.ip(), h);
     headers::sanitize_request(h, &snap.identity, upgrade);
     h.remove(header::EXPECT);
     let host_value = host.and_then(|host| HeaderValue::from_str(host).ok());
     if let Some(host_value) = &host_value {
         h.insert(header::HOST, host_value.clone());
     }
-    headers::add_forwarding(h, conn.peer.ip(), conn.proto, host_value.as_ref());
+    headers::add_forwarding(h, forwarded_for, conn.proto, host_value.as_ref());
     let keep_id = h
         .get(&X_REQUEST_ID)
         .is_some_and(headers::is_valid_request_id);

@@ -74,6 +74,8 @@ pub struct Snapshot {
     pub auth: AuthSettings,
     /// The JWK Set served at /.well-known/jwks.json, serialized once.
     pub jwks: bytes::Bytes,
+    /// Peers whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<crate::forward::proxies::Cidr>,
 }
 
 /// Settings of /auth/*.

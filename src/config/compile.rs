@@ -102,6 +102,7 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
     let identity = identity_headers(&mut diag, &file.identity);
     check_tokens(&mut diag, &file.tokens);
     let listen = listen_settings(&mut diag, &base, &file);
+    let trusted_proxies = trusted_proxies(&mut diag, &file.listen);
     let login = super::compile_auth::login_side(&mut diag, &base, &file);
     let routes_path = resolve(&base, &file.routes.file);
     let routes = super::compile_routes::load_routes(source, &routes_path, &mut errors);
@@ -136,6 +137,7 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
         identity,
         tls,
         auth: login.auth,
+        trusted_proxies,
     };
     Ok(Loaded {
         snapshot,
@@ -243,6 +245,20 @@ fn listen_settings(diag: &mut Diag<'_>, base: &Path, file: &GatewayFile) -> Opti
         shutdown_grace: listen.shutdown_grace.get(),
         tls_cert: resolve(base, listen.tls_cert.get_ref()),
     })
+}
+
+fn trusted_proxies(
+    diag: &mut Diag<'_>,
+    listen: &raw::Listen,
+) -> Vec<crate::forward::proxies::Cidr> {
+    let mut ranges = Vec::new();
+    for text in &listen.trusted_proxies {
+        match crate::forward::proxies::Cidr::parse(text.get_ref()) {
+            Ok(range) => ranges.push(range),
+            Err(message) => diag.at(text.span(), message),
+        }
+    }
+    ranges
 }
 
 fn check_tokens(diag: &mut Diag<'_>, tokens: &raw::Tokens) {

@@ -69,6 +69,9 @@ pub struct Listen {
     /// Connections served at once; more wait in the kernel backlog.
     #[serde(default = "default_max_connections")]
     pub max_connections: Spanned<usize>,
+    /// Load balancers whose X-Forwarded-For / -Proto are believed (CIDR ranges).
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
     /// On SIGTERM, how long in-flight requests may take to finish.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace: HumanDuration,

@@ -33,7 +33,7 @@ pub async fn login(
     let creds: Credentials = body::read_json(request).await?;
     // Throttle on the folded name, so "Alice" and "alice" share one counter.
     let throttle_key = creds.username.to_ascii_lowercase();
-    let ip = conn.peer.ip();
+    let ip = conn.client;
     let now = unix_now();
     if let Err(retry_after) = app.throttle.check(&throttle_key, ip, now) {
         tracing::info!(target: "audit", event = "login_throttled", user = %throttle_key, client = %ip, request_id, retry_after);

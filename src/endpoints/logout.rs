@@ -69,7 +69,7 @@ pub async fn logout(
             .map_err(unavailable)?;
         family = claims.fam;
     }
-    tracing::info!(target: "audit", event = "logout", user = %access.sub, client = %conn.peer.ip(), request_id,
+    tracing::info!(target: "audit", event = "logout", user = %access.sub, client = %conn.client, request_id,
         family = family.as_deref().unwrap_or("-"));
     Ok(body::no_content())
 }

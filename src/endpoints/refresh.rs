@@ -61,7 +61,7 @@ pub async fn refresh(
         )
         .await
         .map_err(|_| Reject::Unavailable("revocation store unavailable"))?;
-    let ip = conn.peer.ip();
+    let ip = conn.client;
     match redeemed? {
         Redeem::Issued(pair) => {
             tracing::info!(target: "audit", event = "refresh", user = %claims.sub, client = %ip, request_id, family = %fam);

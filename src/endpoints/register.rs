@@ -45,7 +45,7 @@ pub async fn register(
             return Err(Reject::Unavailable("user store unavailable"));
         }
     };
-    tracing::info!(target: "audit", event = "register", user = %user.name, client = %conn.peer.ip(), request_id);
+    tracing::info!(target: "audit", event = "register", user = %user.name, client = %conn.client, request_id);
     Ok(body::json(
         StatusCode::CREATED,
         &serde_json::json!({ "username": user.name, "roles": user.roles }),

@@ -1,8 +1,6 @@
 //! Header rewriting between client and upstream: hop-by-hop and forged identity out,
 //! the gateway's identity and forwarding headers in.
 
-use std::net::IpAddr;
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::token::Claims;
@@ -153,13 +151,12 @@ pub fn is_valid_request_id(value: &HeaderValue) -> bool {
 /// Adds X-Forwarded-For/-Proto/-Host.
 pub fn add_forwarding(
     headers: &mut HeaderMap,
-    client: IpAddr,
+    forwarded_for: Option<HeaderValue>,
     proto: &'static str,
     host: Option<&HeaderValue>,
 ) {
-    let ip = HeaderValue::from_str(&client.to_string());
-    if let Ok(ip) = ip {
-        headers.insert(X_FORWARDED_FOR.clone(), ip);
+    if let Some(chain) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR.clone(), chain);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     if let Some(host) = host {
@@ -260,7 +257,7 @@ mod tests {
         sanitize_request(&mut headers, &identity(), false);
         add_forwarding(
             &mut headers,
-            "10.1.2.3".parse().expect("literal ip"),
+            Some(HeaderValue::from_static("10.1.2.3")),
             "https",
             None,
         );

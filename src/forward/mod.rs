@@ -1,4 +1,5 @@
 //! Forwarding an approved request: header rewriting and the upstream connection pool.
 
 pub mod headers;
+pub mod proxies;
 pub mod upstream;

@@ -27,6 +27,8 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// Also open the plain-HTTP listener.
     pub plain: bool,
+    /// Lines added to the `[listen]` section (e.g. `trusted_proxies = [...]`).
+    pub listen: String,
 }
 
 impl GatewayConfig {
@@ -40,6 +42,7 @@ impl GatewayConfig {
             max_header_bytes: 16384,
             max_connections: 10000,
             plain: false,
+            listen: String::new(),
         }
     }
     /// `standard_routes(upstream_url)`.
@@ -74,6 +77,11 @@ impl GatewayConfig {
     }
     pub fn plain(mut self) -> Self {
         self.plain = true;
+        self
+    }
+    pub fn listen(mut self, toml: &str) -> Self {
+        self.listen.push_str(toml);
+        self.listen.push('\n');
         self
     }
 }
@@ -325,7 +333,7 @@ tls_key = "key.pem"
 idle_timeout = "{it}"
 max_header_bytes = {mhb}
 max_connections = {mc}
-
+{listen}
 [admin]
 addr = "{admin}"
 
@@ -345,6 +353,7 @@ private_key = "main.pem"
 file = "routes.toml"
 
 {extra}"#,
+        listen = cfg.listen,
         ht = cfg.header_timeout,
         it = cfg.idle_timeout,
         mhb = cfg.max_header_bytes,
