@@ -60,6 +60,8 @@ impl Source {
 }
 
 #[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
 mod tests;
 
 /// The files a running gateway watches for changes: gateway.toml and every file it names.

@@ -2,24 +2,8 @@
 
 use std::path::Path;
 
+use super::test_support::{write_material, GATEWAY};
 use super::{load, Source, DEFAULT_GATEWAY_TOML, DEFAULT_ROUTES_TOML};
-
-const GATEWAY: &str = r#"
-[listen]
-addr = "127.0.0.1:0"
-tls_cert = "cert.pem"
-tls_key = "key.pem"
-[tokens]
-issuer = "portcullis"
-audience = "portcullis"
-signing_kid = "main"
-[[keys]]
-kid = "main"
-alg = "EdDSA"
-private_key = "main.pem"
-[routes]
-file = "routes.toml"
-"#;
 
 const ROUTES: &str = r#"
 [upstreams.api]
@@ -29,19 +13,10 @@ path = "/api/**"
 upstream = "api"
 "#;
 
-/// Writes the cert, TLS key and signing key every test config names.
-fn material(dir: &Path) {
-    crate::devcerts::write_dev_cert(dir).expect("dev cert");
-    std::fs::rename(dir.join("dev-cert.pem"), dir.join("cert.pem")).expect("rename cert");
-    std::fs::rename(dir.join("dev-key.pem"), dir.join("key.pem")).expect("rename key");
-    let pem = crate::keygen::generate_private_pem(crate::token::Alg::EdDSA).expect("signing key");
-    std::fs::write(dir.join("main.pem"), pem).expect("write signing key");
-}
-
 /// Loads gateway/routes text; returns the error lines or the warnings.
 fn try_load(gateway: &str, routes: &str) -> Result<Vec<String>, Vec<String>> {
     let dir = tempfile::tempdir().expect("temp dir");
-    material(dir.path());
+    write_material(dir.path());
     std::fs::write(dir.path().join("gateway.toml"), gateway).expect("write gateway");
     std::fs::write(dir.path().join("routes.toml"), routes).expect("write routes");
     let strip = |s: String| s.replace(&format!("{}/", dir.path().display()), "");

@@ -1,25 +1,9 @@
 //! `explain` on a snapshot loaded from inline TOML, one test per outcome.
 
 use super::*;
+use crate::config::test_support::{write_material, GATEWAY};
 use crate::config::{load, Source};
 use crate::token::mint::{self, Grant};
-
-const GATEWAY: &str = r#"
-[listen]
-addr = "127.0.0.1:0"
-tls_cert = "cert.pem"
-tls_key = "key.pem"
-[tokens]
-issuer = "portcullis"
-audience = "portcullis"
-signing_kid = "main"
-[[keys]]
-kid = "main"
-alg = "EdDSA"
-private_key = "main.pem"
-[routes]
-file = "routes.toml"
-"#;
 
 const ROUTES: &str = r#"
 [upstreams.api]
@@ -46,11 +30,7 @@ const NOW: u64 = 1_800_000_000;
 fn snapshot() -> Snapshot {
     let dir = tempfile::tempdir().expect("temp dir");
     let p = dir.path();
-    crate::devcerts::write_dev_cert(p).expect("dev cert");
-    std::fs::rename(p.join("dev-cert.pem"), p.join("cert.pem")).expect("rename cert");
-    std::fs::rename(p.join("dev-key.pem"), p.join("key.pem")).expect("rename key");
-    let pem = crate::keygen::generate_private_pem(crate::token::Alg::EdDSA).expect("key");
-    std::fs::write(p.join("main.pem"), pem).expect("write signing key");
+    write_material(p);
     std::fs::write(p.join("gateway.toml"), GATEWAY).expect("write gateway");
     std::fs::write(p.join("routes.toml"), ROUTES).expect("write routes");
     let loaded = load(&Source::File(p.join("gateway.toml")));
