@@ -19,7 +19,7 @@ use crate::pipeline::unix_now;
 /// Serves the admin endpoints until the process ends.
 pub async fn serve(listener: TcpListener, app: Arc<App>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             // Out of file descriptors and the like: back off instead of spinning.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
@@ -28,7 +28,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) {
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let app = app.clone();
-                async move { Ok::<_, Infallible>(answer(&app, request).await) }
+                async move { Ok::<_, Infallible>(answer(&app, peer.ip(), request).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
@@ -37,7 +37,11 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) {
     }
 }
 
-async fn answer(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(
+    app: &App,
+    peer: std::net::IpAddr,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     // The listeners are bound before this serves, so ready means serving.
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/healthz" | "/readyz") => text(StatusCode::OK, "ok\n"),
@@ -52,7 +56,13 @@ async fn answer(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> 
             );
             response
         }
-        (&Method::POST, "/revoke") => revoke(app, request).await,
+        // The admin listener may have to face a network (probes, Prometheus); revoking
+        // stays a local operator's act.
+        (&Method::POST, "/revoke") if peer.is_loopback() => revoke(app, request).await,
+        (&Method::POST, "/revoke") => text(
+            StatusCode::FORBIDDEN,
+            "revoke is accepted from loopback only\n",
+        ),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
