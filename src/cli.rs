@@ -222,6 +222,9 @@ fn check(arg: ConfigArg) -> anyhow::Result<ExitCode> {
             for warning in &loaded.warnings {
                 eprintln!("warning: {warning}");
             }
+            for warning in upstream_warnings(&loaded.snapshot) {
+                eprintln!("warning: {warning}");
+            }
             println!("{}: ok", source.gateway_path().display());
             Ok(ExitCode::SUCCESS)
         }
@@ -232,6 +235,26 @@ fn check(arg: ConfigArg) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Upstreams `check` cannot reach right now: a warning, since they may simply start later.
+fn upstream_warnings(snap: &portcullis::snapshot::Snapshot) -> Vec<String> {
+    let mut seen = std::collections::BTreeMap::new();
+    for index in 0..snap.routes.len() {
+        if let Some(route) = snap.routes.get(index) {
+            seen.entry(route.upstream.name.clone())
+                .or_insert_with(|| (route.upstream.clone(), route.origin.clone()));
+        }
+    }
+    let wait = std::time::Duration::from_millis(500);
+    seen.into_iter()
+        .filter_map(|(name, (upstream, origin))| {
+            let problem = upstream.probe(wait).err()?;
+            Some(format!(
+                "{origin}: upstream \"{name}\" cannot be contacted now: {problem}"
+            ))
+        })
+        .collect()
 }
 
 fn explain(

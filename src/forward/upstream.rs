@@ -68,6 +68,25 @@ impl Upstream {
         })
     }
 
+    /// Whether anything accepts a TCP connection at the upstream's address within `wait`;
+    /// for `portcullis check`, never on the request path.
+    pub fn probe(&self, wait: Duration) -> Result<(), String> {
+        use std::net::ToSocketAddrs;
+        let port = self.authority.port_u16().unwrap_or(80);
+        let addrs: Vec<_> = (self.authority.host(), port)
+            .to_socket_addrs()
+            .map_err(|err| format!("host \"{}\" does not resolve: {err}", self.authority.host()))?
+            .collect();
+        let mut last = String::from("no address");
+        for addr in addrs {
+            match std::net::TcpStream::connect_timeout(&addr, wait) {
+                Ok(_) => return Ok(()),
+                Err(err) => last = format!("nothing accepts connections at {addr}: {err}"),
+            }
+        }
+        Err(last)
+    }
+
     /// The absolute URI for a forwarded path and query.
     pub fn uri_for(&self, path: &str, query: Option<&str>) -> Result<Uri, Reject> {
         let mut target = String::with_capacity(
