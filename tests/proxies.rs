@@ -90,8 +90,20 @@ async fn check_warns_about_an_upstream_nothing_listens_on_but_still_passes() {
     let dir = TestDir::new();
     let dead = format!("http://127.0.0.1:{}", free_port());
     let cfg = GatewayConfig::new(PUBLIC_ROUTE.replace("UPSTREAM", &dead));
+    let (cert_pem, key_pem, _) = tls_cert();
+    dir.write("cert.pem", &cert_pem);
+    dir.write("key.pem", &key_pem);
     let gateway_toml = Gateway::prepare(&dir, &cfg);
-    let out = run_cli(&["check", "--config", gateway_toml.to_str().expect("utf-8 path")]);
+    let out = run_cli(&[
+        "check",
+        "--config",
+        gateway_toml.to_str().expect("utf-8 path"),
+    ]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stderr.contains("upstream \"api\" cannot be contacted now"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("upstream \"api\" cannot be contacted now"),
+        "{}",
+        out.stderr
+    );
 }
