@@ -44,11 +44,20 @@ async fn answer(
 ) -> Response<Full<Bytes>> {
     // The listeners are bound before this serves, so ready means serving.
     match (request.method(), request.uri().path()) {
-        (&Method::GET, "/healthz" | "/readyz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        // Ready: configuration loaded (it is, or we would not serve) and the revocation
+        // store in sync, so a load balancer stops sending traffic to a blind instance.
+        (&Method::GET, "/readyz") if app.revocations.in_sync() => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "revocation store out of sync\n",
+        ),
         (&Method::GET, "/metrics") => {
-            let body = app
-                .metrics
-                .render(&app.shared.load(), app.revocations.len());
+            let body = app.metrics.render(
+                &app.shared.load(),
+                app.revocations.len(),
+                app.revocations.in_sync(),
+            );
             let mut response = Response::new(Full::new(Bytes::from(body)));
             response.headers_mut().insert(
                 http::header::CONTENT_TYPE,

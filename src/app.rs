@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::compile_auth::StoreChoice;
+use crate::config::raw::OnError;
 use crate::config::{self, Loaded, Source};
 use crate::metrics::Metrics;
-use crate::revoke::RevocationStore;
+use crate::revoke::{RevocationStore, StoreError};
 use crate::snapshot::{self, ListenSettings, Shared};
 use crate::throttle::Throttle;
 use crate::users::hash::Hasher;
@@ -30,21 +32,35 @@ pub struct App {
     pub listen: ListenSettings,
     /// Counters for /metrics.
     pub metrics: Metrics,
+    /// What an unanswerable revocation check means for a proxied request.
+    pub on_error: OnError,
 }
 
 impl App {
-    /// Builds the runtime from a configuration loaded from `source`.
-    pub fn new(loaded: Loaded, source: Source) -> Arc<App> {
+    /// Builds the runtime from a configuration loaded from `source`, opening its
+    /// revocation store (a Redis store is connected and mirrored before this returns).
+    pub async fn start(loaded: Loaded, source: Source) -> Result<Arc<App>, StoreError> {
+        let revocations = match &loaded.store.choice {
+            StoreChoice::Memory => RevocationStore::memory(),
+            StoreChoice::Redis { url, prefix } => RevocationStore::redis(url, prefix).await?,
+        };
+        Ok(App::with_store(loaded, source, revocations))
+    }
+
+    /// Builds the runtime around an already opened revocation store.
+    pub fn with_store(loaded: Loaded, source: Source, revocations: RevocationStore) -> Arc<App> {
         let (workers, queue) = loaded.hashing;
+        let on_error = loaded.store.on_error;
         Arc::new(App {
             shared: snapshot::share(loaded.snapshot),
-            revocations: RevocationStore::memory(),
+            revocations,
             users: loaded.users,
             hasher: Hasher::new(workers, queue),
             throttle: Throttle::new(loaded.throttle),
             source,
             listen: loaded.listen,
             metrics: Metrics::default(),
+            on_error,
         })
     }
 

@@ -206,7 +206,9 @@ fn run(arg: ConfigArg) -> anyhow::Result<ExitCode> {
     }
     let runtime = runtime()?;
     let _guard = runtime.enter();
-    let app = portcullis::app::App::new(loaded, source);
+    let app = runtime
+        .block_on(portcullis::app::App::start(loaded, source))
+        .map_err(|err| anyhow::anyhow!("cannot open the revocation store: {err}"))?;
     let listen = app.listen.clone();
     let shutdown = portcullis::signals::shutdown_requested();
     runtime

@@ -117,7 +117,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every counter.
-    pub fn render(&self, snap: &Snapshot, revocations: usize) -> String {
+    pub fn render(&self, snap: &Snapshot, revocations: usize, in_sync: bool) -> String {
         let mut out = String::with_capacity(4096);
         render_routes(&mut out, snap);
         out.push_str("# TYPE portcullis_gateway_responses_total counter\n");
@@ -161,6 +161,11 @@ impl Metrics {
                 self.open_connections.load(Relaxed).to_string(),
             ),
             ("portcullis_revocations", "gauge", revocations.to_string()),
+            (
+                "portcullis_revocation_store_in_sync",
+                "gauge",
+                u8::from(in_sync).to_string(),
+            ),
             (
                 "portcullis_config_reloads_total{result=\"ok\"}",
                 "counter",

@@ -11,6 +11,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::access::Trace;
 use crate::app::App;
+use crate::config::raw::OnError;
 use crate::forward::headers::{self, X_REQUEST_ID};
 use crate::forward::proxies;
 use crate::reject::{self, Reject};
@@ -86,7 +87,7 @@ async fn proxy<'s>(
         .ok_or(Reject::NoRoute)?;
     trace.route = Some(route);
     let claims = match route.policy.requires_token() {
-        true => Some(authorize(app, snap, conn, route, request.headers())?),
+        true => Some(authorize(app, snap, conn, route, request.headers()).await?),
         false => None,
     };
     let forwarded: Cow<'_, str> = match &route.strip_prefix {
@@ -125,7 +126,7 @@ async fn proxy<'s>(
 /// Token, revocation, then policy; the claims are returned for the identity headers.
 ///
 /// Every denial is logged here, once, on the `audit` target with the route and reason.
-fn authorize(
+async fn authorize(
     app: &App,
     snap: &Snapshot,
     conn: &ConnInfo,
@@ -143,16 +144,25 @@ fn authorize(
             return Err(Reject::Token(err));
         }
     };
-    let revoked = app.revocations.is_revoked(
-        &claims.jti,
-        &claims.sub,
-        claims.iat,
-        claims.fam.as_deref(),
-        now,
-    );
+    // A local read while the mirror is in sync; a Redis round trip only while it is not.
+    let revoked = app
+        .revocations
+        .is_revoked_checked(
+            &claims.jti,
+            &claims.sub,
+            claims.iat,
+            claims.fam.as_deref(),
+            now,
+        )
+        .await;
     let refused = match revoked {
         Ok(false) => route.policy.evaluate(&claims).err().map(Reject::Forbidden),
         Ok(true) => Some(Reject::Revoked),
+        Err(_) if app.on_error == OnError::Allow => {
+            tracing::error!(target: "audit", event = "revocation_unchecked", sub = %claims.sub, route = %route.pattern,
+                "revocation store unavailable: request let through unchecked (on_error = \"allow\")");
+            route.policy.evaluate(&claims).err().map(Reject::Forbidden)
+        }
         Err(_) => Some(Reject::Unavailable("revocation store unavailable")),
     };
     app.metrics.auth_decision(refused.map(Reject::reason));

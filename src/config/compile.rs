@@ -25,6 +25,8 @@ pub struct Loaded {
     pub listen: ListenSettings,
     /// The user store, loaded and checked.
     pub users: crate::users::UserStore,
+    /// The revocation store to open.
+    pub store: super::compile_auth::StoreSettings,
     /// Password hashing pool size and queue.
     pub hashing: (usize, usize),
     /// Failed-login limits.
@@ -143,6 +145,7 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
         snapshot,
         listen,
         users: login.users,
+        store: login.store,
         hashing: login.hashing,
         throttle: login.throttle,
         warnings,

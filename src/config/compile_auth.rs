@@ -10,6 +10,79 @@ use crate::users::file::FileStore;
 use crate::users::http::HttpStore;
 use crate::users::UserStore;
 
+/// Which revocation store to open at start.
+pub enum StoreChoice {
+    /// In this process.
+    Memory,
+    /// Redis at `url` (may hold a password: never logged) with a key prefix.
+    Redis {
+        /// The connection URL.
+        url: String,
+        /// Key prefix.
+        prefix: String,
+    },
+}
+
+impl std::fmt::Debug for StoreChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreChoice::Memory => f.write_str("Memory"),
+            StoreChoice::Redis { prefix, .. } => {
+                write!(f, "Redis {{ url: <redacted>, prefix: {prefix:?} }}")
+            }
+        }
+    }
+}
+
+/// `[store]`, checked.
+#[derive(Debug)]
+pub struct StoreSettings {
+    /// The backend.
+    pub choice: StoreChoice,
+    /// What an unanswerable revocation check means.
+    pub on_error: raw::OnError,
+}
+
+/// Checks `[store]`: a Redis backend needs exactly one of redis_url, redis_url_env.
+fn store_settings(diag: &mut Diag<'_>, store: &raw::Store) -> Option<StoreSettings> {
+    let choice = match store.backend.get_ref() {
+        raw::StoreBackend::Memory => StoreChoice::Memory,
+        raw::StoreBackend::Redis => {
+            let url = match (&store.redis_url, &store.redis_url_env) {
+                (Some(url), None) => url.get_ref().clone(),
+                (None, Some(var)) => match std::env::var(var.get_ref()) {
+                    Ok(url) if !url.is_empty() => url,
+                    _ => {
+                        diag.at(
+                            var.span(),
+                            format!(
+                                "environment variable {} is not set (expected the Redis URL)",
+                                var.get_ref()
+                            ),
+                        );
+                        return None;
+                    }
+                },
+                _ => {
+                    diag.at(
+                        store.backend.span(),
+                        "backend = \"redis\" needs exactly one of redis_url, redis_url_env",
+                    );
+                    return None;
+                }
+            };
+            StoreChoice::Redis {
+                url,
+                prefix: store.prefix.clone(),
+            }
+        }
+    };
+    Some(StoreSettings {
+        choice,
+        on_error: store.on_error,
+    })
+}
+
 /// The login side of a configuration, checked.
 pub(crate) struct LoginSide {
     /// Endpoint settings.
@@ -20,6 +93,8 @@ pub(crate) struct LoginSide {
     pub(crate) throttle: Limits,
     /// Hash workers and queue.
     pub(crate) hashing: (usize, usize),
+    /// The revocation store.
+    pub(crate) store: StoreSettings,
 }
 
 /// Checks [users], [login], [endpoints]; every error is recorded before giving up.
@@ -32,7 +107,9 @@ pub(crate) fn login_side(
     let users = user_store(diag, base, &file.users);
     let throttle = throttle_limits(diag, &file.login);
     let hashing = hashing(diag, &file.users);
+    let store = store_settings(diag, &file.store);
     Some(LoginSide {
+        store: store?,
         auth: auth?,
         users: users?,
         throttle: throttle?,

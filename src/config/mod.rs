@@ -1,7 +1,7 @@
 //! Loading and validating configuration: raw TOML in, a typed `Snapshot` out.
 
 pub mod compile;
-mod compile_auth;
+pub mod compile_auth;
 mod compile_routes;
 pub mod diag;
 pub mod duration;

@@ -421,15 +421,60 @@ pub enum StoreBackend {
     /// In this process only.
     #[default]
     Memory,
+    /// Shared by every instance through Redis, mirrored locally.
+    Redis,
+}
+
+/// What a request gets when the revocation store cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// 503: nobody gets in unchecked (the default).
+    #[default]
+    Deny,
+    /// Let valid tokens through unchecked, logging loudly.
+    Allow,
 }
 
 /// `[store]`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Store {
-    /// `memory` (the only one so far).
+    /// `memory` or `redis`.
+    #[serde(default = "default_store_backend")]
+    pub backend: Spanned<StoreBackend>,
+    /// redis:// or unix socket URL (may carry a password: prefer `redis_url_env`).
     #[serde(default)]
-    pub backend: StoreBackend,
+    pub redis_url: Option<Spanned<String>>,
+    /// Environment variable holding the Redis URL.
+    #[serde(default)]
+    pub redis_url_env: Option<Spanned<String>>,
+    /// Key prefix, so several gateways (or tests) can share one Redis.
+    #[serde(default = "default_redis_prefix")]
+    pub prefix: String,
+    /// `deny` (503) or `allow` when the store cannot answer.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            backend: Spanned::new(0..0, StoreBackend::Memory),
+            redis_url: None,
+            redis_url_env: None,
+            prefix: default_redis_prefix(),
+            on_error: OnError::Deny,
+        }
+    }
+}
+
+fn default_store_backend() -> Spanned<StoreBackend> {
+    Spanned::new(0..0, StoreBackend::Memory)
+}
+
+fn default_redis_prefix() -> String {
+    "portcullis:".to_string()
 }
 
 /// `[endpoints]`.

@@ -36,7 +36,7 @@ pub async fn refresh(
     let request_id = super::request_id(&request);
     let body: RefreshBody = body::read_json(request).await?;
     let now = unix_now();
-    let claims = verified_refresh(app, snap, &body.refresh_token, now)?;
+    let claims = verified_refresh(app, snap, &body.refresh_token, now).await?;
     let fam = claims
         .fam
         .clone()
@@ -75,18 +75,24 @@ pub async fn refresh(
 }
 
 /// A refresh token that verifies and is not revoked.
-fn verified_refresh(app: &App, snap: &Snapshot, token: &str, now: u64) -> Result<Claims, Reject> {
+async fn verified_refresh(
+    app: &App,
+    snap: &Snapshot,
+    token: &str,
+    now: u64,
+) -> Result<Claims, Reject> {
     let claims = verify::verify(&snap.keys, &snap.expect, token, TokenType::Refresh, now)
         .map_err(Reject::Token)?;
     let revoked = app
         .revocations
-        .is_revoked(
+        .is_revoked_checked(
             &claims.jti,
             &claims.sub,
             claims.iat,
             claims.fam.as_deref(),
             now,
         )
+        .await
         .map_err(|_| Reject::Unavailable("revocation store unavailable"))?;
     if revoked {
         return Err(Reject::Revoked);

@@ -161,7 +161,8 @@ impl MemoryStore {
             || fam.is_some_and(|fam| self.family_revoked(fam, now))
     }
 
-    fn family_revoked(&self, fam: &str, now: u64) -> bool {
+    /// True when `fam` is revoked at `now`.
+    pub fn family_revoked(&self, fam: &str, now: u64) -> bool {
         self.families.get(fam).is_some_and(|until| now < until)
     }
 

@@ -1,17 +1,25 @@
 //! The revocation set, checked on every proxied request after the token verifies.
 //!
-//! `is_revoked` is a local read with no I/O, so it is a plain fn; the writes are async so a
-//! networked store (Redis, later) can publish them. Every time is unix seconds from the caller.
+//! `is_revoked` is a local read with no I/O, so it is a plain fn; the writes are async so the
+//! Redis store can write them through and publish them. Every time is unix seconds from the
+//! caller. The Redis store answers `is_revoked` from its local mirror while that is in sync;
+//! `is_revoked_checked` is the same check that, out of sync, asks Redis instead.
 
 pub mod memory;
+pub mod redis;
 
 use std::fmt;
 
-/// One enum over the stores; the Redis store (later) joins it.
+/// One enum over the stores.
+// One per process, so the memory store's inline shards (a few KB) cost nothing, and keeping
+// them inline spares the memory store's hot path a pointer hop.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum RevocationStore {
     /// This process only.
     Memory(memory::MemoryStore),
+    /// Shared by every instance through Redis, read from a local mirror.
+    Redis(redis::RedisStore),
 }
 
 /// Why the store could not answer.
@@ -20,6 +28,9 @@ pub enum StoreError {
     /// The backing store cannot be reached or kept in sync.
     #[error("revocation store unavailable")]
     Unavailable,
+    /// The store's URL cannot be used (no URL in the message: it may hold a password).
+    #[error("invalid redis URL: {0}")]
+    InvalidUrl(&'static str),
 }
 
 /// A token pair issued by refresh, kept for the reuse grace interval.
@@ -56,8 +67,24 @@ impl RevocationStore {
         RevocationStore::Memory(memory::MemoryStore::new())
     }
 
+    /// A Redis store: connects, subscribes and loads the mirror (see [`redis::RedisStore::connect`]).
+    pub async fn redis(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        Ok(RevocationStore::Redis(
+            redis::RedisStore::connect(url, prefix).await?,
+        ))
+    }
+
+    /// False while a Redis store's mirror is out of sync (readiness, metrics); always true
+    /// for the memory store.
+    pub fn in_sync(&self) -> bool {
+        match self {
+            RevocationStore::Memory(_) => true,
+            RevocationStore::Redis(store) => store.in_sync(),
+        }
+    }
+
     /// Local read: jti revoked, or iat < the subject's revoked-before time, or fam (if Some)
-    /// revoked. No I/O, no await.
+    /// revoked. No I/O, no await. `Err(Unavailable)` while a Redis mirror is out of sync.
     pub fn is_revoked(
         &self,
         jti: &str,
@@ -68,6 +95,26 @@ impl RevocationStore {
     ) -> Result<bool, StoreError> {
         match self {
             RevocationStore::Memory(store) => Ok(store.is_revoked(jti, sub, iat, fam, now)),
+            RevocationStore::Redis(store) => store.is_revoked(jti, sub, iat, fam, now),
+        }
+    }
+
+    /// `is_revoked`, except that a Redis store out of sync asks Redis (one round trip,
+    /// 200 ms at most; `Err(Unavailable)` when Redis does not answer). Awaits nothing while
+    /// in sync.
+    pub async fn is_revoked_checked(
+        &self,
+        jti: &str,
+        sub: &str,
+        iat: u64,
+        fam: Option<&str>,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        match self {
+            RevocationStore::Memory(store) => Ok(store.is_revoked(jti, sub, iat, fam, now)),
+            RevocationStore::Redis(store) => {
+                store.is_revoked_checked(jti, sub, iat, fam, now).await
+            }
         }
     }
 
@@ -76,27 +123,36 @@ impl RevocationStore {
     /// counting at `exp`.
     pub async fn revoke_jti(&self, jti: &str, exp: u64) -> Result<(), StoreError> {
         match self {
-            RevocationStore::Memory(store) => store.revoke_jti(jti, exp),
+            RevocationStore::Memory(store) => {
+                store.revoke_jti(jti, exp);
+                Ok(())
+            }
+            RevocationStore::Redis(store) => store.revoke_jti(jti, exp).await,
         }
-        Ok(())
     }
 
     /// Revokes every token of `sub` with iat < `before` ("everything now" is before = now + 1,
     /// the caller's choice). Kept for good: the store cannot know when such tokens run out.
     pub async fn revoke_subject(&self, sub: &str, before: u64) -> Result<(), StoreError> {
         match self {
-            RevocationStore::Memory(store) => store.revoke_subject(sub, before),
+            RevocationStore::Memory(store) => {
+                store.revoke_subject(sub, before);
+                Ok(())
+            }
+            RevocationStore::Redis(store) => store.revoke_subject(sub, before).await,
         }
-        Ok(())
     }
 
     /// Revokes every token carrying `fam` until `until`: the latest expiry (plus leeway) any
     /// token of the family can have.
     pub async fn revoke_family(&self, fam: &str, until: u64) -> Result<(), StoreError> {
         match self {
-            RevocationStore::Memory(store) => store.revoke_family(fam, until),
+            RevocationStore::Memory(store) => {
+                store.revoke_family(fam, until);
+                Ok(())
+            }
+            RevocationStore::Redis(store) => store.revoke_family(fam, until).await,
         }
-        Ok(())
     }
 
     /// Atomically redeems refresh token `jti` of family `fam`:
@@ -111,6 +167,11 @@ impl RevocationStore {
     /// this token's exp plus leeway, and better now + refresh TTL + leeway, since the pair
     /// minted here outlives the token redeemed. `mint` returning Err records nothing and the
     /// error is passed through.
+    ///
+    /// With Redis the rules hold across instances (a claim script, then the mint, then the
+    /// pair stored under the claim; see `redis/redeem.rs`). A repeat that arrives while
+    /// another instance is still minting waits up to 500 ms for that pair, then answers
+    /// `Err(Unavailable)` (503, the client retries) rather than calling it reuse.
     pub async fn redeem<E>(
         &self,
         jti: &str,
@@ -122,6 +183,7 @@ impl RevocationStore {
     ) -> Result<Result<Redeem, E>, StoreError> {
         match self {
             RevocationStore::Memory(store) => Ok(store.redeem(jti, fam, exp, now, grace, mint)),
+            RevocationStore::Redis(store) => store.redeem(jti, fam, exp, now, grace, mint).await,
         }
     }
 
@@ -130,14 +192,16 @@ impl RevocationStore {
     pub fn purge(&self, now: u64) -> usize {
         match self {
             RevocationStore::Memory(store) => store.purge(now),
+            RevocationStore::Redis(store) => store.purge(now),
         }
     }
 
-    /// Number of live entries (jtis + subjects + families + spent refresh records), for tests
-    /// and metrics.
+    /// Number of live entries (jtis + subjects + families + spent refresh records; for Redis,
+    /// the mirror's jtis + subjects + families), for tests and metrics.
     pub fn len(&self) -> usize {
         match self {
             RevocationStore::Memory(store) => store.len(),
+            RevocationStore::Redis(store) => store.len(),
         }
     }
 

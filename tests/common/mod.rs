@@ -13,6 +13,7 @@
 //! - `raw`: bytes hyper would not send, `RawResponse`, reading responses by hand.
 //! - `tokens`: token assertions (`assert_invalid_token`) and unverified claim reading.
 //! - `auth`: users via the CLI, the `/auth/*` endpoints, `Pair`, the audit log.
+//! - `redis`: `Redis`, a real redis-server per test.
 //! - `backend`: `CredentialBackend`, an existing password checker for the http user store.
 #![allow(dead_code)]
 
@@ -21,6 +22,7 @@ mod backend;
 mod client;
 mod gateway;
 mod raw;
+mod redis;
 mod tokens;
 mod upstream;
 
@@ -35,6 +37,8 @@ pub use client::*;
 pub use gateway::*;
 #[allow(unused_imports)]
 pub use raw::*;
+#[allow(unused_imports)]
+pub use redis::*;
 #[allow(unused_imports)]
 pub use tokens::*;
 #[allow(unused_imports)]

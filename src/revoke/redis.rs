@@ -1,0 +1,388 @@
+//! The Redis revocation store: one revocation set shared by every gateway instance, with a
+//! local mirror per instance so the per-request check never leaves the process.
+//!
+//! # Keys (under a prefix, "portcullis:" by default)
+//!
+//! | key                   | type       | content                                               |
+//! |-----------------------|------------|-------------------------------------------------------|
+//! | `{p}revoked:jti`      | sorted set | member jti, score = when the revocation ends (exp)    |
+//! | `{p}revoked:fam`      | sorted set | member family id, score = until                       |
+//! | `{p}revoked:sub`      | hash       | subject -> revoked-before time                        |
+//! | `{p}spent`            | sorted set | member refresh jti, score = until when reuse counts   |
+//! | `{p}spent:<jti>`      | hash       | {first_at, claim, access, refresh}, TTL grace + 60 s  |
+//! | `{p}events` (channel) | pub/sub    | "jti <id> <exp>", "fam <id> <until>", "sub <id> <before>" |
+//!
+//! Sorted sets scored by expiry rather than one key per entry with a TTL: the whole mirror
+//! loads with one `ZRANGEBYSCORE key (now +inf WITHSCORES` per set, and expired entries go
+//! with one `ZREMRANGEBYSCORE key -inf now`. TTL keys would expire by themselves, but loading
+//! them means a `SCAN` over the keyspace plus a read per key, on every start and resync. The
+//! price is that Redis drops nothing by itself: each instance purges on its periodic resync
+//! (with its own clock; entries carry the verification leeway, so a few seconds of skew cost
+//! nothing). Subject cut-offs carry no expiry, as in the memory store: they are one small
+//! hash field per subject and are kept. The spent refresh record is in two parts: the
+//! membership in `{p}spent` lasts as long as reuse must be detected (the family's lifetime),
+//! the hash holding the live pair only for the grace interval plus a margin.
+//!
+//! # The mirror and staying in sync
+//!
+//! The mirror is a [`MemoryStore`]: `is_revoked` is the same local, sharded read as with the
+//! memory store, behind one atomic load of `in_sync`. A subscriber task (see `mirror.rs`)
+//! follows `{p}events`, reloads everything every 30 s, and pings its connection every 5 s.
+//! When that connection drops, `in_sync` turns false at once and the task reconnects with
+//! backoff, resubscribes, reloads, and only then sets `in_sync` again (subscribing before
+//! loading, so no change falls between the two). While out of sync `is_revoked` answers
+//! `Err(Unavailable)`, and [`RedisStore::is_revoked_checked`] asks Redis instead (one
+//! pipelined round trip, 200 ms at most). Revocations are never lifted before their expiry,
+//! so the mirror is only ever merged into (a later time wins), never replaced.
+//!
+//! # Durability
+//!
+//! Every write goes to Redis (a script that writes and publishes atomically) before the mirror
+//! and before the caller gets `Ok`: a revocation acknowledged to a client is in Redis. Whether
+//! it survives a redis-server crash is Redis's configuration: `appendonly yes` with
+//! `appendfsync always` (or `everysec`, at most a second lost). After a restart the
+//! connections come back by themselves and the reload re-merges the set.
+//!
+//! Not supported yet: `rediss://` (the crate is built without a TLS feature; `connect` says
+//! so) and Redis Cluster (the scripts touch keys of several hash slots).
+
+mod mirror;
+mod redeem;
+#[cfg(test)]
+mod server;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, IntoConnectionInfo, Script};
+
+use super::memory::MemoryStore;
+use super::StoreError;
+
+/// The key prefix when the configuration names none.
+pub const DEFAULT_PREFIX: &str = "portcullis:";
+
+/// Longest a write (revoke, redeem step) waits for Redis before answering `Unavailable`.
+const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Longest the per-request fallback waits for Redis.
+const CHECK_TIMEOUT: Duration = Duration::from_millis(200);
+/// Longest `connect` waits for the first connection, subscription and load.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Writes one revocation (never shortening an existing one) and announces it, atomically.
+/// KEYS[1] = the set; ARGV = kind, id, time, channel.
+static REVOKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local kind, id, time = ARGV[1], ARGV[2], ARGV[3]
+if kind == 'sub' then
+  local old = redis.call('HGET', KEYS[1], id)
+  if not old or tonumber(old) < tonumber(time) then
+    redis.call('HSET', KEYS[1], id, time)
+  end
+else
+  redis.call('ZADD', KEYS[1], 'GT', time, id)
+end
+redis.call('PUBLISH', ARGV[4], kind .. ' ' .. id .. ' ' .. time)
+return 1
+",
+    )
+});
+
+/// What a revocation names; also the first word of its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Jti,
+    Fam,
+    Sub,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Jti => "jti",
+            Kind::Fam => "fam",
+            Kind::Sub => "sub",
+        }
+    }
+
+    fn parse(word: &str) -> Option<Kind> {
+        match word {
+            "jti" => Some(Kind::Jti),
+            "fam" => Some(Kind::Fam),
+            "sub" => Some(Kind::Sub),
+            _ => None,
+        }
+    }
+
+    /// Records one revocation in the mirror.
+    fn apply(self, mirror: &MemoryStore, id: &str, time: u64) {
+        match self {
+            Kind::Jti => mirror.revoke_jti(id, time),
+            Kind::Fam => mirror.revoke_family(id, time),
+            Kind::Sub => mirror.revoke_subject(id, time),
+        }
+    }
+}
+
+/// Every key name, built once from the prefix.
+struct Keys {
+    jti: String,
+    fam: String,
+    sub: String,
+    spent: String,
+    channel: String,
+    prefix: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Keys {
+        Keys {
+            jti: format!("{prefix}revoked:jti"),
+            fam: format!("{prefix}revoked:fam"),
+            sub: format!("{prefix}revoked:sub"),
+            spent: format!("{prefix}spent"),
+            channel: format!("{prefix}events"),
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn set(&self, kind: Kind) -> &str {
+        match kind {
+            Kind::Jti => &self.jti,
+            Kind::Fam => &self.fam,
+            Kind::Sub => &self.sub,
+        }
+    }
+
+    /// The hash remembering a redeemed refresh token's pair.
+    fn spent_record(&self, jti: &str) -> String {
+        format!("{}spent:{jti}", self.prefix)
+    }
+}
+
+/// What the store and its subscriber task share.
+struct Shared {
+    mirror: MemoryStore,
+    /// True while the subscription is up and the mirror was reloaded after it came up.
+    in_sync: AtomicBool,
+}
+
+/// Revocations in Redis, read from a local mirror. Dropping it stops its subscriber task.
+pub struct RedisStore {
+    /// Multiplexed and reconnecting; cloned per command (an `Arc` clone).
+    conn: ConnectionManager,
+    keys: Arc<Keys>,
+    shared: Arc<Shared>,
+    subscriber: tokio::task::AbortHandle,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // No URL: it may carry a password.
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.keys.prefix)
+            .field("in_sync", &self.in_sync())
+            .field("mirror", &self.shared.mirror)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        self.subscriber.abort();
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (redis:// or unix socket), subscribes, loads the mirror and starts
+    /// the subscriber task; keys live under `prefix` ([`DEFAULT_PREFIX`] unless configured).
+    /// Fails with `InvalidUrl` for a URL the client cannot use, `Unavailable` when Redis does
+    /// not answer within a few seconds. Must run inside a tokio runtime.
+    pub async fn connect(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
+        const NO_TLS: StoreError =
+            StoreError::InvalidUrl("rediss:// (TLS) is not supported by this build");
+        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        if scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys") {
+            return Err(NO_TLS);
+        }
+        let info = url
+            .into_connection_info()
+            .map_err(|_| StoreError::InvalidUrl("not a redis:// or unix socket URL"))?;
+        if !info.addr().is_supported() {
+            return Err(NO_TLS);
+        }
+        let client = Client::open(info).map_err(|_| StoreError::InvalidUrl("unusable URL"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(500));
+        let keys = Arc::new(Keys::new(prefix));
+        let shared = Arc::new(Shared {
+            mirror: MemoryStore::new(),
+            in_sync: AtomicBool::new(false),
+        });
+        let started = async {
+            let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+            let subscription = mirror::subscribe(&client, &keys).await?;
+            mirror::resync(&conn, &keys, &shared.mirror, mirror::unix_now()).await?;
+            Ok::<_, redis::RedisError>((conn, subscription))
+        };
+        let (conn, subscription) = within(CONNECT_TIMEOUT, started).await?;
+        shared.in_sync.store(true, Ordering::Release);
+        let task = mirror::Subscriber {
+            client,
+            conn: conn.clone(),
+            keys: keys.clone(),
+            shared: shared.clone(),
+        };
+        let subscriber = tokio::spawn(task.run(subscription)).abort_handle();
+        Ok(RedisStore {
+            conn,
+            keys,
+            shared,
+            subscriber,
+        })
+    }
+
+    /// True while the mirror can answer on its own.
+    pub fn in_sync(&self) -> bool {
+        self.shared.in_sync.load(Ordering::Acquire)
+    }
+
+    /// Local read, as the memory store's; `Err(Unavailable)` while the mirror is out of sync.
+    pub fn is_revoked(
+        &self,
+        jti: &str,
+        sub: &str,
+        iat: u64,
+        fam: Option<&str>,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        if !self.in_sync() {
+            return Err(StoreError::Unavailable);
+        }
+        Ok(self.shared.mirror.is_revoked(jti, sub, iat, fam, now))
+    }
+
+    /// The mirror's answer when in sync; otherwise the mirror's "revoked" (revocations are
+    /// never lifted early, so it cannot be stale) or else Redis's answer.
+    pub async fn is_revoked_checked(
+        &self,
+        jti: &str,
+        sub: &str,
+        iat: u64,
+        fam: Option<&str>,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        if let Ok(answer) = self.is_revoked(jti, sub, iat, fam, now) {
+            return Ok(answer);
+        }
+        if self.shared.mirror.is_revoked(jti, sub, iat, fam, now) {
+            return Ok(true);
+        }
+        self.is_revoked_remote(jti, sub, iat, fam, now).await
+    }
+
+    /// Asks Redis directly: one pipelined round trip (ZSCORE, HGET, ZSCORE), 200 ms at most.
+    pub async fn is_revoked_remote(
+        &self,
+        jti: &str,
+        sub: &str,
+        iat: u64,
+        fam: Option<&str>,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZSCORE").arg(&self.keys.jti).arg(jti);
+        pipe.cmd("HGET").arg(&self.keys.sub).arg(sub);
+        if let Some(fam) = fam {
+            pipe.cmd("ZSCORE").arg(&self.keys.fam).arg(fam);
+        }
+        let mut conn = self.conn.clone();
+        let times: Vec<Option<f64>> = within(CHECK_TIMEOUT, pipe.query_async(&mut conn)).await?;
+        let after_now = |time: &Option<f64>| time.is_some_and(|t| to_secs(t) > now);
+        let subject_cut = times.get(1).copied().flatten();
+        Ok(times.first().is_some_and(after_now)
+            || subject_cut.is_some_and(|before| iat < to_secs(before))
+            || times.get(2).is_some_and(after_now))
+    }
+
+    /// Revokes one token until `exp`.
+    pub async fn revoke_jti(&self, jti: &str, exp: u64) -> Result<(), StoreError> {
+        self.revoke(Kind::Jti, jti, exp).await
+    }
+
+    /// Revokes every token of `sub` issued before `before`.
+    pub async fn revoke_subject(&self, sub: &str, before: u64) -> Result<(), StoreError> {
+        self.revoke(Kind::Sub, sub, before).await
+    }
+
+    /// Revokes every token carrying `fam` until `until`.
+    pub async fn revoke_family(&self, fam: &str, until: u64) -> Result<(), StoreError> {
+        self.revoke(Kind::Fam, fam, until).await
+    }
+
+    /// Redis first (written and published in one script), then the mirror, then `Ok`.
+    async fn revoke(&self, kind: Kind, id: &str, time: u64) -> Result<(), StoreError> {
+        let mut invocation = REVOKE.key(self.keys.set(kind));
+        invocation
+            .arg(kind.as_str())
+            .arg(id)
+            .arg(time)
+            .arg(&self.keys.channel);
+        let mut conn = self.conn.clone();
+        let _: i64 = within(WRITE_TIMEOUT, invocation.invoke_async(&mut conn)).await?;
+        kind.apply(&self.shared.mirror, id, time);
+        Ok(())
+    }
+
+    /// Drops the mirror's expired entries (Redis's are dropped by the periodic resync).
+    pub fn purge(&self, now: u64) -> usize {
+        self.shared.mirror.purge(now)
+    }
+
+    /// Entries in the mirror: revoked jtis, subjects and families. Spent refresh records
+    /// live in Redis only.
+    pub fn len(&self) -> usize {
+        self.shared.mirror.len()
+    }
+
+    /// True when the mirror holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Runs one Redis operation under a deadline; every failure is `Unavailable` (the cause is
+/// logged by whoever handles it, here at debug level to keep a Redis outage from flooding).
+async fn within<T>(
+    limit: Duration,
+    operation: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, operation).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "redis operation failed");
+            Err(StoreError::Unavailable)
+        }
+        Err(_) => {
+            tracing::debug!(timeout_ms = limit.as_millis(), "redis operation timed out");
+            Err(StoreError::Unavailable)
+        }
+    }
+}
+
+/// A score (unix seconds, stored as a double) back to seconds; out-of-range values saturate.
+fn to_secs(score: f64) -> u64 {
+    // `as` saturates (and maps NaN to 0), which is what a malformed score deserves.
+    score as u64
+}

@@ -1,0 +1,220 @@
+//! The subscriber task: keeps the local mirror in step with Redis and says whether it is.
+//!
+//! One dedicated pub/sub connection (a subscribed connection can run nothing else) follows
+//! `{p}events`; the shared `ConnectionManager` runs the reloads. The task owns `in_sync`:
+//! true only between "subscribed, then reloaded" and the first sign the subscription is gone
+//! (stream closed, or a ping unanswered for a second). Reconnecting backs off from 50 ms to
+//! 2 s, so a restarted redis-server is followed within about two seconds.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
+use redis::{Client, RedisResult};
+use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
+
+use super::{Keys, Kind, Shared};
+use crate::revoke::memory::MemoryStore;
+
+/// Full reload period, a net under any missed event (short under test, to exercise it).
+const RESYNC_EVERY: Duration = Duration::from_millis(if cfg!(test) { 200 } else { 30_000 });
+/// How often the subscription is pinged, and how long the answer may take.
+const PING_EVERY: Duration = Duration::from_millis(if cfg!(test) { 50 } else { 5_000 });
+const PING_TIMEOUT: Duration = Duration::from_millis(if cfg!(test) { 200 } else { 1_000 });
+/// Longest one reconnect attempt (subscribe + reload) may take.
+const RECONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// A live subscription to the events channel.
+pub(super) type Subscription = (PubSubSink, PubSubStream);
+
+/// Everything the task needs; `run` consumes it.
+pub(super) struct Subscriber {
+    pub(super) client: Client,
+    pub(super) conn: ConnectionManager,
+    pub(super) keys: Arc<Keys>,
+    pub(super) shared: Arc<Shared>,
+}
+
+/// Opens a pub/sub connection subscribed to the events channel.
+pub(super) async fn subscribe(client: &Client, keys: &Keys) -> RedisResult<Subscription> {
+    let (mut sink, stream) = client.get_async_pubsub().await?.split();
+    sink.subscribe(&keys.channel).await?;
+    Ok((sink, stream))
+}
+
+/// Members (or hash fields) with their times, as Redis returns them.
+type Scored = Vec<(String, f64)>;
+
+/// Drops expired entries in Redis, then merges every live one into the mirror; returns how
+/// many were loaded. One round trip.
+pub(super) async fn resync(
+    conn: &ConnectionManager,
+    keys: &Keys,
+    mirror: &MemoryStore,
+    now: u64,
+) -> RedisResult<usize> {
+    let mut pipe = redis::pipe();
+    for set in [&keys.jti, &keys.fam, &keys.spent] {
+        // A score is the first second the entry no longer counts, so `now` itself goes.
+        pipe.cmd("ZREMRANGEBYSCORE").arg(set).arg("-inf").arg(now);
+        pipe.ignore();
+    }
+    let live = format!("({now}");
+    for set in [&keys.jti, &keys.fam] {
+        pipe.cmd("ZRANGEBYSCORE")
+            .arg(set)
+            .arg(&live)
+            .arg("+inf")
+            .arg("WITHSCORES");
+    }
+    pipe.cmd("HGETALL").arg(&keys.sub);
+    let (jtis, fams, subs): (Scored, Scored, Scored) = pipe.query_async(&mut conn.clone()).await?;
+    let loaded = jtis.len() + fams.len() + subs.len();
+    let sets = [(Kind::Jti, jtis), (Kind::Fam, fams), (Kind::Sub, subs)];
+    for (kind, entries) in sets {
+        for (id, time) in entries {
+            kind.apply(mirror, &id, super::to_secs(time));
+        }
+    }
+    Ok(loaded)
+}
+
+/// Applies one event ("<kind> <id> <time>"; the id may hold spaces); false when malformed.
+pub(super) fn apply_event(mirror: &MemoryStore, payload: &str) -> bool {
+    let Some((kind, rest)) = payload.split_once(' ') else {
+        return false;
+    };
+    let Some((id, time)) = rest.rsplit_once(' ') else {
+        return false;
+    };
+    match (Kind::parse(kind), time.parse::<u64>()) {
+        (Some(kind), Ok(time)) => {
+            kind.apply(mirror, id, time);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Wall-clock unix seconds, for the reload's "live after now".
+pub(super) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+impl Subscriber {
+    /// Follows the subscription `connect` opened; on loss, marks the mirror out of sync and
+    /// reconnects with backoff, forever (the store aborts the task when dropped).
+    pub(super) async fn run(self, first: Subscription) {
+        let mut current = Some(first);
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let subscription = match current.take() {
+                Some(subscription) => subscription,
+                None => match timeout(RECONNECT_TIMEOUT, self.reconnect()).await {
+                    Ok(Ok(subscription)) => {
+                        tracing::info!(
+                            prefix = %self.keys.prefix,
+                            "revocation mirror resynced; back in sync"
+                        );
+                        backoff = MIN_BACKOFF;
+                        subscription
+                    }
+                    failed => {
+                        let error = match failed {
+                            Ok(Err(err)) => err.to_string(),
+                            _ => "timed out".to_owned(),
+                        };
+                        tracing::debug!(%error, retry_ms = backoff.as_millis(), "redis resubscribe failed");
+                        sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                },
+            };
+            self.shared.in_sync.store(true, Ordering::Release);
+            let reason = self.follow(subscription).await;
+            self.shared.in_sync.store(false, Ordering::Release);
+            tracing::warn!(
+                prefix = %self.keys.prefix,
+                reason,
+                "revocation mirror out of sync: checking Redis per request until resynced"
+            );
+        }
+    }
+
+    /// Subscribe first, then reload: a change published in between is applied twice, which
+    /// is harmless; none is missed.
+    async fn reconnect(&self) -> RedisResult<Subscription> {
+        let subscription = subscribe(&self.client, &self.keys).await?;
+        resync(&self.conn, &self.keys, &self.shared.mirror, unix_now()).await?;
+        Ok(subscription)
+    }
+
+    /// Applies events until the subscription is lost; returns why.
+    async fn follow(&self, (mut sink, mut stream): Subscription) -> &'static str {
+        let mut reload = interval_at(Instant::now() + RESYNC_EVERY, RESYNC_EVERY);
+        let mut ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+        reload.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                message = stream.next() => {
+                    let Some(message) = message else {
+                        return "subscription closed";
+                    };
+                    let applied = std::str::from_utf8(message.get_payload_bytes())
+                        .is_ok_and(|payload| apply_event(&self.shared.mirror, payload));
+                    if !applied {
+                        tracing::warn!(channel = %self.keys.channel, "malformed revocation event ignored");
+                    }
+                }
+                _ = reload.tick() => {
+                    // Events still flow, so a failed reload leaves the mirror in sync.
+                    let reloaded = resync(&self.conn, &self.keys, &self.shared.mirror, unix_now());
+                    if let Err(error) = reloaded.await {
+                        tracing::warn!(%error, "periodic revocation resync failed");
+                    }
+                }
+                _ = ping.tick() => {
+                    let answered = timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await;
+                    if !matches!(answered, Ok(Ok(_))) {
+                        return "subscription ping unanswered";
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_parsed_with_spaces_in_the_id_and_malformed_ones_are_refused() {
+        let mirror = MemoryStore::new();
+        assert!(apply_event(&mirror, "jti j1 200"));
+        assert!(apply_event(&mirror, "sub Ada Lovelace 150"));
+        assert!(apply_event(&mirror, "fam f1 200"));
+        assert!(mirror.is_revoked("j1", "x", 0, None, 100));
+        assert!(mirror.is_revoked("j", "Ada Lovelace", 149, None, 100));
+        assert!(mirror.is_revoked("j", "x", 0, Some("f1"), 100));
+        for bad in [
+            "",
+            "jti",
+            "jti j1",
+            "jti j1 soon",
+            "xyz j1 200",
+            "jti j1 -5",
+        ] {
+            assert!(!apply_event(&mirror, bad), "{bad:?}");
+        }
+        assert_eq!(mirror.len(), 3);
+    }
+}

@@ -1,0 +1,362 @@
+//! Two or three `RedisStore`s (the gateway instances) sharing one real redis-server each test.
+//! Times are wall-clock based: the stores purge Redis with the real clock on every reload.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::server::Server;
+use super::*;
+use crate::revoke::{Pair, Redeem};
+
+const GRACE: u64 = 10;
+
+fn now() -> u64 {
+    mirror::unix_now()
+}
+
+async fn store(server: &Server) -> RedisStore {
+    RedisStore::connect(&server.url(), DEFAULT_PREFIX)
+        .await
+        .expect("the test redis-server answers")
+}
+
+/// Polls `check` until it holds or `within` has passed; the answer is whether it held.
+async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn pair(n: usize) -> Pair {
+    Pair {
+        access_token: format!("access-{n}"),
+        refresh_token: format!("refresh-{n}"),
+    }
+}
+
+/// A mint closure that counts its calls and returns `pair(call number)`.
+fn counting(calls: &AtomicUsize) -> impl FnOnce() -> Result<Pair, ()> + '_ {
+    move || Ok(pair(calls.fetch_add(1, Ordering::SeqCst) + 1))
+}
+
+fn revoked(store: &RedisStore, jti: &str, sub: &str, fam: Option<&str>) -> bool {
+    let now = now();
+    store.is_revoked(jti, sub, now - 1, fam, now) == Ok(true)
+}
+
+async fn zcard(server: &Server, key: &str) -> usize {
+    let client = Client::open(server.url()).expect("a loopback URL");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("up");
+    redis::cmd("ZCARD")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .expect("ZCARD")
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_instance_is_enforced_on_another_within_100_ms() {
+    let server = Server::start();
+    let (a, b) = (store(&server).await, store(&server).await);
+    let hour = now() + 3600;
+    assert!(!revoked(&b, "j1", "alice", Some("f1")));
+    a.revoke_jti("j1", hour).await.unwrap();
+    assert!(
+        revoked(&a, "j1", "bob", None),
+        "the writer's mirror has it on return"
+    );
+    let seen = eventually(Duration::from_millis(100), || {
+        revoked(&b, "j1", "bob", None)
+    })
+    .await;
+    assert!(seen, "jti not mirrored on B within 100 ms");
+    a.revoke_family("f1", hour).await.unwrap();
+    a.revoke_subject("alice", now() + 1).await.unwrap();
+    let seen = eventually(Duration::from_millis(100), || {
+        revoked(&b, "x", "bob", Some("f1")) && revoked(&b, "y", "alice", None)
+    })
+    .await;
+    assert!(seen, "family and subject not mirrored on B within 100 ms");
+    assert!(!revoked(&b, "j2", "bob", Some("f2")));
+    assert_eq!(b.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_10000_revocations_is_mirrored_on_the_other_instance() {
+    let server = Server::start();
+    let a = Arc::new(store(&server).await);
+    let b = store(&server).await;
+    let hour = now() + 3600;
+    let mut writers = tokio::task::JoinSet::new();
+    for chunk in 0..50 {
+        let a = a.clone();
+        writers.spawn(async move {
+            for i in 0..200 {
+                a.revoke_jti(&format!("burst-{chunk}-{i}"), hour).await?;
+            }
+            Ok::<_, StoreError>(())
+        });
+    }
+    while let Some(written) = writers.join_next().await {
+        written.unwrap().unwrap();
+    }
+    let mirrored = eventually(Duration::from_secs(5), || b.len() == 10_000).await;
+    assert!(mirrored, "B holds {} of 10000", b.len());
+    assert!(revoked(&b, "burst-0-0", "x", None) && revoked(&b, "burst-49-199", "x", None));
+    assert_eq!(zcard(&server, "portcullis:revoked:jti").await, 10_000);
+}
+
+#[tokio::test]
+async fn expired_entries_leave_the_mirror_and_redis() {
+    let server = Server::start();
+    let (a, b) = (store(&server).await, store(&server).await);
+    let now = now();
+    a.revoke_jti("short", now + 100).await.unwrap();
+    a.revoke_jti("long", now + 3600).await.unwrap();
+    a.revoke_family("fam", now + 100).await.unwrap();
+    a.revoke_jti("gone", now - 1).await.unwrap();
+    assert!(eventually(Duration::from_secs(1), || b.len() == 4).await);
+    assert_eq!(b.purge(now + 99), 1, "only the already expired one");
+    assert_eq!(b.purge(now + 100), 2);
+    assert_eq!(b.len(), 1);
+    assert!(b.is_revoked("long", "x", now, None, now + 100) == Ok(true));
+    // A new instance's load purges Redis with the real clock and skips what expired.
+    let c = store(&server).await;
+    assert_eq!(c.len(), 3);
+    assert_eq!(zcard(&server, "portcullis:revoked:jti").await, 2);
+}
+
+#[tokio::test]
+async fn the_periodic_reload_catches_what_pub_sub_missed_and_pings_keep_it_in_sync() {
+    let server = Server::start();
+    let b = store(&server).await;
+    // Written behind the stores' back: in Redis, never published.
+    let client = Client::open(server.url()).expect("a loopback URL");
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg("portcullis:revoked:jti")
+        .arg(now() + 60)
+        .arg("silent")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let reloaded = eventually(Duration::from_secs(2), || revoked(&b, "silent", "x", None));
+    assert!(reloaded.await, "the periodic reload never loaded it");
+    // Several ping and reload periods later, the mirror never left sync.
+    let left_sync = eventually(Duration::from_millis(500), || !b.in_sync()).await;
+    assert!(!left_sync, "out of sync after {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_subscription_that_stops_answering_is_noticed_and_recovered() {
+    let server = Server::start();
+    let b = store(&server).await;
+    let client = Client::open(server.url()).expect("a loopback URL");
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // The connection stays open but nothing is answered: a silent partition.
+    let _: () = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "1000", "ALL"][..])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let noticed = eventually(Duration::from_secs(1), || !b.in_sync()).await;
+    assert!(noticed, "an unanswered ping went unnoticed");
+    let now = now();
+    let checked = b.is_revoked_checked("j", "x", now, None, now).await;
+    assert_eq!(checked, Err(StoreError::Unavailable));
+    let back = eventually(Duration::from_secs(5), || b.in_sync()).await;
+    assert!(back, "never back in sync after the pause");
+}
+
+#[tokio::test]
+async fn the_remote_check_answers_like_the_mirror() {
+    let server = Server::start();
+    let a = store(&server).await;
+    let now = now();
+    a.revoke_jti("j1", now + 60).await.unwrap();
+    a.revoke_family("f1", now + 60).await.unwrap();
+    a.revoke_subject("alice", now).await.unwrap();
+    let remote = |jti, sub, iat, fam| a.is_revoked_remote(jti, sub, iat, fam, now);
+    assert_eq!(remote("j1", "bob", now, None).await, Ok(true));
+    assert_eq!(remote("j2", "bob", now, Some("f1")).await, Ok(true));
+    assert_eq!(remote("j2", "alice", now - 1, None).await, Ok(true));
+    assert_eq!(remote("j2", "alice", now, Some("f2")).await, Ok(false));
+    let later = a
+        .is_revoked_remote("j1", "bob", now, Some("f1"), now + 60)
+        .await;
+    assert_eq!(later, Ok(false), "entries stop counting at their expiry");
+}
+
+#[tokio::test]
+async fn stores_with_different_prefixes_do_not_share_revocations() {
+    let server = Server::start();
+    let a = store(&server).await;
+    let other = RedisStore::connect(&server.url(), "other:").await.unwrap();
+    a.revoke_jti("j1", now() + 60).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!revoked(&other, "j1", "x", None));
+    assert!(other.is_empty());
+}
+
+#[tokio::test]
+async fn a_bad_url_is_refused_without_echoing_it() {
+    let err = RedisStore::connect("rediss://:secret@127.0.0.1:1/", DEFAULT_PREFIX).await;
+    let err = err.unwrap_err();
+    assert!(err.to_string().contains("TLS"), "{err}");
+    assert!(!err.to_string().contains("secret"));
+    let err = RedisStore::connect("http://127.0.0.1/", DEFAULT_PREFIX).await;
+    assert!(matches!(err, Err(StoreError::InvalidUrl(_))));
+}
+
+#[tokio::test]
+async fn connecting_to_a_dead_port_is_unavailable() {
+    let mut server = Server::start();
+    server.kill();
+    let err = RedisStore::connect(&server.url(), DEFAULT_PREFIX).await;
+    assert_eq!(err.unwrap_err(), StoreError::Unavailable);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_redemptions_on_two_instances_mint_one_pair_and_reuse_after_grace_revokes_the_family(
+) {
+    let server = Server::start();
+    let (a, b) = (
+        Arc::new(store(&server).await),
+        Arc::new(store(&server).await),
+    );
+    let now = now();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let racers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|store| {
+            let (calls, barrier) = (calls.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                // A slow signer keeps the other instance waiting on a pending claim.
+                let mint = || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    counting(&calls)()
+                };
+                let redeemed = store.redeem("r1", "fam1", now + 3600, now, GRACE, mint);
+                redeemed.await.unwrap().unwrap()
+            })
+        })
+        .collect();
+    for racer in racers {
+        assert_eq!(racer.await.unwrap(), Redeem::Issued(pair(1)));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "exactly one mint");
+    let repeat = b.redeem(
+        "r1",
+        "fam1",
+        now + 3600,
+        now + GRACE - 1,
+        GRACE,
+        counting(&calls),
+    );
+    assert_eq!(repeat.await.unwrap().unwrap(), Redeem::Issued(pair(1)));
+    let reuse = a.redeem(
+        "r1",
+        "fam1",
+        now + 3600,
+        now + GRACE,
+        GRACE,
+        counting(&calls),
+    );
+    assert_eq!(reuse.await.unwrap().unwrap(), Redeem::Reuse);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(revoked(&a, "new-access", "x", Some("fam1")));
+    let seen = eventually(Duration::from_millis(100), || {
+        revoked(&b, "new-access", "x", Some("fam1"))
+    });
+    assert!(seen.await, "family revocation not mirrored on B");
+    let other = b.redeem(
+        "r2",
+        "fam1",
+        now + 3600,
+        now + GRACE,
+        GRACE,
+        counting(&calls),
+    );
+    assert_eq!(other.await.unwrap().unwrap(), Redeem::Reuse);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_failed_mint_releases_the_claim_so_another_instance_can_redeem() {
+    let server = Server::start();
+    let (a, b) = (store(&server).await, store(&server).await);
+    let now = now();
+    let failed = a.redeem("r1", "fam1", now + 3600, now, GRACE, || Err("sign failed"));
+    assert_eq!(failed.await, Ok(Err("sign failed")));
+    assert_eq!(zcard(&server, "portcullis:spent").await, 0);
+    let calls = AtomicUsize::new(0);
+    let retry = b.redeem("r1", "fam1", now + 3600, now + 1, GRACE, counting(&calls));
+    assert_eq!(retry.await.unwrap().unwrap(), Redeem::Issued(pair(1)));
+}
+
+#[tokio::test]
+async fn redis_down_makes_writes_and_unsynced_checks_unavailable_quickly() {
+    let mut server = Server::start();
+    let a = store(&server).await;
+    let hour = now() + 3600;
+    a.revoke_jti("before", hour).await.unwrap();
+    server.kill();
+    let started = Instant::now();
+    assert_eq!(a.revoke_jti("j1", hour).await, Err(StoreError::Unavailable));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let noticed = eventually(Duration::from_secs(3), || !a.in_sync());
+    assert!(noticed.await, "the subscriber never noticed");
+    let now = now();
+    assert_eq!(
+        a.is_revoked("j2", "x", now, None, now),
+        Err(StoreError::Unavailable)
+    );
+    let checked = a.is_revoked_checked("j2", "x", now, None, now).await;
+    assert_eq!(checked, Err(StoreError::Unavailable));
+    let known = a.is_revoked_checked("before", "x", now, None, now).await;
+    assert_eq!(known, Ok(true), "the mirror's revocations still count");
+    let redeemed = a.redeem("r1", "f1", hour, now, GRACE, || Ok::<_, ()>(pair(1)));
+    assert_eq!(redeemed.await, Err(StoreError::Unavailable));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_redis_restart_revocations_persist_and_the_same_instances_recover() {
+    let mut server = Server::durable();
+    let (a, b) = (store(&server).await, store(&server).await);
+    let hour = now() + 3600;
+    a.revoke_jti("before", hour).await.unwrap();
+    a.revoke_subject("alice", now() + 1).await.unwrap();
+    server.kill();
+    let noticed = eventually(Duration::from_secs(3), || !a.in_sync() && !b.in_sync());
+    assert!(noticed.await, "the subscribers never noticed the kill");
+    server.restart();
+    let back = eventually(Duration::from_secs(10), || a.in_sync() && b.in_sync());
+    assert!(back.await, "the instances did not resync by themselves");
+    assert!(revoked(&b, "before", "x", None) && revoked(&b, "j", "alice", None));
+    // A fresh instance loads them from the restarted server: they survived the kill.
+    let c = store(&server).await;
+    assert!(revoked(&c, "before", "x", None) && revoked(&c, "j", "alice", None));
+    a.revoke_jti("after", hour).await.unwrap();
+    let seen = eventually(Duration::from_millis(100), || {
+        revoked(&b, "after", "x", None) && revoked(&c, "after", "x", None)
+    });
+    assert!(
+        seen.await,
+        "a new revocation is not mirrored after the restart"
+    );
+}

@@ -1,0 +1,98 @@
+//! A real `redis-server` on a free loopback port with its own directory, killed on Drop.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{eventually, free_port, TestDir};
+
+/// A running redis-server.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    dir: TestDir,
+}
+
+impl Redis {
+    /// Starts redis-server (AOF on, fsync always) and waits until it answers PING.
+    pub async fn start() -> Redis {
+        let dir = TestDir::new();
+        let port = free_port();
+        let mut redis = Redis {
+            child: None,
+            port,
+            dir,
+        };
+        redis.spawn().await;
+        redis
+    }
+
+    /// `redis://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory (the AOF is replayed).
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("redis-server must be installed (apt-get install redis-server): {e}")
+            });
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        let ready = eventually(Duration::from_secs(10), || {
+            let addr = addr.clone();
+            async move { ping(&addr).await }
+        })
+        .await;
+        ready.expect("redis-server answers PING");
+    }
+}
+
+async fn ping(addr: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"PING\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 16];
+    let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+    (buf[..n].starts_with(b"+PONG"))
+        .then_some(())
+        .ok_or_else(|| "no PONG yet".to_string())
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
