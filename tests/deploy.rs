@@ -447,7 +447,11 @@ fn compose_ports_match_the_compose_gateway_toml() {
         .windows(2)
         .any(|w| w == ["--appendfsync", "everysec"]));
     assert!(!seq_at(redis, &["volumes"]).is_empty());
-    assert_eq!(gateway.store_backend, "memory");
+    // Both gateways share revocations through the compose service named "redis".
+    assert_eq!(gateway.store_backend, "redis");
+    let compose_gateway =
+        std::fs::read_to_string(deploy_dir().join("compose/gateway.toml")).unwrap();
+    assert!(compose_gateway.contains("redis_url = \"redis://redis:6379/0\""));
 
     // Same image for every portcullis service.
     for name in ["gateway-a", "gateway-b", "echo"] {
