@@ -1,32 +1,43 @@
 #!/usr/bin/env bash
-# End-to-end load: a release gateway on its embedded default in front of `portcullis echo`,
-# driven by wrk over TLS on loopback. Usage: benches/load.sh [seconds] [connections]
-# Needs wrk (apt-get install -y wrk). Loopback only; stops by itself.
+# End-to-end load: a release gateway in front of `portcullis echo`, driven by wrk over TLS
+# on loopback. Usage: [STORE=memory|redis] benches/load.sh [seconds] [connections]
+# STORE=redis starts its own redis-server on 127.0.0.1:16379. Needs wrk (and redis-server).
+# Loopback only; stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-32}
+store=${STORE:-memory}
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 1; }
 
 cargo build --release --quiet
-bin=target/release/portcullis
-"$bin" echo --listen 127.0.0.1:8080 >/dev/null 2>&1 &
-echo_pid=$!
-PORTCULLIS_LOG=warn "$bin" run >/dev/null 2>&1 &
-gw_pid=$!
-trap 'kill $echo_pid $gw_pid 2>/dev/null' EXIT
+bin=$PWD/target/release/portcullis
+dir=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
 
-for _ in $(seq 50); do
-  curl -sf http://127.0.0.1:9091/readyz >/dev/null 2>&1 && break
-  sleep 0.1
-done
-token=$("$bin" token --sub bench --role admin)
+"$bin" dev-certs --out "$dir" >/dev/null
+"$bin" keygen --alg EdDSA --kid bench --out "$dir" >/dev/null
+sed -e 's#"../certs/dev-signing.pem"#"bench.pem"#' -e 's#"../certs/#"#' -e 's#signing_kid = "dev"#signing_kid = "bench"#' \
+    -e 's#kid = "dev"#kid = "bench"#' -e 's#127.0.0.1:8443#127.0.0.1:18443#' -e 's#127.0.0.1:9091#127.0.0.1:19091#' \
+    config/gateway.toml > "$dir/gateway.toml"
+sed -e 's#127.0.0.1:8080#127.0.0.1:18080#' config/routes.toml > "$dir/routes.toml"
+if [ "$store" = redis ]; then
+  redis-server --port 16379 --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >/dev/null &
+  sed -i 's#^backend = "memory".*#backend = "redis"\nredis_url = "redis://127.0.0.1:16379/0"#' "$dir/gateway.toml"
+  sleep 0.5
+fi
+
+"$bin" echo --listen 127.0.0.1:18080 >/dev/null 2>&1 &
+PORTCULLIS_LOG=warn "$bin" run --config "$dir/gateway.toml" >"$dir/gw.log" 2>&1 &
+for _ in $(seq 50); do curl -sf http://127.0.0.1:19091/readyz >/dev/null 2>&1 && break; sleep 0.1; done
+token=$("$bin" token --config "$dir/gateway.toml" --sub bench --role admin)
 
 run() {
   echo "== $1"
   shift
-  wrk -t1 -c"$conns" -d"${secs}s" "$@" | grep -E "Latency|Requests/sec|Non-2xx"
+  wrk -t1 -c"$conns" -d"${secs}s" --latency "$@" | grep -E "Requests/sec| 50%| 99%|Non-2xx"
 }
-run "upstream direct (http, no gateway)" http://127.0.0.1:8080/api/x
-run "public route (TLS, no token)" https://127.0.0.1:8443/public/x
-run "protected route (TLS, EdDSA token verified)" -H "Authorization: Bearer $token" https://127.0.0.1:8443/api/x
+echo "store: $store"
+run "upstream direct (http, no gateway)" http://127.0.0.1:18080/api/x
+run "public route (TLS, no token)" https://127.0.0.1:18443/public/x
+run "protected route (TLS, EdDSA token verified, revocation checked)" -H "Authorization: Bearer $token" https://127.0.0.1:18443/api/x
