@@ -38,17 +38,26 @@ pub struct App {
 
 impl App {
     /// Builds the runtime from a configuration loaded from `source`, opening its
-    /// revocation store (a Redis store is connected and mirrored before this returns).
+    /// revocation store and login throttle (with the Redis store both are connected, and the
+    /// revocations mirrored, before this returns; the throttle counts in the same Redis).
     pub async fn start(loaded: Loaded, source: Source) -> Result<Arc<App>, StoreError> {
-        let revocations = match &loaded.store.choice {
-            StoreChoice::Memory => RevocationStore::memory(),
-            StoreChoice::Redis { url, prefix } => RevocationStore::redis(url, prefix).await?,
+        let (revocations, throttle) = match &loaded.store.choice {
+            StoreChoice::Memory => (RevocationStore::memory(), Throttle::memory(loaded.throttle)),
+            StoreChoice::Redis { url, prefix } => (
+                RevocationStore::redis(url, prefix).await?,
+                Throttle::redis(url, prefix, loaded.throttle).await?,
+            ),
         };
-        Ok(App::with_store(loaded, source, revocations))
+        Ok(App::with_stores(loaded, source, revocations, throttle))
     }
 
-    /// Builds the runtime around an already opened revocation store.
-    pub fn with_store(loaded: Loaded, source: Source, revocations: RevocationStore) -> Arc<App> {
+    /// Builds the runtime around an already opened revocation store and throttle.
+    pub fn with_stores(
+        loaded: Loaded,
+        source: Source,
+        revocations: RevocationStore,
+        throttle: Throttle,
+    ) -> Arc<App> {
         let (workers, queue) = loaded.hashing;
         let on_error = loaded.store.on_error;
         Arc::new(App {
@@ -56,7 +65,7 @@ impl App {
             revocations,
             users: loaded.users,
             hasher: Hasher::new(workers, queue),
-            throttle: Throttle::new(loaded.throttle),
+            throttle,
             source,
             listen: loaded.listen,
             metrics: Metrics::default(),

@@ -35,7 +35,7 @@ pub async fn login(
     let throttle_key = creds.username.to_ascii_lowercase();
     let ip = conn.client;
     let now = unix_now();
-    if let Err(retry_after) = app.throttle.check(&throttle_key, ip, now) {
+    if let Err(retry_after) = app.throttle.check(&throttle_key, ip, now).await {
         tracing::info!(target: "audit", event = "login_throttled", user = %throttle_key, client = %ip, request_id, retry_after);
         app.metrics.login(LoginOutcome::Throttled);
         return Err(Reject::Throttled(retry_after));
@@ -47,7 +47,7 @@ pub async fn login(
     {
         Ok(user) => user,
         Err(LoginError::BadCredentials) => {
-            app.throttle.record_failure(&throttle_key, ip, now);
+            app.throttle.record_failure(&throttle_key, ip, now).await;
             app.metrics.login(LoginOutcome::Failed);
             tracing::info!(target: "audit", event = "login_failed", user = %throttle_key, client = %ip, request_id);
             return Err(Reject::BadCredentials);
@@ -62,7 +62,7 @@ pub async fn login(
             return Err(Reject::Unavailable("user store unavailable"));
         }
     };
-    app.throttle.reset_user(&throttle_key);
+    app.throttle.reset_user(&throttle_key).await;
     app.metrics.login(LoginOutcome::Ok);
     let family = crate::token::mint::new_id();
     let subject = Subject {

@@ -49,7 +49,7 @@
 mod mirror;
 mod redeem;
 #[cfg(test)]
-mod server;
+pub(crate) mod server;
 #[cfg(test)]
 mod tests;
 
@@ -206,19 +206,7 @@ impl RedisStore {
     /// Fails with `InvalidUrl` for a URL the client cannot use, `Unavailable` when Redis does
     /// not answer within a few seconds. Must run inside a tokio runtime.
     pub async fn connect(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
-        const NO_TLS: StoreError =
-            StoreError::InvalidUrl("rediss:// (TLS) is not supported by this build");
-        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
-        if scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys") {
-            return Err(NO_TLS);
-        }
-        let info = url
-            .into_connection_info()
-            .map_err(|_| StoreError::InvalidUrl("not a redis:// or unix socket URL"))?;
-        if !info.addr().is_supported() {
-            return Err(NO_TLS);
-        }
-        let client = Client::open(info).map_err(|_| StoreError::InvalidUrl("unusable URL"))?;
+        let client = open_client(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(500)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -362,9 +350,26 @@ impl RedisStore {
     }
 }
 
+/// A client for `url` (redis:// or unix socket; nothing is connected yet), or `InvalidUrl`.
+pub(crate) fn open_client(url: &str) -> Result<Client, StoreError> {
+    const NO_TLS: StoreError =
+        StoreError::InvalidUrl("rediss:// (TLS) is not supported by this build");
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    if scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys") {
+        return Err(NO_TLS);
+    }
+    let info = url
+        .into_connection_info()
+        .map_err(|_| StoreError::InvalidUrl("not a redis:// or unix socket URL"))?;
+    if !info.addr().is_supported() {
+        return Err(NO_TLS);
+    }
+    Client::open(info).map_err(|_| StoreError::InvalidUrl("unusable URL"))
+}
+
 /// Runs one Redis operation under a deadline; every failure is `Unavailable` (the cause is
 /// logged by whoever handles it, here at debug level to keep a Redis outage from flooding).
-async fn within<T>(
+pub(crate) async fn within<T>(
     limit: Duration,
     operation: impl Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, StoreError> {

@@ -1,27 +1,18 @@
-//! Failed-login limits per username and per client address, in memory.
+//! Failed-login counters in this process: the memory variant of [`super::Throttle`].
 //!
 //! Each key gets a fixed window starting at its first failure; once the key has its limit of
 //! failures in the window, logins for it are refused until the window ends. Only the login
 //! path touches this, so one std `Mutex` (never held across an await) is enough.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::{client_key, Limits};
 
 /// Keys kept before the oldest windows are evicted, so a flood of distinct usernames cannot
 /// grow the map without bound (about 100 bytes each).
 const MAX_KEYS: usize = 100_000;
-
-/// How many failures each key may have per window.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Failures allowed per username per window; 0 turns the username limit off.
-    pub per_user: u32,
-    /// Failures allowed per client address (IPv6: per /64) per window; 0 turns it off.
-    pub per_ip: u32,
-    /// Window length in seconds, from a key's first failure.
-    pub window_secs: u64,
-}
 
 /// What a counter is kept for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -39,20 +30,20 @@ struct Window {
 
 /// Failed-login counters for usernames and client addresses.
 #[derive(Debug)]
-pub struct Throttle {
+pub struct MemoryThrottle {
     limits: Limits,
     max_keys: usize,
     windows: Mutex<HashMap<Key, Window>>,
 }
 
-impl Throttle {
+impl MemoryThrottle {
     /// An empty throttle enforcing `limits`.
-    pub fn new(limits: Limits) -> Throttle {
-        Throttle::with_capacity(limits, MAX_KEYS)
+    pub fn new(limits: Limits) -> MemoryThrottle {
+        MemoryThrottle::with_capacity(limits, MAX_KEYS)
     }
 
-    fn with_capacity(limits: Limits, max_keys: usize) -> Throttle {
-        Throttle {
+    fn with_capacity(limits: Limits, max_keys: usize) -> MemoryThrottle {
+        MemoryThrottle {
             limits,
             max_keys,
             windows: Mutex::new(HashMap::new()),
@@ -150,19 +141,9 @@ fn user_key(user: &str) -> Key {
     Key::User(user.into())
 }
 
-/// The counter key for a client: IPv4 as is, IPv6 by its /64, which one host usually owns
-/// whole (so rotating the low bits buys nothing). IPv4-mapped IPv6 counts as the IPv4.
+/// The counter key for a client: see [`client_key`].
 fn ip_key(ip: IpAddr) -> Key {
-    match ip {
-        IpAddr::V4(v4) => Key::Ip(IpAddr::V4(v4)),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => Key::Ip(IpAddr::V4(v4)),
-            None => {
-                let prefix = v6.to_bits() & !u128::from(u64::MAX);
-                Key::Ip(IpAddr::V6(Ipv6Addr::from_bits(prefix)))
-            }
-        },
-    }
+    Key::Ip(client_key(ip))
 }
 
 #[cfg(test)]
@@ -175,15 +156,15 @@ mod tests {
         text.parse().unwrap()
     }
 
-    fn throttle(per_user: u32, per_ip: u32) -> Throttle {
-        Throttle::new(Limits {
+    fn throttle(per_user: u32, per_ip: u32) -> MemoryThrottle {
+        MemoryThrottle::new(Limits {
             per_user,
             per_ip,
             window_secs: 60,
         })
     }
 
-    fn fail(t: &Throttle, user: &str, addr: &str, times: u32, now: u64) {
+    fn fail(t: &MemoryThrottle, user: &str, addr: &str, times: u32, now: u64) {
         for _ in 0..times {
             t.record_failure(user, ip(addr), now);
         }
@@ -288,7 +269,7 @@ mod tests {
             per_ip: 0,
             window_secs: 60,
         };
-        let t = Throttle::with_capacity(limits, 100);
+        let t = MemoryThrottle::with_capacity(limits, 100);
         for i in 0..1000 {
             t.record_failure(&format!("user{i}"), ip("10.0.0.1"), NOW + i / 10);
         }

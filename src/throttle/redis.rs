@@ -1,0 +1,186 @@
+//! Failed-login counters in Redis, shared by every gateway instance on the same store.
+//!
+//! # Keys (under the `[store]` prefix, "portcullis:" by default)
+//!
+//! | key                           | type    | content                                          |
+//! |-------------------------------|---------|--------------------------------------------------|
+//! | `{p}throttle:user:<name>`     | counter | failures of the (lowercased) username, TTL window |
+//! | `{p}throttle:ip:<addr>`       | counter | failures of the address (IPv6: `<prefix>/64`)     |
+//!
+//! A failure is one script (`INCR`, and `PEXPIRE` when the counter was just created), so a
+//! key's window starts at its first failure and later failures do not extend it, as in the
+//! memory variant. A check is one pipelined round trip: each counter and its `PTTL`, which
+//! becomes the `Retry-After`. Keys expire by themselves: nothing to purge. Redis's clock is
+//! the only one involved, so instances with skewed clocks still agree on every window.
+//!
+//! # Redis unreachable: fail open
+//!
+//! Every operation waits at most 200 ms. When Redis does not answer, `check` lets the login
+//! go on to the password check and a failure goes uncounted, with a warning. Failing closed
+//! would turn a Redis outage into a lockout of every user on every instance, which is worse
+//! than the attack the throttle slows down; while open, each guess still costs a full argon2
+//! hash on the bounded pool (and a 503 once its queue is full), so guessing stays slow.
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::Script;
+
+use super::{client_key, Limits};
+use crate::revoke::redis::{open_client, within};
+use crate::revoke::StoreError;
+
+/// Longest any throttle operation waits for Redis before failing open.
+const TIMEOUT: Duration = Duration::from_millis(200);
+/// Longest `connect` waits for the first connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Counts one failure on each key; a new counter (or one that somehow lost its TTL) gets the
+/// window as its TTL. KEYS = counters; ARGV[1] = window in milliseconds.
+static RECORD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+for _, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 or redis.call('PTTL', key) == -1 then
+    redis.call('PEXPIRE', key, ARGV[1])
+  end
+end
+return 0
+",
+    )
+});
+
+/// Failed-login counters in Redis. Cloning the connection per command is an `Arc` clone.
+pub struct RedisThrottle {
+    conn: ConnectionManager,
+    limits: Limits,
+    prefix: String,
+}
+
+impl fmt::Debug for RedisThrottle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // No URL: it may carry a password.
+        f.debug_struct("RedisThrottle")
+            .field("limits", &self.limits)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisThrottle {
+    /// Connects to `url` (its own multiplexed, reconnecting connection); keys live under
+    /// `prefix`. `InvalidUrl` for a URL the client cannot use, `Unavailable` when Redis does
+    /// not answer within a few seconds. Must run inside a tokio runtime.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        limits: Limits,
+    ) -> Result<RedisThrottle, StoreError> {
+        let client = open_client(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(TIMEOUT))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(500));
+        let connecting = ConnectionManager::new_with_config(client, config);
+        let conn = within(CONNECT_TIMEOUT, connecting).await?;
+        Ok(RedisThrottle {
+            conn,
+            limits,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// Err(retry_after_secs) when the username or the address has reached its limit in the
+    /// current window; Ok when under it, and when Redis does not answer (fail open).
+    pub async fn check(&self, user: &str, ip: IpAddr) -> Result<(), u64> {
+        let (user_key, ip_key) = (self.user_key(user), self.ip_key(ip));
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("GET").arg(&user_key).cmd("PTTL").arg(&user_key);
+        pipe.cmd("GET").arg(&ip_key).cmd("PTTL").arg(&ip_key);
+        let mut conn = self.conn.clone();
+        let answer: Result<(Option<u32>, i64, Option<u32>, i64), _> =
+            within(TIMEOUT, pipe.query_async(&mut conn)).await;
+        let Ok((user_failures, user_ttl, ip_failures, ip_ttl)) = answer else {
+            tracing::warn!("login throttle unavailable (redis): letting the login through");
+            return Ok(());
+        };
+        let user_wait = self.wait(user_failures, user_ttl, self.limits.per_user);
+        let ip_wait = self.wait(ip_failures, ip_ttl, self.limits.per_ip);
+        match user_wait.max(ip_wait) {
+            Some(secs) => Err(secs),
+            None => Ok(()),
+        }
+    }
+
+    /// Seconds until a counter at `failures` with `pttl` ms left may try again, or None when
+    /// it is under `limit` (0: no limit) or gone.
+    fn wait(&self, failures: Option<u32>, pttl: i64, limit: u32) -> Option<u64> {
+        let failures = failures?;
+        if limit == 0 || failures < limit {
+            return None;
+        }
+        match pttl {
+            // No TTL (cannot happen through RECORD): the next failure sets one; a whole window.
+            -1 => Some(self.limits.window_secs.max(1)),
+            ms if ms > 0 => Some(ms.unsigned_abs().div_ceil(1000).max(1)),
+            _ => None,
+        }
+    }
+
+    /// Counts one failed login against the username and the address (those with a limit).
+    /// Not counted, with a warning, when Redis does not answer.
+    pub async fn record_failure(&self, user: &str, ip: IpAddr) {
+        let mut invocation = RECORD.prepare_invoke();
+        if self.limits.per_user > 0 {
+            invocation.key(self.user_key(user));
+        }
+        if self.limits.per_ip > 0 {
+            invocation.key(self.ip_key(ip));
+        }
+        if self.limits.per_user == 0 && self.limits.per_ip == 0 {
+            return;
+        }
+        let window_ms = self.limits.window_secs.saturating_mul(1000);
+        invocation.arg(window_ms);
+        let mut conn = self.conn.clone();
+        let counted: Result<i64, _> = within(TIMEOUT, invocation.invoke_async(&mut conn)).await;
+        if counted.is_err() {
+            tracing::warn!("login throttle unavailable (redis): failed login not counted");
+        }
+    }
+
+    /// A successful login clears the username's counter (not the address's), for every
+    /// instance. A warning when Redis does not answer: the counter then runs out by its TTL.
+    pub async fn reset_user(&self, user: &str) {
+        let mut conn = self.conn.clone();
+        let deleted: Result<i64, _> = within(
+            TIMEOUT,
+            ::redis::cmd("DEL")
+                .arg(self.user_key(user))
+                .query_async(&mut conn),
+        )
+        .await;
+        if deleted.is_err() {
+            tracing::warn!("login throttle unavailable (redis): username counter not cleared");
+        }
+    }
+
+    fn user_key(&self, user: &str) -> String {
+        format!("{}throttle:user:{user}", self.prefix)
+    }
+
+    fn ip_key(&self, ip: IpAddr) -> String {
+        match client_key(ip) {
+            IpAddr::V4(v4) => format!("{}throttle:ip:{v4}", self.prefix),
+            IpAddr::V6(v6) => format!("{}throttle:ip:{v6}/64", self.prefix),
+        }
+    }
+}
