@@ -185,3 +185,76 @@ async fn revocations_survive_a_redis_restart() {
     .await;
     assert_eq!(get(&fresh, &token).await, StatusCode::UNAUTHORIZED);
 }
+
+const ALICE_PW: &str = "correct horse battery";
+
+fn alice_setup(redis: &Redis, upstream: &str) -> AuthSetup {
+    AuthSetup::new(upstream)
+        .user("alice", ALICE_PW, &["user"])
+        .extra(&store(redis, "deny"))
+}
+
+#[tokio::test]
+async fn two_gateways_racing_on_one_refresh_token_issue_one_pair() {
+    let redis = Redis::start().await;
+    let up = Upstream::echo().await;
+    let a = alice_setup(&redis, &up.url()).start().await;
+    // B: same signing key and users, same Redis.
+    let dir = TestDir::new();
+    dir.write("main.pem", &a.signing_key_pem);
+    dir.write("main.pub.pem", &a.public_key_pem);
+    let users = std::fs::read_to_string(a.dir.join("users.toml")).expect("A's users.toml");
+    dir.write("users.toml", &users);
+    let b = Gateway::start_in(dir, alice_setup(&redis, &up.url()).config()).await;
+
+    let pair = a.login_ok("alice", ALICE_PW).await;
+    let (on_a, on_b) = tokio::join!(a.refresh(&pair.refresh), b.refresh(&pair.refresh));
+    let (from_a, from_b) = (Pair::from_response(&on_a), Pair::from_response(&on_b));
+    // Within the grace interval the loser gets the winner's pair: one pair was minted.
+    assert_eq!(from_a.refresh, from_b.refresh);
+    assert_eq!(from_a.access, from_b.access);
+    assert_eq!(from_a.refresh_claims()["fam"], pair.refresh_claims()["fam"]);
+    assert_eq!(get(&b, &from_a.access).await, StatusCode::OK);
+    assert_eq!(get(&a, &from_b.access).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn reuse_detected_on_one_gateway_revokes_the_family_on_the_other() {
+    let redis = Redis::start().await;
+    let up = Upstream::echo().await;
+    let setup = || alice_setup(&redis, &up.url()).tokens("refresh_reuse_grace = \"1s\"");
+    let a = setup().start().await;
+    let dir = TestDir::new();
+    dir.write("main.pem", &a.signing_key_pem);
+    dir.write("main.pub.pem", &a.public_key_pem);
+    dir.write(
+        "users.toml",
+        &std::fs::read_to_string(a.dir.join("users.toml")).expect("users"),
+    );
+    let b = Gateway::start_in(dir, setup().config()).await;
+
+    let first = a.login_ok("alice", ALICE_PW).await;
+    let next = Pair::from_response(&a.refresh(&first.refresh).await);
+    // Once the grace is over, replaying the spent token on B is reuse.
+    let reused = eventually(Duration::from_secs(10), || async {
+        let resp = b.refresh(&first.refresh).await;
+        let status = resp.status;
+        (status == StatusCode::UNAUTHORIZED)
+            .then_some(resp)
+            .ok_or(format!("B answered {status}"))
+    })
+    .await
+    .expect("reuse detected on B");
+    assert_invalid_grant(&reused);
+    let revoked = eventually(Duration::from_secs(5), || async {
+        let status = get(&a, &next.access).await;
+        (status == StatusCode::UNAUTHORIZED)
+            .then_some(())
+            .ok_or(format!("A answered {status}"))
+    })
+    .await;
+    assert!(
+        revoked.is_ok(),
+        "the family's newest access token still works on A"
+    );
+}
