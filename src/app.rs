@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::compile_auth::StoreChoice;
+use crate::config::compile_auth::{StoreChoice, UsersChoice};
 use crate::config::raw::OnError;
 use crate::config::{self, Loaded, Source};
 use crate::metrics::Metrics;
@@ -11,6 +11,7 @@ use crate::revoke::{RevocationStore, StoreError};
 use crate::snapshot::{self, ListenSettings, Shared};
 use crate::throttle::Throttle;
 use crate::users::hash::Hasher;
+use crate::users::redis::RedisUsers;
 use crate::users::UserStore;
 
 /// Everything a request may touch besides the snapshot.
@@ -38,8 +39,9 @@ pub struct App {
 
 impl App {
     /// Builds the runtime from a configuration loaded from `source`, opening its
-    /// revocation store and login throttle (with the Redis store both are connected, and the
-    /// revocations mirrored, before this returns; the throttle counts in the same Redis).
+    /// revocation store, login throttle and user store (with the Redis store all three are
+    /// connected, and the revocations mirrored, before this returns; the throttle counts,
+    /// and a Redis user store keeps its users, in the same Redis).
     pub async fn start(loaded: Loaded, source: Source) -> Result<Arc<App>, StoreError> {
         let (revocations, throttle) = match &loaded.store.choice {
             StoreChoice::Memory => (RevocationStore::memory(), Throttle::memory(loaded.throttle)),
@@ -48,29 +50,31 @@ impl App {
                 Throttle::redis(url, prefix, loaded.throttle).await?,
             ),
         };
-        Ok(App::with_stores(loaded, source, revocations, throttle))
-    }
-
-    /// Builds the runtime around an already opened revocation store and throttle.
-    pub fn with_stores(
-        loaded: Loaded,
-        source: Source,
-        revocations: RevocationStore,
-        throttle: Throttle,
-    ) -> Arc<App> {
-        let (workers, queue) = loaded.hashing;
-        let on_error = loaded.store.on_error;
-        Arc::new(App {
-            shared: snapshot::share(loaded.snapshot),
+        let Loaded {
+            snapshot,
+            listen,
+            users,
+            store,
+            hashing: (workers, queue),
+            ..
+        } = loaded;
+        let users = match users {
+            UsersChoice::Ready(users) => users,
+            UsersChoice::Redis { url, prefix } => {
+                UserStore::Redis(RedisUsers::connect(&url, &prefix).await?)
+            }
+        };
+        Ok(Arc::new(App {
+            shared: snapshot::share(snapshot),
             revocations,
-            users: loaded.users,
+            users,
             hasher: Hasher::new(workers, queue),
             throttle,
             source,
-            listen: loaded.listen,
+            listen,
             metrics: Metrics::default(),
-            on_error,
-        })
+            on_error: store.on_error,
+        }))
     }
 
     /// Validates the configuration anew and swaps it in whole; a bad one changes nothing.

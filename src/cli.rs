@@ -10,6 +10,8 @@ use portcullis::config::{self, Source};
 use portcullis::token::mint::{self, Grant};
 use portcullis::token::{Alg, TokenType};
 
+mod users;
+
 /// An authentication gateway: TLS in, JWT route policies, identity headers out.
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version)]
@@ -76,7 +78,7 @@ enum Command {
     },
     /// Read a password on stdin (no echo on a terminal), print its argon2id PHC hash.
     HashPassword,
-    /// Manage users of the file user store.
+    /// Manage users of the file or Redis user store.
     #[command(subcommand)]
     User(UserCommand),
     /// Revoke one token (--jti) or everything a subject holds (--sub), via the admin listener.
@@ -141,12 +143,12 @@ pub fn main() -> anyhow::Result<ExitCode> {
         } => token(config, &sub, roles, ttl.as_deref()),
         Command::Keygen { alg, kid, out } => keygen(alg, &kid, &out),
         Command::DevCerts { out } => dev_certs(&out),
-        Command::HashPassword => hash_password(),
+        Command::HashPassword => users::hash_password(),
         Command::User(UserCommand::Add {
             config,
             name,
             roles,
-        }) => user_add(config, &name, roles),
+        }) => users::user_add(config, &name, roles),
         Command::Revoke { config, jti, sub } => revoke(config, jti, sub),
         Command::Echo { listen } => runtime()?
             .block_on(portcullis::echo::serve(listen))
@@ -330,65 +332,6 @@ fn dev_certs(out: &Path) -> anyhow::Result<ExitCode> {
     let (cert, key) = portcullis::devcerts::write_dev_cert(out)?;
     println!("wrote {}\nwrote {}", cert.display(), key.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Reads a password: without echo from a terminal, else one line from stdin.
-fn read_password(prompt: &str) -> anyhow::Result<String> {
-    use std::io::IsTerminal;
-    let password = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(prompt).context("cannot read the password")?
-    } else {
-        let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .context("cannot read the password from stdin")?;
-        line.trim_end_matches(['\n', '\r']).to_string()
-    };
-    if password.is_empty() {
-        bail!("empty password");
-    }
-    Ok(password)
-}
-
-fn hash_password() -> anyhow::Result<ExitCode> {
-    let password = read_password("password: ")?;
-    let phc = portcullis::users::hash::hash_blocking(&password)
-        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
-    println!("{phc}");
-    Ok(ExitCode::SUCCESS)
-}
-
-fn user_add(arg: ConfigArg, name: &str, roles: Vec<String>) -> anyhow::Result<ExitCode> {
-    let source = source(&arg);
-    let users_file = users_file(&source)?;
-    let password = read_password("password: ")?;
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) && read_password("again: ")? != password
-    {
-        bail!("the passwords differ");
-    }
-    portcullis::users::name::check_password(name, &password).map_err(anyhow::Error::msg)?;
-    let phc = portcullis::users::hash::hash_blocking(&password)
-        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
-    portcullis::users::file::add_user_blocking(&users_file, name, &phc, roles)
-        .map_err(|e| anyhow::anyhow!("cannot add {name}: {e}"))?;
-    println!("added {name} to {}", users_file.display());
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The users.toml the configuration names (file backend only).
-fn users_file(source: &Source) -> anyhow::Result<PathBuf> {
-    let text = source
-        .read(&source.gateway_path())
-        .context("cannot read gateway.toml")?;
-    let file: config::raw::GatewayFile = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("invalid gateway.toml: {}", e.message()))?;
-    if *file.users.backend.get_ref() != config::raw::UsersBackend::File {
-        bail!("`user add` needs [users] backend = \"file\"");
-    }
-    Ok(config::compile::resolve(
-        &source.base_dir(),
-        &file.users.file,
-    ))
 }
 
 fn revoke(arg: ConfigArg, jti: Option<String>, sub: Option<String>) -> anyhow::Result<ExitCode> {

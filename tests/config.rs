@@ -364,3 +364,14 @@ fn token_command_mints_access_tokens_with_the_given_claims() {
             == Some("main")
     );
 }
+
+#[test]
+fn check_rejects_redis_users_without_the_redis_store() {
+    let gateway = format!("{GATEWAY_OK}\n[users]\nbackend = \"redis\"\n");
+    let dir = config_dir(&gateway, ROUTES_OK);
+    let out = check(&dir.join("gateway.toml"));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let line = line_of(&gateway, "backend = \"redis\"");
+    let diag = diag_line(&out.stderr, "gateway.toml", line, "needs [store] backend");
+    assert!(diag.is_some(), "stderr:\n{}", out.stderr);
+}

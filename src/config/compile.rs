@@ -23,8 +23,8 @@ pub struct Loaded {
     pub snapshot: Snapshot,
     /// Listener addresses and limits.
     pub listen: ListenSettings,
-    /// The user store, loaded and checked.
-    pub users: crate::users::UserStore,
+    /// The user store, loaded and checked, or the Redis one App::start opens.
+    pub users: super::compile_auth::UsersChoice,
     /// The revocation store to open.
     pub store: super::compile_auth::StoreSettings,
     /// Password hashing pool size and queue.

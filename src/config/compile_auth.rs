@@ -1,5 +1,6 @@
 //! [users], [login], [endpoints] and refresh settings -> the login side of the runtime.
 
+use std::ops::Range;
 use std::path::Path;
 
 use super::compile::{resolve, Diag};
@@ -34,6 +35,30 @@ impl std::fmt::Debug for StoreChoice {
     }
 }
 
+/// The user store, or what App::start must open (loading never connects to anything).
+pub enum UsersChoice {
+    /// Loaded and checked (file, http).
+    Ready(UserStore),
+    /// The Redis store on `[store]`'s Redis, opened at start.
+    Redis {
+        /// The connection URL (may hold a password: never logged).
+        url: String,
+        /// Key prefix.
+        prefix: String,
+    },
+}
+
+impl std::fmt::Debug for UsersChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UsersChoice::Ready(store) => f.debug_tuple("Ready").field(store).finish(),
+            UsersChoice::Redis { prefix, .. } => {
+                write!(f, "Redis {{ url: <redacted>, prefix: {prefix:?} }}")
+            }
+        }
+    }
+}
+
 /// `[store]`, checked.
 #[derive(Debug)]
 pub struct StoreSettings {
@@ -47,35 +72,16 @@ pub struct StoreSettings {
 fn store_settings(diag: &mut Diag<'_>, store: &raw::Store) -> Option<StoreSettings> {
     let choice = match store.backend.get_ref() {
         raw::StoreBackend::Memory => StoreChoice::Memory,
-        raw::StoreBackend::Redis => {
-            let url = match (&store.redis_url, &store.redis_url_env) {
-                (Some(url), None) => url.get_ref().clone(),
-                (None, Some(var)) => match std::env::var(var.get_ref()) {
-                    Ok(url) if !url.is_empty() => url,
-                    _ => {
-                        diag.at(
-                            var.span(),
-                            format!(
-                                "environment variable {} is not set (expected the Redis URL)",
-                                var.get_ref()
-                            ),
-                        );
-                        return None;
-                    }
-                },
-                _ => {
-                    diag.at(
-                        store.backend.span(),
-                        "backend = \"redis\" needs exactly one of redis_url, redis_url_env",
-                    );
-                    return None;
-                }
-            };
-            StoreChoice::Redis {
+        raw::StoreBackend::Redis => match redis_url(store) {
+            Ok(url) => StoreChoice::Redis {
                 url,
                 prefix: store.prefix.clone(),
+            },
+            Err((span, message)) => {
+                diag.at(span, message);
+                return None;
             }
-        }
+        },
     };
     Some(StoreSettings {
         choice,
@@ -83,12 +89,38 @@ fn store_settings(diag: &mut Diag<'_>, store: &raw::Store) -> Option<StoreSettin
     })
 }
 
+/// The Redis URL of a `[store] backend = "redis"`: exactly one of redis_url, redis_url_env
+/// (read now). On error, where and what, for a config error or the CLI.
+pub fn redis_url(store: &raw::Store) -> Result<String, (Range<usize>, String)> {
+    match (&store.redis_url, &store.redis_url_env) {
+        (Some(url), None) => Ok(url.get_ref().clone()),
+        (None, Some(var)) => match std::env::var(var.get_ref()) {
+            Ok(url) if !url.is_empty() => Ok(url),
+            _ => Err((
+                var.span(),
+                format!(
+                    "environment variable {} is not set (expected the Redis URL)",
+                    var.get_ref()
+                ),
+            )),
+        },
+        _ => Err((
+            store.backend.span(),
+            "backend = \"redis\" needs exactly one of redis_url, redis_url_env".to_string(),
+        )),
+    }
+}
+
+/// What `users backend = "redis"` without a Redis `[store]` is told.
+pub const USERS_NEED_REDIS_STORE: &str =
+    "users backend = \"redis\" needs [store] backend = \"redis\" (it uses the same Redis)";
+
 /// The login side of a configuration, checked.
 pub(crate) struct LoginSide {
     /// Endpoint settings.
     pub(crate) auth: AuthSettings,
-    /// The user store.
-    pub(crate) users: UserStore,
+    /// The user store, or the Redis one to open.
+    pub(crate) users: UsersChoice,
     /// Failed-login limits.
     pub(crate) throttle: Limits,
     /// Hash workers and queue.
@@ -104,10 +136,10 @@ pub(crate) fn login_side(
     file: &GatewayFile,
 ) -> Option<LoginSide> {
     let auth = auth_settings(diag, file);
-    let users = user_store(diag, base, &file.users);
+    let store = store_settings(diag, &file.store);
+    let users = user_store(diag, base, &file.users, store.as_ref());
     let throttle = throttle_limits(diag, &file.login);
     let hashing = hashing(diag, &file.users);
-    let store = store_settings(diag, &file.store);
     Some(LoginSide {
         store: store?,
         auth: auth?,
@@ -144,33 +176,53 @@ fn auth_settings(diag: &mut Diag<'_>, file: &GatewayFile) -> Option<AuthSettings
 }
 
 /// Loads the configured user store; the file store's errors carry their own positions.
-fn user_store(diag: &mut Diag<'_>, base: &Path, users: &raw::Users) -> Option<UserStore> {
+/// The Redis store uses `[store]`'s Redis (`store` is None when `[store]` has errors,
+/// reported already).
+fn user_store(
+    diag: &mut Diag<'_>,
+    base: &Path,
+    users: &raw::Users,
+    store: Option<&StoreSettings>,
+) -> Option<UsersChoice> {
     match users.backend.get_ref() {
         UsersBackend::File => {
             let path = resolve(base, &users.file);
             match FileStore::load(&path, true) {
-                Ok(store) => Some(UserStore::File(store)),
+                Ok(store) => Some(UsersChoice::Ready(UserStore::File(store))),
                 Err(err) => {
                     diag.errors.extend(err.into_errors());
                     None
                 }
             }
         }
-        UsersBackend::Http => {
-            let Some(url) = &users.url else {
-                diag.at(
-                    users.backend.span(),
-                    "backend = \"http\" needs url = \"http://...\" (the credential-check endpoint)",
-                );
-                return None;
-            };
-            match HttpStore::new(url.get_ref(), users.timeout.get()) {
-                Ok(store) => Some(UserStore::Http(store)),
-                Err(err) => {
-                    diag.at(url.span(), format!("invalid users url: {err}"));
-                    None
-                }
+        UsersBackend::Http => http_user_store(diag, users).map(UsersChoice::Ready),
+        UsersBackend::Redis => match &store?.choice {
+            StoreChoice::Redis { url, prefix } => Some(UsersChoice::Redis {
+                url: url.clone(),
+                prefix: prefix.clone(),
+            }),
+            StoreChoice::Memory => {
+                diag.at(users.backend.span(), USERS_NEED_REDIS_STORE);
+                None
             }
+        },
+    }
+}
+
+/// The http store: a credential-check URL and a timeout.
+fn http_user_store(diag: &mut Diag<'_>, users: &raw::Users) -> Option<UserStore> {
+    let Some(url) = &users.url else {
+        diag.at(
+            users.backend.span(),
+            "backend = \"http\" needs url = \"http://...\" (the credential-check endpoint)",
+        );
+        return None;
+    };
+    match HttpStore::new(url.get_ref(), users.timeout.get()) {
+        Ok(store) => Some(UserStore::Http(store)),
+        Err(err) => {
+            diag.at(url.span(), format!("invalid users url: {err}"));
+            None
         }
     }
 }

@@ -319,13 +319,15 @@ pub enum UsersBackend {
     File,
     /// POST the credentials to an existing backend.
     Http,
+    /// One hash per user in the `[store]` Redis (needs `[store] backend = "redis"`).
+    Redis,
 }
 
 /// `[users]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Users {
-    /// `file` or `http`.
+    /// `file`, `http` or `redis`.
     #[serde(default = "default_users_backend")]
     pub backend: Spanned<UsersBackend>,
     /// users.toml (file backend), relative to gateway.toml.

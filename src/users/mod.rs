@@ -7,6 +7,7 @@ pub mod file;
 pub mod hash;
 pub mod http;
 pub mod name;
+pub mod redis;
 
 use hash::{HashError, Hasher};
 
@@ -69,13 +70,15 @@ pub enum UserStore {
     File(file::FileStore),
     /// An existing backend that checks passwords itself.
     Http(http::HttpStore),
+    /// One hash per user in the `[store]` Redis, shared by every instance.
+    Redis(redis::RedisUsers),
 }
 
 impl UserStore {
     /// Checks credentials. Unknown user, wrong password and disabled user all give
     /// BadCredentials, after the same amount of hashing work (an unknown user is checked
     /// against the hasher's dummy hash). A match against a hash weaker than the hasher's
-    /// settings is upgraded in the file before returning; a failed upgrade is only logged.
+    /// settings is upgraded in the store before returning; a failed upgrade is only logged.
     pub async fn authenticate(
         &self,
         hasher: &Hasher,
@@ -85,6 +88,7 @@ impl UserStore {
         match self {
             UserStore::File(store) => file_login(store, hasher, username, password).await,
             UserStore::Http(store) => store.authenticate(username, password).await,
+            UserStore::Redis(store) => store.authenticate(hasher, username, password).await,
         }
     }
 
@@ -99,18 +103,21 @@ impl UserStore {
                 .map(|entry| entry.user)
                 .filter(|user| !user.disabled)),
             UserStore::Http(_) => Ok(None),
+            UserStore::Redis(store) => store.lookup(username).await,
         }
     }
 
     /// True when [`UserStore::lookup`] reflects the store (false for http: such a store
     /// cannot revoke a user at refresh time; only token revocation or expiry can).
     pub fn can_lookup(&self) -> bool {
-        matches!(self, UserStore::File(_))
+        matches!(self, UserStore::File(_) | UserStore::Redis(_))
     }
 
-    /// Registers a new user (file store only). Validates the name ([`name::canonical`])
-    /// and password ([`name::check_password`]), hashes on the pool, persists atomically
-    /// before returning.
+    /// Registers a new user (file and Redis stores). Validates the name
+    /// ([`name::canonical`]) and password ([`name::check_password`]), hashes on the pool,
+    /// persists before returning; `Taken` when the name exists, decided atomically by the
+    /// store (the file's writer lock, a Redis script), so of two racing registrations of
+    /// one name exactly one succeeds.
     pub async fn register(
         &self,
         hasher: &Hasher,
@@ -118,27 +125,38 @@ impl UserStore {
         password: &str,
         roles: Vec<String>,
     ) -> Result<User, RegisterError> {
-        let UserStore::File(store) = self else {
+        if matches!(self, UserStore::Http(_)) {
             return Err(RegisterError::Unsupported);
-        };
+        }
         let name = name::canonical(username).map_err(RegisterError::Invalid)?;
         name::check_password(&name, password).map_err(RegisterError::Invalid)?;
-        // Cheap early answer; `insert` checks again under the writer lock.
-        if store.get(&name).is_some() {
+        // Cheap early answer before hashing; the store checks again atomically.
+        let taken = match self {
+            UserStore::File(store) => store.get(&name).is_some(),
+            UserStore::Redis(store) => store.exists(&name).await?,
+            UserStore::Http(_) => false,
+        };
+        if taken {
             return Err(RegisterError::Taken);
         }
         let phc = hasher.hash(password).await.map_err(|err| match err {
             HashError::Busy => RegisterError::Busy,
             HashError::BadHash | HashError::Internal => RegisterError::Unavailable("hashing"),
         })?;
-        let user = User {
-            name,
-            roles,
-            claims: serde_json::Map::new(),
-            disabled: false,
-        };
-        store.insert(file::Entry::new(user.clone(), phc)).await?;
-        Ok(user)
+        match self {
+            UserStore::File(store) => {
+                let user = User {
+                    name,
+                    roles,
+                    claims: serde_json::Map::new(),
+                    disabled: false,
+                };
+                store.insert(file::Entry::new(user.clone(), phc)).await?;
+                Ok(user)
+            }
+            UserStore::Redis(store) => store.add_user(&name, &phc, roles).await,
+            UserStore::Http(_) => Err(RegisterError::Unsupported),
+        }
     }
 }
 
@@ -186,7 +204,7 @@ async fn upgrade_hash(store: &file::FileStore, hasher: &Hasher, entry: &file::En
     }
 }
 
-fn login_hash_error(err: HashError) -> LoginError {
+pub(crate) fn login_hash_error(err: HashError) -> LoginError {
     match err {
         HashError::Busy => LoginError::Busy,
         HashError::BadHash => LoginError::Unavailable("stored password hash is unreadable"),
