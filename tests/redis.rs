@@ -258,3 +258,41 @@ async fn reuse_detected_on_one_gateway_revokes_the_family_on_the_other() {
         "the family's newest access token still works on A"
     );
 }
+
+#[tokio::test]
+async fn a_tls_redis_is_reached_with_rediss_and_a_private_ca() {
+    let redis = Redis::start_tls().await;
+    let up = Upstream::echo().await;
+    let ca = redis.tls_cert_file();
+    let store = format!(
+        "[store]\nbackend = \"redis\"\nredis_url = \"{}\"\n",
+        redis.tls_url()
+    );
+    let cfg = GatewayConfig::standard(&up.url())
+        .extra(&store)
+        .env("SSL_CERT_FILE", ca.to_str().expect("utf-8"));
+    let a = Gateway::start(cfg.clone()).await;
+    let b = twin(&a, cfg).await;
+    let token = a.token("alice", &["user"]);
+    assert_eq!(get(&b, &token).await, StatusCode::OK);
+    let out = run_cli(&[
+        "revoke",
+        "--config",
+        &a.config_arg(),
+        "--jti",
+        &jti_of(&token),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let seen = eventually(Duration::from_secs(5), || async {
+        let status = get(&b, &token).await;
+        (status == StatusCode::UNAUTHORIZED)
+            .then_some(())
+            .ok_or(format!("B answered {status}"))
+    })
+    .await;
+    assert!(
+        seen.is_ok(),
+        "revocation did not cross a TLS Redis:\n{}",
+        b.log()
+    );
+}

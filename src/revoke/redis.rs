@@ -43,8 +43,8 @@
 //! `appendfsync always` (or `everysec`, at most a second lost). After a restart the
 //! connections come back by themselves and the reload re-merges the set.
 //!
-//! Not supported yet: `rediss://` (the crate is built without a TLS feature; `connect` says
-//! so) and Redis Cluster (the scripts touch keys of several hash slots).
+//! `rediss://` verifies the server with the system trust store (`SSL_CERT_FILE` for a
+//! private CA). Not supported: Redis Cluster (the scripts touch keys of several hash slots).
 
 mod mirror;
 mod redeem;
@@ -352,17 +352,15 @@ impl RedisStore {
 
 /// A client for `url` (redis:// or unix socket; nothing is connected yet), or `InvalidUrl`.
 pub(crate) fn open_client(url: &str) -> Result<Client, StoreError> {
-    const NO_TLS: StoreError =
-        StoreError::InvalidUrl("rediss:// (TLS) is not supported by this build");
-    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
-    if scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys") {
-        return Err(NO_TLS);
-    }
+    // rediss:// verifies the server against the system trust store (SSL_CERT_FILE and
+    // SSL_CERT_DIR are honoured, for a private CA).
     let info = url
         .into_connection_info()
-        .map_err(|_| StoreError::InvalidUrl("not a redis:// or unix socket URL"))?;
+        .map_err(|_| StoreError::InvalidUrl("not a redis://, rediss:// or unix socket URL"))?;
     if !info.addr().is_supported() {
-        return Err(NO_TLS);
+        return Err(StoreError::InvalidUrl(
+            "this URL scheme is not supported by this build",
+        ));
     }
     Client::open(info).map_err(|_| StoreError::InvalidUrl("unusable URL"))
 }

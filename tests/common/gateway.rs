@@ -29,6 +29,8 @@ pub struct GatewayConfig {
     pub plain: bool,
     /// Lines added to the `[listen]` section (e.g. `trusted_proxies = [...]`).
     pub listen: String,
+    /// Environment variables of the gateway process.
+    pub env: Vec<(String, String)>,
 }
 
 impl GatewayConfig {
@@ -43,6 +45,7 @@ impl GatewayConfig {
             max_connections: 10000,
             plain: false,
             listen: String::new(),
+            env: Vec::new(),
         }
     }
     /// `standard_routes(upstream_url)`.
@@ -77,6 +80,10 @@ impl GatewayConfig {
     }
     pub fn plain(mut self) -> Self {
         self.plain = true;
+        self
+    }
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
         self
     }
     pub fn listen(mut self, toml: &str) -> Self {
@@ -184,7 +191,8 @@ impl Gateway {
             let config_path = dir.write("gateway.toml", &gateway_toml(&cfg, https, admin, plain));
             let log = fresh_log_path(&dir);
             let cfg_arg = config_path.to_str().expect("utf-8 temp path").to_string();
-            let mut proc = Proc::spawn("gateway", &["run", "--config", &cfg_arg], log);
+            let mut proc =
+                Proc::spawn_with_env("gateway", &["run", "--config", &cfg_arg], &cfg.env, log);
 
             let ready = wait_ready(&mut proc, admin).await;
             match ready {

@@ -202,6 +202,10 @@ struct Proc {
 
 impl Proc {
     fn spawn(what: &str, args: &[&str], log: PathBuf) -> Proc {
+        Proc::spawn_with_env(what, args, &[], log)
+    }
+
+    fn spawn_with_env(what: &str, args: &[&str], env: &[(String, String)], log: PathBuf) -> Proc {
         let out = File::create(&log).expect("create log file");
         let err = out.try_clone().expect("clone log file handle");
         let child = Command::new(BIN)
@@ -210,6 +214,7 @@ impl Proc {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

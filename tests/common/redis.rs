@@ -10,6 +10,8 @@ pub struct Redis {
     child: Option<Child>,
     pub port: u16,
     dir: TestDir,
+    /// PEM certificate the server presents when it speaks TLS only.
+    tls_cert: Option<String>,
 }
 
 impl Redis {
@@ -21,9 +23,36 @@ impl Redis {
             child: None,
             port,
             dir,
+            tls_cert: None,
         };
         redis.spawn().await;
         redis
+    }
+
+    /// Starts redis-server speaking TLS only, with a certificate for 127.0.0.1 made here.
+    pub async fn start_tls() -> Redis {
+        let dir = TestDir::new();
+        let (cert, key, _) = super::tls_cert();
+        dir.write("redis-cert.pem", &cert);
+        dir.write("redis-key.pem", &key);
+        let mut redis = Redis {
+            child: None,
+            port: free_port(),
+            dir,
+            tls_cert: Some(cert),
+        };
+        redis.spawn().await;
+        redis
+    }
+
+    /// Path of the certificate a TLS server presents (the CA a client must trust).
+    pub fn tls_cert_file(&self) -> std::path::PathBuf {
+        self.dir.join("redis-cert.pem")
+    }
+
+    /// `rediss://127.0.0.1:PORT/`.
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/", self.port)
     }
 
     /// `redis://127.0.0.1:PORT/`.
@@ -46,15 +75,30 @@ impl Redis {
     }
 
     async fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
+        let mut command = Command::new("redis-server");
+        let port = self.port.to_string();
+        if self.tls_cert.is_some() {
+            let cert = self.dir.join("redis-cert.pem");
+            let key = self.dir.join("redis-key.pem");
+            command.args([
                 "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-auth-clients",
+                "no",
+            ]);
+            command
+                .arg("--tls-cert-file")
+                .arg(&cert)
+                .arg("--tls-key-file")
+                .arg(&key);
+            command.arg("--tls-ca-cert-file").arg(&cert);
+        } else {
+            command.args(["--port", &port]);
+        }
+        let child = command
+            .args(["--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -66,9 +110,19 @@ impl Redis {
             });
         self.child = Some(child);
         let addr = format!("127.0.0.1:{}", self.port);
+        let tls = self.tls_cert.is_some();
         let ready = eventually(Duration::from_secs(10), || {
             let addr = addr.clone();
-            async move { ping(&addr).await }
+            async move {
+                match tls {
+                    // A plain PING cannot cross TLS; an accepting port is enough there.
+                    true => tokio::net::TcpStream::connect(&addr)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    false => ping(&addr).await,
+                }
+            }
         })
         .await;
         ready.expect("redis-server answers PING");
