@@ -28,7 +28,7 @@ if [ "$store" = redis ]; then
 fi
 
 "$bin" echo --listen 127.0.0.1:18080 >/dev/null 2>&1 &
-PORTCULLIS_LOG=warn "$bin" run --config "$dir/gateway.toml" >"$dir/gw.log" 2>&1 &
+PORTCULLIS_LOG=${PORTCULLIS_LOG:-warn} "$bin" run --config "$dir/gateway.toml" >"$dir/gw.log" 2>&1 &
 for _ in $(seq 50); do curl -sf http://127.0.0.1:19091/readyz >/dev/null 2>&1 && break; sleep 0.1; done
 token=$("$bin" token --config "$dir/gateway.toml" --sub bench --role admin)
 
