@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end load: a release gateway in front of `portcullis echo`, driven by wrk over TLS
-# on loopback. Usage: [STORE=memory|redis] benches/load.sh [seconds] [connections]
+# on loopback. Usage: [STORE=memory|redis] [PORTCULLIS_LOG=info] benches/load.sh [secs] [conns]
+# (the default PORTCULLIS_LOG=warn leaves the access log off; info turns it on).
 # STORE=redis starts its own redis-server on 127.0.0.1:16379. Needs wrk (and redis-server).
 # Loopback only; stops everything it started.
 set -euo pipefail
