@@ -124,3 +124,22 @@ async fn audit_log_records_a_whole_session_and_never_a_secret() {
         assert!(!log.contains(s.as_str()), "the log holds a secret: {s}");
     }
 }
+
+#[tokio::test]
+async fn a_password_typed_as_the_username_is_not_logged() {
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = AuthSetup::new(&up.url())
+        .user("alice", ALICE_PW, &["user"])
+        .start()
+        .await;
+    let typed = "Tr0ub4dor&3 horse";
+    let resp = gw.login(typed, ALICE_PW).await;
+    assert_eq!(resp.status, StatusCode::UNAUTHORIZED);
+    let failed = gw.audit_events("login_failed");
+    assert_eq!(failed.len(), 1, "{}", gw.log());
+    assert!(failed[0].contains("<invalid name>"), "{}", failed[0]);
+    assert!(
+        !gw.log().to_lowercase().contains("tr0ub4dor"),
+        "the typed name reached the log"
+    );
+}

@@ -33,10 +33,14 @@ pub async fn login(
     let creds: Credentials = body::read_json(request).await?;
     // Throttle on the folded name, so "Alice" and "alice" share one counter.
     let throttle_key = creds.username.to_ascii_lowercase();
+    // A password typed into the username field must not reach the log: only names that
+    // could exist are logged.
+    let logged_user = crate::users::name::canonical(&creds.username)
+        .unwrap_or_else(|_| "<invalid name>".to_string());
     let ip = conn.client;
     let now = unix_now();
     if let Err(retry_after) = app.throttle.check(&throttle_key, ip, now).await {
-        tracing::info!(target: "audit", event = "login_throttled", user = %throttle_key, client = %ip, request_id, retry_after);
+        tracing::info!(target: "audit", event = "login_throttled", user = %logged_user, client = %ip, request_id, retry_after);
         app.metrics.login(LoginOutcome::Throttled);
         return Err(Reject::Throttled(retry_after));
     }
@@ -49,7 +53,7 @@ pub async fn login(
         Err(LoginError::BadCredentials) => {
             app.throttle.record_failure(&throttle_key, ip, now).await;
             app.metrics.login(LoginOutcome::Failed);
-            tracing::info!(target: "audit", event = "login_failed", user = %throttle_key, client = %ip, request_id);
+            tracing::info!(target: "audit", event = "login_failed", user = %logged_user, client = %ip, request_id);
             return Err(Reject::BadCredentials);
         }
         Err(LoginError::Busy) => {
