@@ -81,15 +81,9 @@ async fn proxy<'s>(
         drop(normalized);
         return endpoints::handle(app, snap, conn, endpoint, request).await;
     }
-    let (_, route) = snap
-        .routes
-        .find(host.as_deref(), request.method(), &normalized)
-        .ok_or(Reject::NoRoute)?;
+    let route = find_route(snap, host.as_deref(), request.method(), &normalized)?;
     trace.route = Some(route);
-    let claims = match route.policy.requires_token() {
-        true => Some(authorize(app, snap, conn, route, request.headers()).await?),
-        false => None,
-    };
+    let claims = authorize_route(app, snap, conn, route, request.headers()).await?;
     let forwarded: Cow<'_, str> = match &route.strip_prefix {
         Some(prefix) => route::strip_prefix(&normalized, prefix),
         None => Cow::Borrowed(&normalized),
@@ -121,6 +115,37 @@ async fn proxy<'s>(
     }
     headers::sanitize_response(response.headers_mut(), switching && upgrade);
     Ok(response.map(Body::Left))
+}
+
+/// The first route in file order for a normalized path, or 404.
+///
+/// Shared by the proxy and forward-auth, so both decide on the same route.
+pub(crate) fn find_route<'s>(
+    snap: &'s Snapshot,
+    host: Option<&str>,
+    method: &http::Method,
+    normalized: &str,
+) -> Result<&'s Route, Reject> {
+    snap.routes
+        .find(host, method, normalized)
+        .map(|(_, route)| route)
+        .ok_or(Reject::NoRoute)
+}
+
+/// What a route demands of a request: nothing for a public route, else `authorize`.
+///
+/// Shared by the proxy and forward-auth; the claims are None on a public route.
+pub(crate) async fn authorize_route(
+    app: &App,
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    route: &Route,
+    headers: &http::HeaderMap,
+) -> Result<Option<Claims>, Reject> {
+    if !route.policy.requires_token() {
+        return Ok(None);
+    }
+    authorize(app, snap, conn, route, headers).await.map(Some)
 }
 
 /// Token, revocation, then policy; the claims are returned for the identity headers.
@@ -182,22 +207,13 @@ fn audit_denied(conn: &ConnInfo, route: &Route, sub: Option<&str>, rejected: Rej
 ///
 /// When both are present they must agree, so that the host the route was chosen
 /// for is the host the upstream sees.
-fn request_host(request: &Request<Incoming>) -> Result<Option<&str>, Reject> {
+pub(crate) fn request_host(request: &Request<Incoming>) -> Result<Option<&str>, Reject> {
     let mut host_headers = request.headers().get_all(header::HOST).iter();
     let host_header = host_headers.next();
     if host_headers.next().is_some() {
         return Err(Reject::BadRequest("more than one Host header"));
     }
-    let host_header = match host_header {
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .filter(|h| route::is_valid_authority(h))
-                .ok_or(BAD_HOST)?,
-        ),
-        None => None,
-    };
+    let host_header = host_header.map(valid_host).transpose()?;
     let authority = request.uri().authority().map(|a| a.as_str());
     if authority.is_some_and(|a| !route::is_valid_authority(a)) {
         return Err(BAD_HOST);
@@ -213,6 +229,17 @@ fn request_host(request: &Request<Incoming>) -> Result<Option<&str>, Reject> {
         }
         (None, host) => Ok(host),
     }
+}
+
+/// A Host value that is a plain `host[:port]`, or 400.
+///
+/// Shared by the proxy (Host) and forward-auth (the original host a front proxy reports).
+pub(crate) fn valid_host(value: &HeaderValue) -> Result<&str, Reject> {
+    value
+        .to_str()
+        .ok()
+        .filter(|h| route::is_valid_authority(h))
+        .ok_or(BAD_HOST)
 }
 
 const BAD_HOST: Reject = Reject::BadRequest("invalid Host (expected host[:port])");
