@@ -241,6 +241,7 @@ fn endpoint_name(endpoint: Endpoint) -> &'static str {
         Endpoint::Logout => "logout",
         Endpoint::Register => "register",
         Endpoint::Jwks => "JWKS",
+        Endpoint::Verify => "forward-auth",
     }
 }
 

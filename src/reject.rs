@@ -25,6 +25,8 @@ pub enum Reject {
     Token(TokenError),
     /// The token is good but the policy says no (403).
     Forbidden(Deny),
+    /// Refused for a reason that is not the token's: a CSRF check, a caller (403).
+    Refused(&'static str),
     /// The upstream refused or dropped the connection (502).
     UpstreamUnavailable,
     /// The upstream did not answer in time (504).
@@ -63,7 +65,7 @@ impl Reject {
             Reject::BadPath(_) | Reject::BadRequest(_) => StatusCode::BAD_REQUEST,
             Reject::NoRoute => StatusCode::NOT_FOUND,
             Reject::Token(_) => StatusCode::UNAUTHORIZED,
-            Reject::Forbidden(_) => StatusCode::FORBIDDEN,
+            Reject::Forbidden(_) | Reject::Refused(_) => StatusCode::FORBIDDEN,
             Reject::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reject::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Reject::Revoked | Reject::BadCredentials | Reject::RefreshReuse | Reject::UserGone => {
@@ -87,6 +89,7 @@ impl Reject {
             Reject::Token(TokenError::Missing) => "missing_token",
             Reject::Token(_) => "invalid_token",
             Reject::Forbidden(_) => "insufficient_scope",
+            Reject::Refused(_) => "access_denied",
             Reject::UpstreamUnavailable => "bad_gateway",
             Reject::UpstreamTimeout => "gateway_timeout",
             Reject::Revoked => "invalid_token",
@@ -110,6 +113,7 @@ impl Reject {
             Reject::NoRoute => "no route matches the request",
             Reject::Token(e) => e.reason(),
             Reject::Forbidden(d) => d.reason(),
+            Reject::Refused(reason) => reason,
             Reject::UpstreamUnavailable => "upstream unavailable",
             Reject::UpstreamTimeout => "upstream timed out",
             Reject::Revoked => "token revoked",

@@ -89,6 +89,8 @@ pub struct AuthSettings {
     pub default_roles: Vec<String>,
     /// Seconds within which a just-spent refresh token returns the same successor pair.
     pub reuse_grace: u64,
+    /// The forward-auth endpoint, when enabled.
+    pub forward_auth: Option<crate::endpoints::verify::ForwardAuth>,
 }
 
 /// Listener settings, fixed for the life of the process.

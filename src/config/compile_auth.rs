@@ -153,9 +153,7 @@ pub(crate) fn login_side(
 fn auth_settings(diag: &mut Diag<'_>, file: &GatewayFile) -> Option<AuthSettings> {
     let prefix = file.endpoints.prefix.get_ref();
     let trimmed = prefix.trim_end_matches('/');
-    let well_formed = trimmed.starts_with('/')
-        && crate::path::normalize(trimmed).ok().as_deref() == Some(trimmed)
-        && !trimmed.contains(['*', '?', '#', ';']);
+    let well_formed = super::compile_edge::is_plain_path(trimmed);
     if !well_formed {
         diag.at(
             file.endpoints.prefix.span(),
@@ -167,7 +165,9 @@ fn auth_settings(diag: &mut Diag<'_>, file: &GatewayFile) -> Option<AuthSettings
         diag.at(0..0, "users.default_roles must not contain an empty role");
         return None;
     }
+    let forward_auth = super::compile_edge::forward_auth(diag, file, trimmed).ok()?;
     Some(AuthSettings {
+        forward_auth,
         prefix: trimmed.to_string(),
         registration: file.users.registration,
         default_roles: file.users.default_roles.clone(),

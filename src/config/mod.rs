@@ -2,6 +2,7 @@
 
 pub mod compile;
 pub mod compile_auth;
+mod compile_edge;
 mod compile_routes;
 pub mod diag;
 pub mod duration;

@@ -42,6 +42,9 @@ pub struct GatewayFile {
     /// The endpoints the gateway answers itself.
     #[serde(default)]
     pub endpoints: Endpoints,
+    /// Forward-auth for a front proxy (nginx auth_request, Traefik ForwardAuth).
+    #[serde(default)]
+    pub forward_auth: ForwardAuth,
 }
 
 /// `[listen]`.
@@ -498,4 +501,32 @@ impl Default for Endpoints {
 
 fn default_prefix() -> Spanned<String> {
     Spanned::new(0..0, "/auth".to_string())
+}
+
+/// Whose headers carry the original request to the forward-auth endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardTrust {
+    /// nginx `auth_request`: X-Original-Method, X-Original-URI, the request's Host.
+    Nginx,
+    /// Traefik ForwardAuth: X-Forwarded-Method, X-Forwarded-Uri, X-Forwarded-Host.
+    Traefik,
+}
+
+/// `[forward_auth]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAuth {
+    /// Whether the endpoint exists (off by default).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Its path; `{endpoints.prefix}/verify` when absent.
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// Which proxy's headers are read; required when enabled.
+    #[serde(default)]
+    pub trust: Option<Spanned<ForwardTrust>>,
+    /// Peers (CIDR) allowed to call it; any peer when empty.
+    #[serde(default)]
+    pub callers: Vec<Spanned<String>>,
 }

@@ -7,6 +7,7 @@ pub mod logout;
 pub mod refresh;
 pub mod register;
 mod tokens;
+pub mod verify;
 
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
@@ -33,12 +34,20 @@ pub enum Endpoint {
     Register,
     /// GET /.well-known/jwks.json.
     Jwks,
+    /// Forward-auth ({prefix}/verify by default; only when enabled). Any method: the
+    /// method that matters is the original one, in a header.
+    Verify,
 }
 
 /// Recognizes a gateway endpoint; everything else goes to the route table.
 pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint> {
     if path == JWKS_PATH && (method == Method::GET || method == Method::HEAD) {
         return Some(Endpoint::Jwks);
+    }
+    if let Some(forward) = &snap.auth.forward_auth {
+        if path.trim_end_matches('/') == forward.path {
+            return Some(Endpoint::Verify);
+        }
     }
     let rest = path.strip_prefix(snap.auth.prefix.as_str())?;
     match rest.trim_end_matches('/') {
@@ -58,7 +67,7 @@ pub async fn handle(
     endpoint: Endpoint,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
-    if endpoint != Endpoint::Jwks && request.method() != Method::POST {
+    if !matches!(endpoint, Endpoint::Jwks | Endpoint::Verify) && request.method() != Method::POST {
         return Err(Reject::MethodNotAllowed);
     }
     match endpoint {
@@ -67,6 +76,10 @@ pub async fn handle(
         Endpoint::Logout => logout::logout(app, snap, conn, request).await,
         Endpoint::Register => register::register(app, snap, conn, request).await,
         Endpoint::Jwks => Ok(jwks::jwks(snap)),
+        Endpoint::Verify => match &snap.auth.forward_auth {
+            Some(settings) => verify::verify(app, snap, conn, settings, &request).await,
+            None => Err(Reject::NoRoute),
+        },
     }
 }
 

@@ -13,6 +13,7 @@
 //! - `raw`: bytes hyper would not send, `RawResponse`, reading responses by hand.
 //! - `tokens`: token assertions (`assert_invalid_token`) and unverified claim reading.
 //! - `auth`: users via the CLI, the `/auth/*` endpoints, `Pair`, the audit log.
+//! - `nginx`: `Nginx`, a real nginx with `auth_request` in front of the gateway.
 //! - `redis`: `Redis`, a real redis-server per test.
 //! - `backend`: `CredentialBackend`, an existing password checker for the http user store.
 #![allow(dead_code)]
@@ -21,6 +22,7 @@ mod auth;
 mod backend;
 mod client;
 mod gateway;
+mod nginx;
 mod raw;
 mod redis;
 mod tokens;
@@ -35,6 +37,8 @@ pub use backend::*;
 pub use client::*;
 #[allow(unused_imports)]
 pub use gateway::*;
+#[allow(unused_imports)]
+pub use nginx::*;
 #[allow(unused_imports)]
 pub use raw::*;
 #[allow(unused_imports)]

@@ -1,0 +1,67 @@
+//! `[forward_auth]` -> the settings of the endpoints that serve other proxies and browsers.
+
+use super::compile::Diag;
+use super::raw::{self, GatewayFile};
+use crate::endpoints::verify::ForwardAuth;
+use crate::endpoints::JWKS_PATH;
+
+/// Whether `path` is a plain absolute path the normalizer leaves alone (no pattern, query,
+/// fragment or path parameter): the form every configured endpoint path must have.
+pub(crate) fn is_plain_path(path: &str) -> bool {
+    path.starts_with('/')
+        && crate::path::normalize(path).ok().as_deref() == Some(path)
+        && !path.contains(['*', '?', '#', ';'])
+}
+
+/// The forward-auth endpoint, None when disabled; `Err(())` once an error is recorded.
+pub(crate) fn forward_auth(
+    diag: &mut Diag<'_>,
+    file: &GatewayFile,
+    prefix: &str,
+) -> Result<Option<ForwardAuth>, ()> {
+    let raw = &file.forward_auth;
+    if !raw.enabled {
+        return Ok(None);
+    }
+    let mut ok = true;
+    let path = match &raw.path {
+        Some(path) => {
+            let trimmed = path.get_ref().trim_end_matches('/');
+            let taken = [JWKS_PATH, "/login", "/refresh", "/logout", "/register"]
+                .iter()
+                .any(|p| trimmed == *p || trimmed.strip_prefix(prefix) == Some(p));
+            if !is_plain_path(trimmed) || taken {
+                diag.at(path.span(), format!("invalid forward_auth.path \"{}\" (expected a path such as \"/auth/verify\", not one of the gateway's other endpoints)", path.get_ref()));
+                ok = false;
+            }
+            trimmed.to_string()
+        }
+        None => format!("{prefix}/verify"),
+    };
+    let trust = match &raw.trust {
+        Some(trust) => *trust.get_ref(),
+        None => {
+            diag.at(0..0, "forward_auth.enabled = true needs trust = \"nginx\" or \"traefik\" (which proxy's headers carry the original request)");
+            ok = false;
+            raw::ForwardTrust::Nginx
+        }
+    };
+    let mut callers = Vec::new();
+    for text in &raw.callers {
+        match crate::forward::proxies::Cidr::parse(text.get_ref()) {
+            Ok(range) => callers.push(range),
+            Err(message) => {
+                diag.at(text.span(), message);
+                ok = false;
+            }
+        }
+    }
+    match ok {
+        true => Ok(Some(ForwardAuth {
+            path,
+            trust,
+            callers,
+        })),
+        false => Err(()),
+    }
+}
