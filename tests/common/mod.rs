@@ -15,12 +15,14 @@
 //! - `auth`: users via the CLI, the `/auth/*` endpoints, `Pair`, the audit log.
 //! - `redis`: `Redis`, a real redis-server per test.
 //! - `backend`: `CredentialBackend`, an existing password checker for the http user store.
+//! - `idp`: `Idp`, an external identity provider (discovery + JWK Set) for `[[issuers]]`.
 #![allow(dead_code)]
 
 mod auth;
 mod backend;
 mod client;
 mod gateway;
+mod idp;
 mod raw;
 mod redis;
 mod tokens;
@@ -35,6 +37,8 @@ pub use backend::*;
 pub use client::*;
 #[allow(unused_imports)]
 pub use gateway::*;
+#[allow(unused_imports)]
+pub use idp::*;
 #[allow(unused_imports)]
 pub use raw::*;
 #[allow(unused_imports)]
