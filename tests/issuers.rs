@@ -498,6 +498,43 @@ async fn plain_jwks_url_and_cache_control_floor() {
 }
 
 #[tokio::test]
+async fn https_provider_is_verified_against_the_trust_store() {
+    let key = IdpKey::generate("rsa-1", "RS256");
+    let idp = Idp::start_tls(vec![key.clone()]).await;
+    assert!(idp.discovery_url().starts_with("https://127.0.0.1:"));
+    let echo = Upstream::echo().await;
+    let token = idp.sign(&key, &idp.claims("ivan", &["admin"]));
+
+    let trusting = GatewayConfig::standard(&echo.url())
+        .extra(&issuer_toml(&idp, ""))
+        .env("SSL_CERT_FILE", idp.ca_file().to_str().expect("utf-8"));
+    let gw = Gateway::start(trusting).await;
+    let resp = get(&gw, "/api/orders", &token).await;
+    assert_eq!(resp.status, StatusCode::OK, "body: {}", resp.text());
+    assert_eq!((idp.discovery_fetches(), idp.jwks_fetches()), (1, 1));
+
+    // Without the private CA the certificate is unknown: no keys, the provider's tokens are
+    // refused, and /readyz says why (still 200: the gateway's own tokens work).
+    let blind = gateway(&idp, &echo.url(), "").await;
+    assert_invalid_token(
+        &get(&blind, "/api/orders", &token).await,
+        "unknown key id",
+        &token,
+    );
+    let (status, body) = admin_get(&blind, "/readyz").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("jwks unreachable, no keys"), "{body}");
+    assert!(body.to_ascii_lowercase().contains("certificate"), "{body}");
+    assert_eq!(
+        idp.discovery_fetches(),
+        1,
+        "no discovery answer without a TLS handshake"
+    );
+    let own = get(&blind, "/api/orders", &blind.token("alice", &[])).await;
+    assert_eq!(own.status, StatusCode::OK, "body: {}", own.text());
+}
+
+#[tokio::test]
 async fn bad_issuer_configuration_is_reported_with_its_line() {
     let dir = TestDir::new();
     let cfg = GatewayConfig::standard("http://127.0.0.1:9").extra(

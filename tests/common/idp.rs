@@ -1,6 +1,6 @@
 //! An external identity provider for `[[issuers]]`: an in-process hyper server on loopback
 //! laid out like a Keycloak realm (discovery document, JWK Set), whose published keys the
-//! test changes and whose fetches it counts. Tokens are signed here with its private keys.
+//! test changes and whose fetches it counts, over plain HTTP or HTTPS (a private CA). Tokens are signed here with its private keys.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -122,20 +122,64 @@ pub struct Idp {
     jwks_fetches: Arc<AtomicUsize>,
     discovery_fetches: Arc<AtomicUsize>,
     tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    ca_dir: Option<super::TestDir>,
+}
+
+/// Serves one connection with the provider's answers.
+async fn serve<S>(io: S, served: Served)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let served = served.clone();
+        async move { Ok::<_, Infallible>(served.answer(req)) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
 }
 
 impl Idp {
-    /// A provider publishing `keys`, answering with `Cache-Control: max-age=3600`.
+    /// A provider over plain HTTP publishing `keys`, with `Cache-Control: max-age=3600`.
     pub async fn start(keys: Vec<IdpKey>) -> Idp {
+        Idp::start_with(keys, None).await
+    }
+
+    /// The same over HTTPS, with a self-signed certificate for 127.0.0.1 (see `ca_file`).
+    pub async fn start_tls(keys: Vec<IdpKey>) -> Idp {
+        let (cert, key, der) = super::tls_cert();
+        let dir = super::TestDir::new();
+        dir.write("idp-ca.pem", &cert);
+        use rustls::pki_types::pem::PemObject as _;
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes())
+            .expect("provider TLS key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .expect("provider TLS config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Idp::start_with(keys, Some((acceptor, dir))).await
+    }
+
+    async fn start_with(
+        keys: Vec<IdpKey>,
+        tls: Option<(tokio_rustls::TlsAcceptor, super::TestDir)>,
+    ) -> Idp {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind provider");
         let addr = listener.local_addr().expect("local addr");
-        let issuer = format!("http://{addr}/realms/test");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let issuer = format!("{scheme}://{addr}/realms/test");
         let state = Arc::new(Mutex::new(State {
             keys,
             cache_control: "max-age=3600".into(),
         }));
+        let (acceptor, ca_dir) = tls.unzip();
         let idp = Idp {
             addr,
             issuer: issuer.clone(),
@@ -143,6 +187,7 @@ impl Idp {
             jwks_fetches: Arc::default(),
             discovery_fetches: Arc::default(),
             tasks: Arc::default(),
+            ca_dir,
         };
         let served = Served {
             issuer,
@@ -156,15 +201,16 @@ impl Idp {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let served = served.clone();
+                let (served, acceptor) = (served.clone(), acceptor.clone());
                 let conn = tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let served = served.clone();
-                        async move { Ok::<_, Infallible>(served.answer(req)) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(tls) = acceptor.accept(stream).await {
+                                serve(tls, served).await;
+                            }
+                        }
+                        None => serve(stream, served).await,
+                    }
                 });
                 tasks.lock().expect("tasks lock").push(conn.abort_handle());
             }
@@ -174,6 +220,14 @@ impl Idp {
             .expect("tasks lock")
             .push(accept.abort_handle());
         idp
+    }
+
+    /// The certificate an HTTPS provider presents, for the gateway's SSL_CERT_FILE.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.ca_dir
+            .as_ref()
+            .expect("ca_file of a provider started with start_tls")
+            .join("idp-ca.pem")
     }
 
     /// The OpenID Connect discovery URL.
