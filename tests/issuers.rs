@@ -82,9 +82,15 @@ async fn provider_token_is_accepted_with_roles_from_the_nested_claim() {
         denied.text()
     );
 
-    // The gateway's own tokens keep working beside the provider's.
+    // The gateway's own tokens keep working beside the provider's, with their own checks.
     let own = get(&gw, "/admin/report", &gw.token("alice", &["admin"])).await;
     assert_eq!(own.status, StatusCode::OK, "body: {}", own.text());
+    let mut refresh = gw.claims("alice", &["admin"]);
+    refresh["typ"] = json!("refresh");
+    refresh["fam"] = json!("family-1");
+    let refresh = gw.sign(&gw.header(), &refresh);
+    let resp = get(&gw, "/admin/report", &refresh).await;
+    assert_invalid_token(&resp, "wrong token type", &refresh);
 }
 
 #[tokio::test]
