@@ -47,11 +47,20 @@ async fn answer(
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         // Ready: configuration loaded (it is, or we would not serve) and the revocation
         // store in sync, so a load balancer stops sending traffic to a blind instance.
-        (&Method::GET, "/readyz") if app.revocations.in_sync() => text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/readyz") => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "revocation store out of sync\n",
-        ),
+        // External issuers' key status is reported, never a reason for 503: see issuers::report.
+        (&Method::GET, "/readyz") => {
+            let issuers = crate::issuers::report::readiness(&app.shared.load().issuers);
+            let (status, head) = match app.revocations.in_sync() {
+                true => (StatusCode::OK, "ok\n"),
+                false => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "revocation store out of sync\n",
+                ),
+            };
+            let mut response = Response::new(Full::new(Bytes::from(format!("{head}{issuers}"))));
+            *response.status_mut() = status;
+            response
+        }
         (&Method::GET, "/metrics") => {
             let body = app.metrics.render(
                 &app.shared.load(),

@@ -35,6 +35,9 @@ pub struct App {
     pub metrics: Metrics,
     /// What an unanswerable revocation check means for a proxied request.
     pub on_error: OnError,
+    /// The client external issuers' keys are fetched with (built once: it reads the trust
+    /// store).
+    pub jwks_client: crate::issuers::fetch::Client,
 }
 
 impl App {
@@ -64,6 +67,10 @@ impl App {
                 UserStore::Redis(RedisUsers::connect(&url, &prefix).await?)
             }
         };
+        let jwks_client = crate::issuers::fetch::client();
+        // External issuers' keys before the first request, each fetch bounded by its
+        // fetch_timeout; a provider that is down leaves its tokens refused until it is back.
+        snapshot.issuers.fetch_all(&jwks_client).await;
         Ok(Arc::new(App {
             shared: snapshot::share(snapshot),
             revocations,
@@ -74,6 +81,7 @@ impl App {
             listen,
             metrics: Metrics::default(),
             on_error: store.on_error,
+            jwks_client,
         }))
     }
 
@@ -109,6 +117,12 @@ impl App {
         if loaded.listen != self.listen {
             tracing::warn!("[listen] and [admin] changes take effect only after a restart");
         }
+        // The new issuers start from the keys in use and refetch at once, off the request path.
+        loaded
+            .snapshot
+            .issuers
+            .adopt_keys(&self.shared.load().issuers);
+        loaded.snapshot.issuers.spawn_fetchers(&self.jwks_client);
         self.shared.store(Arc::new(loaded.snapshot));
         if let UserStore::File(users) = &self.users {
             if let Err(err) = users.reload().await {

@@ -7,8 +7,8 @@
 //! 2. [`pipeline`] loads the current [`snapshot`] once; every later stage borrows it.
 //! 3. [`path::normalize`] resolves the path or refuses a trick (400).
 //! 4. [`route::Table::find`] picks the first matching route in file order (404 if none).
-//! 5. If the route needs a token: [`token::verify`] (401 with the reason), then
-//!    [`policy`] (403).
+//! 5. If the route needs a token: [`token::verify`], or for a token of an external
+//!    identity provider [`issuers`] (401 with the reason), then [`policy`] (403).
 //! 6. [`forward::headers`] strips hop-by-hop and forged identity headers and adds the
 //!    real identity; [`forward::upstream`] streams both bodies (502 / 504 on faults).
 //! 7. Any refusal becomes a response in [`reject::respond`], and only there.
@@ -23,6 +23,7 @@ pub mod endpoints;
 pub mod explain;
 pub mod forward;
 mod idle;
+pub mod issuers;
 pub mod keygen;
 pub mod listen;
 pub mod metrics;

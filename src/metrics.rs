@@ -120,6 +120,7 @@ impl Metrics {
     pub fn render(&self, snap: &Snapshot, revocations: usize, in_sync: bool) -> String {
         let mut out = String::with_capacity(4096);
         render_routes(&mut out, snap);
+        crate::issuers::report::metrics(&mut out, &snap.issuers);
         out.push_str("# TYPE portcullis_gateway_responses_total counter\n");
         for (status, count) in GATEWAY_STATUSES.iter().zip(&self.gateway_answers) {
             let _ = writeln!(

@@ -17,7 +17,7 @@ use crate::forward::proxies;
 use crate::reject::{self, Reject};
 use crate::snapshot::{Route, Snapshot};
 use crate::token::verify;
-use crate::token::{Claims, TokenType};
+use crate::token::Claims;
 use crate::{endpoints, path, route, Body};
 
 /// What the listener knows about the connection a request came in on.
@@ -159,8 +159,8 @@ async fn authorize(
     headers: &http::HeaderMap,
 ) -> Result<Claims, Reject> {
     let now = unix_now();
-    let verified = verify::bearer(headers)
-        .and_then(|token| verify::verify(&snap.keys, &snap.expect, token, TokenType::Access, now));
+    let verified =
+        verify::bearer(headers).and_then(|token| crate::issuers::verify_access(snap, token, now));
     let claims = match verified {
         Ok(claims) => claims,
         Err(err) => {

@@ -76,6 +76,8 @@ pub struct Snapshot {
     pub jwks: bytes::Bytes,
     /// Peers whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<crate::forward::proxies::Cidr>,
+    /// External identity providers whose access tokens are accepted (empty: off).
+    pub issuers: crate::issuers::Issuers,
 }
 
 /// Settings of /auth/*.

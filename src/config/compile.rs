@@ -106,6 +106,8 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
     let listen = listen_settings(&mut diag, &base, &file);
     let trusted_proxies = trusted_proxies(&mut diag, &file.listen);
     let login = super::compile_auth::login_side(&mut diag, &base, &file);
+    let issuers =
+        crate::issuers::compile::issuers(&mut diag, &file.issuers, file.tokens.issuer.get_ref());
     let routes_path = resolve(&base, &file.routes.file);
     let routes = super::compile_routes::load_routes(source, &routes_path, &mut errors);
     let (
@@ -114,8 +116,9 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
         Some(identity),
         Some(listen),
         Some(login),
+        Some(issuers),
         Some((routes, warnings)),
-    ) = (tls, keys, identity, listen, login, routes)
+    ) = (tls, keys, identity, listen, login, issuers, routes)
     else {
         return Err(ConfigErrors(errors));
     };
@@ -140,6 +143,7 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
         tls,
         auth: login.auth,
         trusted_proxies,
+        issuers,
     };
     Ok(Loaded {
         snapshot,

@@ -45,6 +45,9 @@ pub struct GatewayFile {
     /// Forward-auth for a front proxy (nginx auth_request, Traefik ForwardAuth).
     #[serde(default)]
     pub forward_auth: ForwardAuth,
+    /// External identity providers whose access tokens are accepted too.
+    #[serde(default)]
+    pub issuers: Vec<Spanned<Issuer>>,
 }
 
 /// `[listen]`.
@@ -529,4 +532,57 @@ pub struct ForwardAuth {
     /// Peers (CIDR) allowed to call it; any peer when empty.
     #[serde(default)]
     pub callers: Vec<Spanned<String>>,
+}
+
+/// One `[[issuers]]` entry: an external identity provider (OpenID Connect or plain JWKS).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Issuer {
+    /// `iss` of its tokens, compared exactly.
+    pub issuer: Spanned<String>,
+    /// The audience its tokens' `aud` must contain.
+    pub audience: Spanned<String>,
+    /// The JWK Set URL (https, or http to a loopback address).
+    #[serde(default)]
+    pub jwks_url: Option<Spanned<String>>,
+    /// The OpenID Connect discovery document URL, whose `jwks_uri` is used.
+    #[serde(default)]
+    pub discovery_url: Option<Spanned<String>>,
+    /// Algorithms its tokens may use; asymmetric only.
+    #[serde(default = "default_issuer_algorithms")]
+    pub algorithms: Spanned<Vec<Alg>>,
+    /// Dotted path of the roles claim, such as `realm_access.roles` or `groups`.
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: Spanned<String>,
+    /// Shortest time between key refreshes; also the retry delay after a failed fetch.
+    #[serde(default = "default_refresh_min")]
+    pub refresh_min: HumanDuration,
+    /// Longest time between key refreshes (and the interval without a Cache-Control max-age).
+    #[serde(default = "default_refresh_max")]
+    pub refresh_max: HumanDuration,
+    /// At most one refetch for tokens with an unknown kid per this interval.
+    #[serde(default = "default_unknown_kid_refetch")]
+    pub unknown_kid_refetch: HumanDuration,
+    /// Time allowed for one fetch of the keys.
+    #[serde(default = "default_fetch_timeout")]
+    pub fetch_timeout: HumanDuration,
+}
+
+fn default_issuer_algorithms() -> Spanned<Vec<Alg>> {
+    Spanned::new(0..0, vec![Alg::RS256])
+}
+fn default_roles_claim() -> Spanned<String> {
+    Spanned::new(0..0, "roles".to_string())
+}
+fn default_refresh_min() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
+}
+fn default_refresh_max() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(3600))
+}
+fn default_unknown_kid_refetch() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
+}
+fn default_fetch_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(5))
 }

@@ -16,12 +16,14 @@
 //! - `nginx`: `Nginx`, a real nginx with `auth_request` in front of the gateway.
 //! - `redis`: `Redis`, a real redis-server per test.
 //! - `backend`: `CredentialBackend`, an existing password checker for the http user store.
+//! - `idp`: `Idp`, an external identity provider (discovery + JWK Set) for `[[issuers]]`.
 #![allow(dead_code)]
 
 mod auth;
 mod backend;
 mod client;
 mod gateway;
+mod idp;
 mod nginx;
 mod raw;
 mod redis;
@@ -37,6 +39,8 @@ pub use backend::*;
 pub use client::*;
 #[allow(unused_imports)]
 pub use gateway::*;
+#[allow(unused_imports)]
+pub use idp::*;
 #[allow(unused_imports)]
 pub use nginx::*;
 #[allow(unused_imports)]
