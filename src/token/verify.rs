@@ -158,7 +158,8 @@ fn decode_claims(token: &str, key: &VerifyKey) -> Result<Claims, TokenError> {
     serde_json::from_value(Value::Object(claims)).map_err(|_| TokenError::Malformed)
 }
 
-fn check_claims(
+/// Times, issuer, audience and type; also what a cached verification re-checks on a hit.
+pub(crate) fn check_claims(
     claims: &Claims,
     expect: &Expectations,
     typ: TokenType,
