@@ -2,7 +2,8 @@
 # portcullis against nginx and HAProxy on loopback, same token, same connections, same time.
 #
 # Usage: [SECS=10] [CONNS=32] [RUNS=3] [WRK_THREADS=1] [H2_STREAMS=1] [IDLE=10000]
-#        [PHASES="h1 h2 tls idle"] [SERVER_CPUS=0] [LOAD_CPUS=1] benches/compare.sh
+#        [PHASES="h1 h2 tls idle"] [SERVER_CPUS=0] [LOAD_CPUS=1] [PORTCULLIS_BIN=path]
+#        benches/compare.sh
 #
 # Upstream: nginx `return 200` (plain HTTP/1.1 on 18080, h2c on 18081), or `portcullis echo`
 # when nginx is not installed. In front of it, each terminating TLS with one certificate made
@@ -46,8 +47,13 @@ PATH=$PATH:/usr/sbin
 have_nginx=$(command -v nginx >/dev/null && echo 1 || echo 0)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build --release --quiet
-bin=$PWD/target/release/portcullis
+# PORTCULLIS_BIN measures a binary built elsewhere (e.g. the commit before a change).
+if [ -n "${PORTCULLIS_BIN:-}" ]; then
+  bin=$(realpath "$PORTCULLIS_BIN")
+else
+  cargo build --release --quiet
+  bin=$PWD/target/release/portcullis
+fi
 dir=$(mktemp -d)
 chmod 755 "$dir"
 pids=()
