@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the per-request work: path normalization and route match (10 and
-//! 1,000 routes), token verification per algorithm next to the bare aws-lc-rs signature
-//! check it wraps, the revocation lookup, and the identity-header rewrite.
+//! 1,000 routes), token verification per algorithm (full, and a hit in the per-thread cache
+//! of verified tokens) next to the bare aws-lc-rs signature check it wraps, the revocation
+//! lookup, and the identity-header rewrite.
 //!
 //! Run: `cargo bench --bench hot_path`. Keys are generated at run time; none is stored.
 
@@ -17,6 +18,7 @@ use portcullis::forward::headers::{self, IdentityHeaders};
 use portcullis::keygen::generate_private_pem;
 use portcullis::revoke::memory::MemoryStore;
 use portcullis::route::{Matcher, Pattern, Table};
+use portcullis::token::cache;
 use portcullis::token::keys::{KeyMaterial, KeyRing, KeySpec};
 use portcullis::token::mint::{self, Grant};
 use portcullis::token::verify::{self, Expectations};
@@ -132,6 +134,11 @@ fn tokens(c: &mut Criterion) {
         group.bench_function(format!("{alg}/verify"), |b| {
             b.iter(|| {
                 verify::verify(&ring, &expect, black_box(&token), TokenType::Access, now).unwrap()
+            })
+        });
+        group.bench_function(format!("{alg}/verify_cached"), |b| {
+            b.iter(|| {
+                cache::verify(&ring, &expect, black_box(&token), TokenType::Access, now).unwrap()
             })
         });
         let bare = bare_check(alg, &token, pem.as_deref());

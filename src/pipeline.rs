@@ -16,7 +16,7 @@ use crate::forward::headers::{self, X_REQUEST_ID};
 use crate::forward::proxies;
 use crate::reject::{self, Reject};
 use crate::snapshot::{Route, Snapshot};
-use crate::token::verify;
+use crate::token::{cache, verify};
 use crate::token::{Claims, TokenType};
 use crate::{endpoints, path, route, Body};
 
@@ -135,7 +135,7 @@ async fn authorize(
 ) -> Result<Claims, Reject> {
     let now = unix_now();
     let verified = verify::bearer(headers)
-        .and_then(|token| verify::verify(&snap.keys, &snap.expect, token, TokenType::Access, now));
+        .and_then(|token| cache::verify(&snap.keys, &snap.expect, token, TokenType::Access, now));
     let claims = match verified {
         Ok(claims) => claims,
         Err(err) => {
