@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 
 use super::Issuer;
 use crate::snapshot::Snapshot;
-use crate::token::verify::{self, TokenError, MAX_TOKEN_LEN};
-use crate::token::{Alg, Audience, Claims, TokenType, ALL_ALGS, RESERVED_CLAIMS};
+use crate::token::verify::{TokenError, MAX_TOKEN_LEN};
+use crate::token::{cache, Alg, Audience, Claims, TokenType, ALL_ALGS, RESERVED_CLAIMS};
 
 /// Verifies a bearer token as an access token of the gateway or of an external issuer.
 ///
@@ -20,7 +20,8 @@ use crate::token::{Alg, Audience, Claims, TokenType, ALL_ALGS, RESERVED_CLAIMS};
 /// `iss` (read before any signature check, only to choose the keys) picks the gateway's own
 /// path, an external issuer, or "wrong issuer".
 pub fn verify_access(snap: &Snapshot, token: &str, now: u64) -> Result<Claims, TokenError> {
-    let own = || verify::verify(&snap.keys, &snap.expect, token, TokenType::Access, now);
+    // The gateway's own tokens go through the per-thread cache of verified tokens.
+    let own = || cache::verify(&snap.keys, &snap.expect, token, TokenType::Access, now);
     if snap.issuers.is_empty() {
         return own();
     }

@@ -7,6 +7,7 @@ use std::fmt;
 
 use jsonwebtoken::{DecodingKey, EncodingKey};
 
+use super::cache::Generation;
 use super::Alg;
 pub(crate) use material::{der_element, rcgen_alg};
 
@@ -111,6 +112,8 @@ pub struct KeyRing {
     /// Kids in configuration order, so listings are stable.
     order: Vec<String>,
     signer: SignKey,
+    /// Ties cached verifications to this ring (see `token::cache`).
+    generation: Generation,
 }
 
 impl fmt::Debug for KeyRing {
@@ -163,6 +166,7 @@ impl KeyRing {
                 verifiers,
                 order,
                 signer,
+                generation: Generation::next(),
             }),
             // Every path that leaves `signer` empty has pushed an error.
             _ => Err(errors),
@@ -172,6 +176,11 @@ impl KeyRing {
     /// The verifying key for a kid, if the ring has one.
     pub fn verifier(&self, kid: &str) -> Option<&VerifyKey> {
         self.verifiers.get(kid)
+    }
+
+    /// Which verifications cached for a ring were made with this one.
+    pub fn generation(&self) -> Generation {
+        self.generation
     }
 
     /// The active signing key.

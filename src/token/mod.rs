@@ -1,5 +1,6 @@
 //! Tokens: the key ring, bearer verification and minting, plus the claim types they share.
 
+pub mod cache;
 pub mod jwks;
 pub mod keys;
 pub mod mint;

@@ -254,6 +254,29 @@ fn missing_required_claims_are_rejected() {
 }
 
 #[test]
+fn a_duplicated_claim_is_malformed_not_last_one_wins() {
+    // Parsers disagree on duplicates (first wins, last wins); an ambiguous token is refused.
+    struct Duplicated;
+    impl serde::Serialize for Duplicated {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(None)?;
+            for (name, value) in claims_json("access").as_object().unwrap() {
+                map.serialize_entry(name, value)?;
+            }
+            map.serialize_entry("sub", "admin")?;
+            map.end()
+        }
+    }
+    let ring = ring_for(Alg::HS256);
+    let signer = ring.signer();
+    let mut header = Header::new(signer.alg.jwt());
+    header.kid = Some(signer.kid.clone());
+    let token = jsonwebtoken::encode(&header, &Duplicated, &signer.key).unwrap();
+    assert_eq!(check(&ring, &token).unwrap_err(), TokenError::Malformed);
+}
+
+#[test]
 fn claims_of_the_wrong_type_are_malformed() {
     let ring = ring_for(Alg::HS256);
     for (name, value) in [

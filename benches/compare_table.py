@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Parses wrk and h2load output into result rows, and turns the rows into the table.
+
+Used by benches/compare.sh:
+  compare_table.py wrk PHASE NAME < wrk-output            -> one row
+  compare_table.py h2load PHASE NAME LOG < h2load-output  -> one row (percentiles from LOG)
+  compare_table.py table < rows                           -> medians and ratios, Markdown
+A row is tab-separated: phase, name, requests/s, p50 ms, p99 ms (idle rows: phase "idle",
+name, connections held, RSS MiB, "-").
+"""
+
+import re
+import statistics
+import sys
+
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+FLOOR = "floor"
+HAPROXY = "haproxy jwt_verify HS256"
+
+
+def wrk_row(phase, name, text):
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    pct = {}
+    for p, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M):
+        pct[p] = float(value) * UNITS_MS[unit]
+    return [phase, name, f"{rps:.0f}", f"{pct['50']:.3f}", f"{pct['99']:.3f}"]
+
+
+def h2load_row(phase, name, log, text):
+    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text).group(1))
+    # --log-file: start time (us since epoch), status, duration (us); one line per request.
+    durations = sorted(int(line.split("\t")[2]) for line in open(log) if line.strip())
+    if not durations:
+        raise SystemExit(f"{name}: h2load logged no requests")
+
+    def pick(q):
+        return durations[min(len(durations) - 1, int(q * len(durations)))] / 1000.0
+
+    return [phase, name, f"{rps:.0f}", f"{pick(0.50):.3f}", f"{pick(0.99):.3f}"]
+
+
+def table(lines):
+    rows = {}
+    order = []
+    for line in lines:
+        phase, name, a, b, c = line.rstrip("\n").split("\t")
+        key = (phase, name)
+        if key not in rows:
+            rows[key] = []
+            order.append(key)
+        rows[key].append((float(a), float(b), c))
+    titles = {
+        "h1": "HTTP/1.1 keep-alive (wrk)",
+        "h2": "HTTP/2 over TLS (h2load; floor: h2c)",
+        "tls": "New TLS connection per request (wrk, Connection: close)",
+    }
+    for phase, title in titles.items():
+        names = [n for (p, n) in order if p == phase]
+        if not names:
+            continue
+        med = {}
+        for n in names:
+            runs = rows[(phase, n)]
+            med[n] = (
+                statistics.median(r[0] for r in runs),
+                statistics.median(r[1] for r in runs),
+                statistics.median(float(r[2]) for r in runs),
+                [r[0] for r in runs],
+            )
+        print(f"\n### {title}\n")
+        print("| case | req/s (median) | runs | p50 ms | p99 ms | vs floor | vs HAProxy HS256 | p99 added over floor |")
+        print("|---|---|---|---|---|---|---|---|")
+        floor = med.get(FLOOR)
+        ha = med.get(HAPROXY)
+        for n in names:
+            rps, p50, p99, runs = med[n]
+            vs_floor = f"{rps / floor[0]:.2f}" if floor and n != FLOOR else "-"
+            vs_ha = f"{rps / ha[0]:.2f}" if ha else "-"
+            added = f"{p99 - floor[2]:+.2f} ms" if floor and n != FLOOR else "-"
+            each = " / ".join(f"{r:,.0f}" for r in runs)
+            print(f"| {n} | {rps:,.0f} | {each} | {p50:.2f} | {p99:.2f} | {vs_floor} | {vs_ha} | {added} |")
+    idle = [(n, rows[(p, n)][0]) for (p, n) in order if p == "idle"]
+    if idle:
+        print("\n### Idle keep-alive TLS connections\n")
+        print("| proxy | connections held | RSS MiB (before) | RSS MiB (holding) |")
+        print("|---|---|---|---|")
+        for n, (held, rss, before) in idle:
+            print(f"| {n} | {held:,.0f} | {before} | {rss:.1f} |")
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "wrk":
+        print("\t".join(wrk_row(sys.argv[2], sys.argv[3], sys.stdin.read())))
+    elif mode == "h2load":
+        print("\t".join(h2load_row(sys.argv[2], sys.argv[3], sys.argv[4], sys.stdin.read())))
+    elif mode == "table":
+        table(sys.stdin)
+    else:
+        raise SystemExit(f"unknown mode {mode!r} (expected wrk, h2load or table)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Opens N keep-alive TLS connections to a loopback proxy, one request each, then holds them
+idle and reports the proxy's resident memory (summed over --pid).
+
+Prints one row for benches/compare_table.py: "idle", name, connections held, RSS MiB while
+holding, RSS MiB before. Loopback only; closes everything before it exits.
+"""
+
+import argparse
+import asyncio
+import resource
+import ssl
+import sys
+
+
+def rss_mib(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024.0
+
+
+async def one(port, request, ctx, gate, held):
+    async with gate:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (OSError, asyncio.IncompleteReadError, ssl.SSLError) as err:
+            print(f"connection failed: {err}", file=sys.stderr)
+            return
+    if not head.startswith(b"HTTP/1.1 200"):
+        print(f"unexpected answer: {head[:40]!r}", file=sys.stderr)
+    held.append(writer)
+
+
+async def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=10000)
+    parser.add_argument("--pid", type=int, nargs="+", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--name", required=True)
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    request = (
+        "GET /admin/x HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {args.token}\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    before = rss_mib(args.pid)
+    held = []
+    gate = asyncio.Semaphore(64)
+    await asyncio.gather(*(one(args.port, request, ctx, gate, held) for _ in range(args.count)))
+    await asyncio.sleep(2)
+    holding = rss_mib(args.pid)
+    print(f"idle\t{args.name}\t{len(held)}\t{holding:.1f}\t{before:.1f}")
+    for writer in held:
+        writer.close()
+    await asyncio.sleep(1)
+
+
+asyncio.run(main())
