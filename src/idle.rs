@@ -2,7 +2,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -19,18 +19,55 @@ fn stamp_now() -> u64 {
     u64::try_from(origin().elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// When a connection last moved a byte, shared between the I/O and its watchdog.
+/// When a connection last moved a byte, and how many of its requests are being served,
+/// shared between the I/O, the service and the watchdog.
 #[derive(Debug, Clone)]
-pub struct Activity(Arc<AtomicU64>);
+pub struct Activity(Arc<Stamps>);
+
+#[derive(Debug)]
+struct Stamps {
+    last_byte: AtomicU64,
+    in_flight: AtomicU32,
+}
 
 impl Activity {
-    /// How long ago the last byte moved.
+    fn new() -> Self {
+        Activity(Arc::new(Stamps {
+            last_byte: AtomicU64::new(stamp_now()),
+            in_flight: AtomicU32::new(0),
+        }))
+    }
+
+    /// How long the connection has been idle: zero while a request is being served, since
+    /// waiting on a slow upstream or a queued password hash is not the client's idleness
+    /// (the upstream and endpoint timeouts bound that wait instead).
     pub fn idle_for(&self) -> Duration {
-        Duration::from_millis(stamp_now().saturating_sub(self.0.load(Ordering::Relaxed)))
+        if self.0.in_flight.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        let last = self.0.last_byte.load(Ordering::Relaxed);
+        Duration::from_millis(stamp_now().saturating_sub(last))
+    }
+
+    /// Marks one request as being served until the returned guard is dropped.
+    pub fn serving(&self) -> Serving {
+        self.0.in_flight.fetch_add(1, Ordering::Relaxed);
+        Serving(self.clone())
     }
 
     fn touch(&self) {
-        self.0.store(stamp_now(), Ordering::Relaxed);
+        self.0.last_byte.store(stamp_now(), Ordering::Relaxed);
+    }
+}
+
+/// A request in progress on a connection; the idle clock restarts when it ends.
+#[derive(Debug)]
+pub struct Serving(Activity);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0 .0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -44,7 +81,7 @@ pub struct Tracked<I> {
 impl<I> Tracked<I> {
     /// Wraps `inner`; the returned `Activity` reads its stamps.
     pub fn new(inner: I) -> (Self, Activity) {
-        let activity = Activity(Arc::new(AtomicU64::new(stamp_now())));
+        let activity = Activity::new();
         (
             Tracked {
                 inner,

@@ -194,9 +194,15 @@ async fn serve_tracked<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let app = server.app.clone();
+    let requests = activity.clone();
     let service = service_fn(move |request| {
         let app = app.clone();
-        async move { Ok::<_, Infallible>(pipeline::handle(&app, &info, request).await) }
+        let serving = requests.serving();
+        async move {
+            let response = pipeline::handle(&app, &info, request).await;
+            drop(serving);
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = server
         .http

@@ -237,6 +237,20 @@ async fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
     assert_eq!(up.seen_targets(), vec!["/public/x".to_string()]);
 }
 
+#[tokio::test]
+async fn a_request_waiting_on_its_upstream_outlives_the_idle_timeout() {
+    // No byte moves while the upstream thinks; that is not the client being idle.
+    let up = MockUpstream::start(Mode::Slow(Duration::from_secs(3))).await;
+    let cfg = GatewayConfig::standard(&up.url())
+        .idle_timeout("1s")
+        .header_timeout("1s");
+    let gw = Gateway::start(cfg).await;
+    let resp = gw.client().get("/public/slow").send_h1().await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    let resp = gw.client().get("/public/slow").send_h2().await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+}
+
 /// One request on a kept-alive raw connection; the answer must carry a Content-Length.
 async fn keep_alive_get<S>(tls: &mut S, path: &str) -> RawResponse
 where
