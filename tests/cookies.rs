@@ -305,6 +305,21 @@ async fn logout_clears_the_cookies_and_revokes_the_session() {
         );
     }
     assert!(set[REFRESH].1.contains(&"Path=/auth/refresh".to_string()));
+    // Logging out with an access cookie the gateway refuses (expired, say): 401, and the
+    // cookies are cleared anyway.
+    let dead = format!("{ACCESS}=not.a.token; {CSRF}={}", b.csrf);
+    let again = gw
+        .client()
+        .post("/auth/logout")
+        .header("cookie", &dead)
+        .header("x-csrf-token", &b.csrf)
+        .send_h1()
+        .await;
+    assert_eq!(again.status, 401, "{}", again.text());
+    assert_eq!(
+        set_cookies(&again)[ACCESS].1.last().map(String::as_str),
+        Some("Max-Age=0")
+    );
     let after = gw
         .client()
         .get("/api/me")

@@ -1,6 +1,6 @@
 //! POST /auth/logout: revoke the presented access token and, if given, its refresh family.
 
-use http::Request;
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
@@ -22,7 +22,29 @@ struct LogoutBody {
 }
 
 /// Revokes; the answer is sent only once the revocation is stored.
+///
+/// In cookie mode a 401 (an access cookie that expired or was revoked) still clears the
+/// cookies, so logging out always leaves the browser logged out; a 403 (no CSRF header)
+/// does not, or any site could log a user out.
 pub async fn logout(
+    app: &App,
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    request: Request<Incoming>,
+) -> Result<http::Response<Body>, Reject> {
+    let result = revoke_session(app, snap, conn, request).await;
+    match (result, &snap.auth.cookies) {
+        (Err(rejected), Some(settings)) if rejected.status() == StatusCode::UNAUTHORIZED => {
+            app.metrics.gateway_answer(rejected);
+            let mut response = crate::reject::respond(rejected);
+            crate::cookies::clear(settings, response.headers_mut());
+            Ok(response)
+        }
+        (result, _) => result,
+    }
+}
+
+async fn revoke_session(
     app: &App,
     snap: &Snapshot,
     conn: &ConnInfo,
