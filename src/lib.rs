@@ -17,6 +17,7 @@ pub mod access;
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod cookies;
 pub mod devcerts;
 pub mod echo;
 pub mod endpoints;

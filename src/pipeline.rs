@@ -16,7 +16,6 @@ use crate::forward::headers::{self, X_REQUEST_ID};
 use crate::forward::proxies;
 use crate::reject::{self, Reject};
 use crate::snapshot::{Route, Snapshot};
-use crate::token::verify;
 use crate::token::Claims;
 use crate::{endpoints, path, route, Body};
 
@@ -83,7 +82,8 @@ async fn proxy<'s>(
     }
     let route = find_route(snap, host.as_deref(), request.method(), &normalized)?;
     trace.route = Some(route);
-    let claims = authorize_route(app, snap, conn, route, request.headers()).await?;
+    let claims =
+        authorize_route(app, snap, conn, route, request.method(), request.headers()).await?;
     let forwarded: Cow<'_, str> = match &route.strip_prefix {
         Some(prefix) => route::strip_prefix(&normalized, prefix),
         None => Cow::Borrowed(&normalized),
@@ -132,7 +132,8 @@ pub(crate) fn find_route<'s>(
         .ok_or(Reject::NoRoute)
 }
 
-/// What a route demands of a request: nothing for a public route, else `authorize`.
+/// What a route demands of a request: nothing for a public route, else the CSRF check
+/// (cookie mode) and `authorize`.
 ///
 /// Shared by the proxy and forward-auth; the claims are None on a public route.
 pub(crate) async fn authorize_route(
@@ -140,10 +141,16 @@ pub(crate) async fn authorize_route(
     snap: &Snapshot,
     conn: &ConnInfo,
     route: &Route,
+    method: &http::Method,
     headers: &http::HeaderMap,
 ) -> Result<Option<Claims>, Reject> {
     if !route.policy.requires_token() {
         return Ok(None);
+    }
+    if let Err(rejected) = crate::cookies::check_csrf(snap.auth.cookies.as_ref(), method, headers) {
+        app.metrics.auth_decision(Some(rejected.reason()));
+        audit_denied(conn, route, None, rejected);
+        return Err(rejected);
     }
     authorize(app, snap, conn, route, headers).await.map(Some)
 }
@@ -159,8 +166,8 @@ async fn authorize(
     headers: &http::HeaderMap,
 ) -> Result<Claims, Reject> {
     let now = unix_now();
-    let verified =
-        verify::bearer(headers).and_then(|token| crate::issuers::verify_access(snap, token, now));
+    let verified = crate::cookies::access_token(snap.auth.cookies.as_ref(), headers)
+        .and_then(|token| crate::issuers::verify_access(snap, token, now));
     let claims = match verified {
         Ok(claims) => claims,
         Err(err) => {
@@ -267,6 +274,7 @@ fn rewrite_request(
     let h = request.headers_mut();
     let forwarded_for = proxies::forwarded_for(&snap.trusted_proxies, conn.peer.ip(), h);
     headers::sanitize_request(h, &snap.identity, upgrade);
+    crate::cookies::strip(snap.auth.cookies.as_ref(), h);
     h.remove(header::EXPECT);
     let host_value = host.and_then(|host| HeaderValue::from_str(host).ok());
     if let Some(host_value) = &host_value {

@@ -93,6 +93,8 @@ pub struct AuthSettings {
     pub reuse_grace: u64,
     /// The forward-auth endpoint, when enabled.
     pub forward_auth: Option<crate::endpoints::verify::ForwardAuth>,
+    /// Cookie mode, when enabled.
+    pub cookies: Option<crate::cookies::CookieSettings>,
 }
 
 /// Listener settings, fixed for the life of the process.

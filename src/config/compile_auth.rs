@@ -165,9 +165,11 @@ fn auth_settings(diag: &mut Diag<'_>, file: &GatewayFile) -> Option<AuthSettings
         diag.at(0..0, "users.default_roles must not contain an empty role");
         return None;
     }
-    let forward_auth = super::compile_edge::forward_auth(diag, file, trimmed).ok()?;
+    let forward_auth = super::compile_edge::forward_auth(diag, file, trimmed);
+    let cookies = super::compile_edge::cookies(diag, file, trimmed);
     Some(AuthSettings {
-        forward_auth,
+        forward_auth: forward_auth.ok()?,
+        cookies: cookies.ok()?,
         prefix: trimmed.to_string(),
         registration: file.users.registration,
         default_roles: file.users.default_roles.clone(),

@@ -1,7 +1,8 @@
-//! `[forward_auth]` -> the settings of the endpoints that serve other proxies and browsers.
+//! `[forward_auth]` and `[cookies]` -> the settings of the endpoints that serve other proxies and browsers.
 
 use super::compile::Diag;
 use super::raw::{self, GatewayFile};
+use crate::cookies::CookieSettings;
 use crate::endpoints::verify::ForwardAuth;
 use crate::endpoints::JWKS_PATH;
 
@@ -64,4 +65,34 @@ pub(crate) fn forward_auth(
         })),
         false => Err(()),
     }
+}
+
+/// Cookie mode, None when disabled; `Err(())` once an error is recorded.
+pub(crate) fn cookies(
+    diag: &mut Diag<'_>,
+    file: &GatewayFile,
+    prefix: &str,
+) -> Result<Option<CookieSettings>, ()> {
+    let raw = &file.cookies;
+    if !raw.enabled {
+        return Ok(None);
+    }
+    let header = raw.csrf_header.get_ref();
+    let csrf_header = match http::HeaderName::from_bytes(header.as_bytes()) {
+        Ok(name) if name != http::header::COOKIE && name != http::header::AUTHORIZATION => name,
+        _ => {
+            diag.at(
+                raw.csrf_header.span(),
+                format!("\"{header}\" cannot be the CSRF header (expected a header name such as \"X-CSRF-Token\")"),
+            );
+            return Err(());
+        }
+    };
+    Ok(Some(CookieSettings {
+        same_site: raw.same_site,
+        csrf_header,
+        refresh_path: format!("{prefix}/refresh"),
+        access_secs: file.tokens.access_ttl.get().as_secs(),
+        refresh_secs: file.tokens.refresh_ttl.get().as_secs(),
+    }))
 }

@@ -48,6 +48,9 @@ pub struct GatewayFile {
     /// External identity providers whose access tokens are accepted too.
     #[serde(default)]
     pub issuers: Vec<Spanned<Issuer>>,
+    /// Cookie mode for browsers.
+    #[serde(default)]
+    pub cookies: Cookies,
 }
 
 /// `[listen]`.
@@ -585,4 +588,45 @@ fn default_unknown_kid_refetch() -> HumanDuration {
 }
 fn default_fetch_timeout() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(5))
+}
+
+/// The SameSite attribute of the gateway's cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum SameSite {
+    /// Never sent on a cross-site request (the default).
+    #[default]
+    Strict,
+    /// Sent on top-level cross-site navigations (GET links).
+    Lax,
+    /// Always sent (needs Secure, which every cookie of the gateway has).
+    None,
+}
+
+/// `[cookies]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cookies {
+    /// Whether login and refresh also set cookies, and the access cookie is read.
+    #[serde(default)]
+    pub enabled: bool,
+    /// SameSite of every cookie.
+    #[serde(default)]
+    pub same_site: SameSite,
+    /// The header that repeats the CSRF cookie on unsafe methods.
+    #[serde(default = "default_csrf_header")]
+    pub csrf_header: Spanned<String>,
+}
+
+impl Default for Cookies {
+    fn default() -> Self {
+        Cookies {
+            enabled: false,
+            same_site: SameSite::Strict,
+            csrf_header: default_csrf_header(),
+        }
+    }
+}
+
+fn default_csrf_header() -> Spanned<String> {
+    Spanned::new(0..0, "X-CSRF-Token".to_string())
 }

@@ -1,6 +1,6 @@
 //! POST /auth/logout: revoke the presented access token and, if given, its refresh family.
 
-use http::Request;
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
@@ -22,7 +22,29 @@ struct LogoutBody {
 }
 
 /// Revokes; the answer is sent only once the revocation is stored.
+///
+/// In cookie mode a 401 (an access cookie that expired or was revoked) still clears the
+/// cookies, so logging out always leaves the browser logged out; a 403 (no CSRF header)
+/// does not, or any site could log a user out.
 pub async fn logout(
+    app: &App,
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    request: Request<Incoming>,
+) -> Result<http::Response<Body>, Reject> {
+    let result = revoke_session(app, snap, conn, request).await;
+    match (result, &snap.auth.cookies) {
+        (Err(rejected), Some(settings)) if rejected.status() == StatusCode::UNAUTHORIZED => {
+            app.metrics.gateway_answer(rejected);
+            let mut response = crate::reject::respond(rejected);
+            crate::cookies::clear(settings, response.headers_mut());
+            Ok(response)
+        }
+        (result, _) => result,
+    }
+}
+
+async fn revoke_session(
     app: &App,
     snap: &Snapshot,
     conn: &ConnInfo,
@@ -30,7 +52,12 @@ pub async fn logout(
 ) -> Result<http::Response<Body>, Reject> {
     let request_id = super::request_id(&request);
     let now = unix_now();
-    let token = verify::bearer(request.headers()).map_err(Reject::Token)?;
+    let cookies = snap.auth.cookies.as_ref();
+    let by_cookie = crate::cookies::by_cookie(cookies, request.headers());
+    if let (Some(settings), true) = (cookies, by_cookie) {
+        crate::cookies::csrf_matches(settings, request.headers())?;
+    }
+    let token = crate::cookies::access_token(cookies, request.headers()).map_err(Reject::Token)?;
     let access = verify::verify(&snap.keys, &snap.expect, token, TokenType::Access, now)
         .map_err(Reject::Token)?;
     let body: LogoutBody = match body::is_empty(&request) {
@@ -47,6 +74,16 @@ pub async fn logout(
         .await
         .map_err(unavailable)?;
     let mut family = None;
+    // The refresh cookie is scoped to the refresh path and never reaches logout, so a
+    // cookie session is ended through the family its access token names.
+    if let (true, Some(fam)) = (by_cookie, &access.fam) {
+        let family_until = now + snap.lifetimes.refresh.as_secs() + leeway;
+        app.revocations
+            .revoke_family(fam, family_until)
+            .await
+            .map_err(unavailable)?;
+        family = access.fam.clone();
+    }
     if let Some(refresh) = body.refresh_token {
         let claims = verify::verify(&snap.keys, &snap.expect, &refresh, TokenType::Refresh, now)
             .map_err(Reject::Token)?;
@@ -71,5 +108,9 @@ pub async fn logout(
     }
     tracing::info!(target: "audit", event = "logout", user = %access.sub, client = %conn.client, request_id,
         family = family.as_deref().unwrap_or("-"));
-    Ok(body::no_content())
+    let mut response = body::no_content();
+    if let Some(settings) = cookies {
+        crate::cookies::clear(settings, response.headers_mut());
+    }
+    Ok(response)
 }

@@ -34,9 +34,12 @@ pub async fn refresh(
     request: Request<Incoming>,
 ) -> Result<http::Response<Body>, Reject> {
     let request_id = super::request_id(&request);
-    let body: RefreshBody = body::read_json(request).await?;
+    let token = match &snap.auth.cookies {
+        Some(cookies) if body::is_empty(&request) => cookie_token(cookies, &request)?,
+        _ => body::read_json::<RefreshBody>(request).await?.refresh_token,
+    };
     let now = unix_now();
-    let claims = verified_refresh(app, snap, &body.refresh_token, now).await?;
+    let claims = verified_refresh(app, snap, &token, now).await?;
     let fam = claims
         .fam
         .clone()
@@ -72,6 +75,19 @@ pub async fn refresh(
             Err(Reject::RefreshReuse)
         }
     }
+}
+
+/// Cookie mode with an empty body: the refresh cookie, which, being a cookie a cross-site
+/// page can make the browser send, needs the CSRF double submit.
+fn cookie_token(
+    cookies: &crate::cookies::CookieSettings,
+    request: &Request<Incoming>,
+) -> Result<String, Reject> {
+    let token = crate::cookies::find(request.headers(), crate::cookies::REFRESH)
+        .map_err(|_| Reject::Token(TokenError::Malformed))?
+        .ok_or(Reject::Token(TokenError::Missing))?;
+    crate::cookies::csrf_matches(cookies, request.headers())?;
+    Ok(token.to_string())
 }
 
 /// A refresh token that verifies and is not revoked.

@@ -70,8 +70,17 @@ pub fn issue_pair(
     }
 }
 
-/// The 200 answer carrying a pair, in OAuth 2.0 token-response shape.
+/// The 200 answer carrying a pair, in OAuth 2.0 token-response shape; in cookie mode
+/// the pair (and a fresh CSRF value) is also set as cookies.
 pub fn pair_response(snap: &Snapshot, pair: &Pair) -> http::Response<Body> {
+    let mut response = pair_json(snap, pair);
+    if let Some(cookies) = &snap.auth.cookies {
+        crate::cookies::set_pair(cookies, response.headers_mut(), pair);
+    }
+    response
+}
+
+fn pair_json(snap: &Snapshot, pair: &Pair) -> http::Response<Body> {
     body::json(
         StatusCode::OK,
         &serde_json::json!({

@@ -52,7 +52,9 @@ pub async fn verify(
     let original = Original::read(settings.trust, request)?;
     let normalized = path::normalize(original.target.path()).map_err(Reject::BadPath)?;
     let route = pipeline::find_route(snap, original.host, &original.method, &normalized)?;
-    let claims = pipeline::authorize_route(app, snap, conn, route, request.headers()).await?;
+    let claims =
+        pipeline::authorize_route(app, snap, conn, route, &original.method, request.headers())
+            .await?;
     let mut response = Response::new(Body::Right(Full::new(Bytes::new())));
     *response.status_mut() = StatusCode::OK;
     let h = response.headers_mut();
