@@ -267,6 +267,23 @@ impl Idp {
         }
     }
 
+    /// `[[issuers]]` for this provider found through discovery, audience "orders-api", roles
+    /// at realm_access.roles, with refreshes and unknown-kid refetches an hour apart so every
+    /// fetch is one the test caused; `extra` lines are added to the entry.
+    pub fn issuer_toml(&self, extra: &str) -> String {
+        format!(
+            "[[issuers]]\nissuer = \"{}\"\naudience = \"orders-api\"\ndiscovery_url = \"{}\"\nroles_claim = \"realm_access.roles\"\nrefresh_min = \"1h\"\nrefresh_max = \"1h\"\nunknown_kid_refetch = \"1h\"\n{extra}\n",
+            self.issuer,
+            self.discovery_url()
+        )
+    }
+
+    /// A gateway on the standard routes to `upstream` that trusts this provider.
+    pub async fn gateway(&self, upstream: &str, extra: &str) -> super::Gateway {
+        let cfg = super::GatewayConfig::standard(upstream).extra(&self.issuer_toml(extra));
+        super::Gateway::start(cfg).await
+    }
+
     /// Keycloak-like access-token claims: realm roles under `realm_access.roles`.
     pub fn claims(&self, sub: &str, realm_roles: &[&str]) -> Value {
         let now = now_secs();
