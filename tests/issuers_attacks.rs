@@ -174,3 +174,30 @@ async fn alg_confusion_is_rejected() {
     // None of this made the gateway refetch: no kid was unknown.
     assert_eq!(idp.jwks_fetches(), 1);
 }
+
+#[tokio::test]
+async fn a_discovery_document_for_another_issuer_is_not_used() {
+    // The document at the configured URL names another issuer (a mix-up, or a URL that
+    // was taken over): its jwks_uri is not followed, so its keys never verify anything.
+    let key = IdpKey::generate("rsa-1", "RS256");
+    let idp = Idp::start(vec![key.clone()]).await;
+    idp.advertise_issuer("https://other.example/realms/test");
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = idp.gateway(&up.url(), "").await;
+    assert_eq!((idp.discovery_fetches(), idp.jwks_fetches()), (1, 0));
+    let token = idp.sign(&key, &idp.claims("mallory", &["admin"]));
+    assert_invalid_token(
+        &get(&gw, "/api/orders", &token).await,
+        "unknown key id",
+        &token,
+    );
+    let (status, body) = plain_get(gw.admin, "/readyz").await.expect("readyz");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("jwks unreachable, no keys")
+            && body
+                .contains("discovery document names issuer \"https://other.example/realms/test\""),
+        "{body}"
+    );
+    assert!(up.seen().is_empty(), "upstream saw {:?}", up.seen_targets());
+}

@@ -111,6 +111,8 @@ fn rsa_public(der: &[u8]) -> (&[u8], &[u8]) {
 struct State {
     keys: Vec<IdpKey>,
     cache_control: String,
+    /// The `issuer` the discovery document claims, when not the real one.
+    advertised: Option<String>,
 }
 
 /// The running provider; stopped (connections and listener closed) by `stop` or on drop.
@@ -178,6 +180,7 @@ impl Idp {
         let state = Arc::new(Mutex::new(State {
             keys,
             cache_control: "max-age=3600".into(),
+            advertised: None,
         }));
         let (acceptor, ca_dir) = tls.unzip();
         let idp = Idp {
@@ -248,6 +251,11 @@ impl Idp {
     /// The Cache-Control header of JWK Set answers from now on.
     pub fn cache_control(&self, value: &str) {
         self.state.lock().expect("state lock").cache_control = value.to_string();
+    }
+
+    /// From now on the discovery document names `issuer` instead of the real one.
+    pub fn advertise_issuer(&self, issuer: &str) {
+        self.state.lock().expect("state lock").advertised = Some(issuer.to_string());
     }
 
     /// JWK Set requests served so far.
@@ -349,8 +357,9 @@ impl Served {
         let (status, body, cache) = match path.strip_prefix(prefix) {
             Some("/.well-known/openid-configuration") => {
                 self.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+                let advertised = self.state.lock().expect("state lock").advertised.clone();
                 let doc = json!({
-                    "issuer": self.issuer,
+                    "issuer": advertised.unwrap_or_else(|| self.issuer.clone()),
                     "jwks_uri": format!("{}{CERTS_PATH}", self.issuer),
                     "id_token_signing_alg_values_supported": ["RS256", "ES256"],
                 });
