@@ -127,7 +127,7 @@ impl Live {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    fn record(&self, outcome: &Result<(), String>) {
+    fn record(&self, outcome: Result<(), String>) {
         let Ok(mut status) = self.status.lock() else {
             return;
         };
@@ -139,7 +139,7 @@ impl Live {
             }
             Err(reason) => {
                 self.fetches_failed.fetch_add(1, Relaxed);
-                status.failure = Some((Instant::now(), reason.clone()));
+                status.failure = Some((Instant::now(), reason));
             }
         }
     }
@@ -156,23 +156,21 @@ impl Drop for Live {
 pub async fn refresh(issuer: &Issuer, client: &Client) -> Duration {
     let live = &issuer.live;
     let fetched = tokio::time::timeout(issuer.fetch_timeout, fetch(issuer, client)).await;
-    let fetched = fetched.unwrap_or_else(|_| Err("timed out".to_string()));
-    let outcome = match fetched {
+    match fetched.unwrap_or_else(|_| Err("timed out".to_string())) {
         Ok((keys, max_age)) => {
             tracing::info!(issuer = %issuer.issuer, keys = keys.keys.len(), skipped = keys.skipped, "issuer keys fetched");
             live.keys.store(Arc::new(keys));
-            live.record(&Ok(()));
+            live.record(Ok(()));
             let age = max_age.map_or(issuer.refresh_max, Duration::from_secs);
-            return age.clamp(issuer.refresh_min, issuer.refresh_max);
+            age.clamp(issuer.refresh_min, issuer.refresh_max)
         }
-        Err(reason) => Err(reason),
-    };
-    if let Err(reason) = &outcome {
-        let cached = live.keys.load().keys.len();
-        tracing::warn!(issuer = %issuer.issuer, reason = %reason, cached, "issuer keys fetch failed; cached keys stay in use");
+        Err(reason) => {
+            let cached = live.keys.load().keys.len();
+            tracing::warn!(issuer = %issuer.issuer, reason = %reason, cached, "issuer keys fetch failed; cached keys stay in use");
+            live.record(Err(reason));
+            issuer.refresh_min
+        }
     }
-    live.record(&outcome);
-    issuer.refresh_min
 }
 
 /// The key set and its max-age, or why not (a short reason for logs and /readyz).

@@ -111,6 +111,8 @@ fn rsa_public(der: &[u8]) -> (&[u8], &[u8]) {
 struct State {
     keys: Vec<IdpKey>,
     cache_control: String,
+    /// The `issuer` the discovery document claims, when not the real one.
+    advertised: Option<String>,
 }
 
 /// The running provider; stopped (connections and listener closed) by `stop` or on drop.
@@ -178,6 +180,7 @@ impl Idp {
         let state = Arc::new(Mutex::new(State {
             keys,
             cache_control: "max-age=3600".into(),
+            advertised: None,
         }));
         let (acceptor, ca_dir) = tls.unzip();
         let idp = Idp {
@@ -250,6 +253,11 @@ impl Idp {
         self.state.lock().expect("state lock").cache_control = value.to_string();
     }
 
+    /// From now on the discovery document names `issuer` instead of the real one.
+    pub fn advertise_issuer(&self, issuer: &str) {
+        self.state.lock().expect("state lock").advertised = Some(issuer.to_string());
+    }
+
     /// JWK Set requests served so far.
     pub fn jwks_fetches(&self) -> usize {
         self.jwks_fetches.load(Ordering::SeqCst)
@@ -265,6 +273,23 @@ impl Idp {
         for task in self.tasks.lock().expect("tasks lock").drain(..) {
             task.abort();
         }
+    }
+
+    /// `[[issuers]]` for this provider found through discovery, audience "orders-api", roles
+    /// at realm_access.roles, with refreshes and unknown-kid refetches an hour apart so every
+    /// fetch is one the test caused; `extra` lines are added to the entry.
+    pub fn issuer_toml(&self, extra: &str) -> String {
+        format!(
+            "[[issuers]]\nissuer = \"{}\"\naudience = \"orders-api\"\ndiscovery_url = \"{}\"\nroles_claim = \"realm_access.roles\"\nrefresh_min = \"1h\"\nrefresh_max = \"1h\"\nunknown_kid_refetch = \"1h\"\n{extra}\n",
+            self.issuer,
+            self.discovery_url()
+        )
+    }
+
+    /// A gateway on the standard routes to `upstream` that trusts this provider.
+    pub async fn gateway(&self, upstream: &str, extra: &str) -> super::Gateway {
+        let cfg = super::GatewayConfig::standard(upstream).extra(&self.issuer_toml(extra));
+        super::Gateway::start(cfg).await
     }
 
     /// Keycloak-like access-token claims: realm roles under `realm_access.roles`.
@@ -332,8 +357,9 @@ impl Served {
         let (status, body, cache) = match path.strip_prefix(prefix) {
             Some("/.well-known/openid-configuration") => {
                 self.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+                let advertised = self.state.lock().expect("state lock").advertised.clone();
                 let doc = json!({
-                    "issuer": self.issuer,
+                    "issuer": advertised.unwrap_or_else(|| self.issuer.clone()),
                     "jwks_uri": format!("{}{CERTS_PATH}", self.issuer),
                     "id_token_signing_alg_values_supported": ["RS256", "ES256"],
                 });
