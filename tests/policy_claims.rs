@@ -315,3 +315,48 @@ scopes_any = ["x"]
     at(24, 47, "claim \"ratio\": a float is not a claim value");
     at(29, 8, "auth = \"none\" cannot be combined with");
 }
+
+#[tokio::test]
+async fn explain_shows_the_new_conditions_and_agrees_with_the_gateway() {
+    let (gw, _up) = gateway().await;
+    let config = gw.config_arg();
+    let explain = |path: &str, token: &str| {
+        run_cli(&[
+            "explain", "--config", &config, "GET", path, "--token", token,
+        ])
+    };
+    let read_only = token(&gw, &[], json!({"scope": "orders:read"}));
+    let out = explain("/orders/write/1", &read_only);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("  scopes_all: orders:read,orders:write\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.ends_with("decision: deny 403: missing scope\n"),
+        "{}",
+        out.stdout
+    );
+    assert_denied(&gw, "/orders/write/1", &read_only, "missing scope").await;
+
+    let out = explain("/staff/x", &token(&gw, &["staff"], json!({})));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("  roles_none: suspended,contractor\n"),
+        "{}",
+        out.stdout
+    );
+
+    let wrong_plan = json!({"org": {"tenant": "acme"}, "groups": ["ops"], "plan": ["pro"]});
+    let out = explain("/tenant/x", &token(&gw, &[], wrong_plan));
+    assert_eq!(out.code, Some(2), "{out:?}");
+    let expected = "  claims: groups contains \"ops\", org.tenant = \"acme\", plan one of [\"pro\", \"team\"]\n";
+    assert!(out.stdout.contains(expected), "{}", out.stdout);
+    assert!(
+        out.stdout.ends_with("decision: deny 403: claim mismatch\n"),
+        "{}",
+        out.stdout
+    );
+}
