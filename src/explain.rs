@@ -19,7 +19,7 @@ use http::header::{HeaderValue, AUTHORIZATION};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Uri};
 
-use crate::config::raw::{Auth, ClaimValue};
+use crate::config::raw::Auth;
 use crate::endpoints::{self, Endpoint};
 use crate::policy::Policy;
 use crate::reject::Reject;
@@ -253,14 +253,6 @@ fn list(items: &[String]) -> String {
     }
 }
 
-fn claim_text(name: &str, value: &ClaimValue) -> String {
-    match value {
-        ClaimValue::Str(s) => format!("{name} = {s:?}"),
-        ClaimValue::Int(i) => format!("{name} = {i}"),
-        ClaimValue::Bool(b) => format!("{name} = {b}"),
-    }
-}
-
 impl fmt::Display for RouteView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -288,12 +280,17 @@ impl fmt::Display for RouteView {
         if !policy.roles_all.is_empty() {
             writeln!(f, "  roles_all: {}", list(&policy.roles_all))?;
         }
+        if !policy.roles_none.is_empty() {
+            writeln!(f, "  roles_none: {}", list(&policy.roles_none))?;
+        }
+        if !policy.scopes_any.is_empty() {
+            writeln!(f, "  scopes_any: {}", list(&policy.scopes_any))?;
+        }
+        if !policy.scopes_all.is_empty() {
+            writeln!(f, "  scopes_all: {}", list(&policy.scopes_all))?;
+        }
         if !policy.claims.is_empty() {
-            let claims: Vec<String> = policy
-                .claims
-                .iter()
-                .map(|(k, v)| claim_text(k, v))
-                .collect();
+            let claims: Vec<String> = policy.claims.iter().map(ToString::to_string).collect();
             writeln!(f, "  claims: {}", claims.join(", "))?;
         }
         if let Some(prefix) = &self.strip_prefix {

@@ -10,12 +10,14 @@
 //! 5. If the route needs a token: [`token::verify`], or for a token of an external
 //!    identity provider [`issuers`] (401 with the reason), then [`policy`] (403).
 //! 6. [`forward::headers`] strips hop-by-hop and forged identity headers and adds the
-//!    real identity; [`forward::upstream`] streams both bodies (502 / 504 on faults).
+//!    real identity ([`assertion`] signs X-Auth-Assertion for upstreams that ask);
+//!    [`forward::upstream`] streams both bodies (502 / 504 on faults).
 //! 7. Any refusal becomes a response in [`reject::respond`], and only there.
 
 pub mod access;
 pub mod admin;
 pub mod app;
+pub mod assertion;
 pub mod config;
 pub mod cookies;
 pub mod devcerts;

@@ -52,7 +52,7 @@ pub struct Metrics {
 }
 
 /// Denial reasons are a closed set of static strings; counted by a fixed table.
-const DENY_REASONS: [&str; 18] = [
+const DENY_REASONS: [&str; 20] = [
     "missing bearer token",
     "malformed token",
     "token has no kid",
@@ -66,7 +66,9 @@ const DENY_REASONS: [&str; 18] = [
     "wrong token type",
     "missing claim",
     "token revoked",
+    "forbidden role",
     "missing role",
+    "missing scope",
     "claim mismatch",
     "revocation store unavailable",
     "other",

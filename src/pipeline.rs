@@ -99,6 +99,16 @@ async fn proxy<'s>(
         claims.as_ref(),
         upgrade,
     );
+    if let (Some(claims), Some(assertion)) = (&claims, &route.assertion) {
+        let name = &snap.identity.assertion;
+        assertion.add(
+            request.headers_mut(),
+            name,
+            &route.pattern,
+            claims,
+            unix_now(),
+        )?;
+    }
     trace.sub = claims.map(|claims| claims.sub);
     trace.request_id = request.headers().get(&X_REQUEST_ID).cloned();
     *request.uri_mut() = uri;

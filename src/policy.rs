@@ -1,7 +1,15 @@
 //! Route policy: who may pass once the token is known to be good.
+//!
+//! Checks run in a fixed order, and the first failing one names the denial:
+//! `roles_none` (forbidden role), `roles_any` / `roles_all` (missing role),
+//! `scopes_any` / `scopes_all` (missing scope), then `claims` (claim mismatch).
 
-use crate::config::raw::{Auth, ClaimValue};
+pub mod claims;
+pub mod scopes;
+
+use crate::config::raw::Auth;
 use crate::token::Claims;
+pub use claims::{ClaimPath, ClaimRule, Condition, Scalar};
 
 /// What a route demands of a request, compiled from routes.toml.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,16 +20,28 @@ pub struct Policy {
     pub roles_any: Box<[String]>,
     /// Every one of these roles.
     pub roles_all: Box<[String]>,
-    /// Claims that must equal these values.
-    pub claims: Box<[(String, ClaimValue)]>,
+    /// None of these roles.
+    pub roles_none: Box<[String]>,
+    /// At least one of these scopes (empty = no requirement).
+    pub scopes_any: Box<[String]>,
+    /// Every one of these scopes.
+    pub scopes_all: Box<[String]>,
+    /// Conditions on claims, all of which must hold.
+    pub claims: Box<[ClaimRule]>,
 }
 
 /// Why an authenticated request is refused (403).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Deny {
+    /// The token holds a role the route refuses.
+    #[error("forbidden role")]
+    ForbiddenRole,
     /// The token lacks a role the route needs.
     #[error("missing role")]
     MissingRole,
+    /// The token lacks a scope the route needs.
+    #[error("missing scope")]
+    MissingScope,
     /// A claim is absent or has another value.
     #[error("claim mismatch")]
     ClaimMismatch,
@@ -31,7 +51,9 @@ impl Deny {
     /// The reason given to the client and the audit log.
     pub fn reason(self) -> &'static str {
         match self {
+            Deny::ForbiddenRole => "forbidden role",
             Deny::MissingRole => "missing role",
+            Deny::MissingScope => "missing scope",
             Deny::ClaimMismatch => "claim mismatch",
         }
     }
@@ -42,8 +64,19 @@ impl Policy {
     pub fn public() -> Self {
         Policy {
             auth: Auth::None,
+            ..Policy::any_token()
+        }
+    }
+
+    /// Any valid access token passes.
+    pub fn any_token() -> Self {
+        Policy {
+            auth: Auth::Required,
             roles_any: Box::new([]),
             roles_all: Box::new([]),
+            roles_none: Box::new([]),
+            scopes_any: Box::new([]),
+            scopes_all: Box::new([]),
             claims: Box::new([]),
         }
     }
@@ -53,48 +86,47 @@ impl Policy {
         self.auth == Auth::Required
     }
 
-    /// Decides on a verified token's claims.
+    /// Whether the route asks anything of a token beyond its validity.
+    pub fn has_demands(&self) -> bool {
+        !(self.roles_any.is_empty()
+            && self.roles_all.is_empty()
+            && self.roles_none.is_empty()
+            && self.scopes_any.is_empty()
+            && self.scopes_all.is_empty()
+            && self.claims.is_empty())
+    }
+
+    /// Decides on a verified token's claims; never allocates.
     pub fn evaluate(&self, claims: &Claims) -> Result<(), Deny> {
-        let has = |role: &String| claims.roles.iter().any(|r| r == role);
-        if !self.roles_any.is_empty() && !self.roles_any.iter().any(has) {
+        let has_role = |role: &String| claims.roles.iter().any(|r| r == role);
+        if self.roles_none.iter().any(has_role) {
+            return Err(Deny::ForbiddenRole);
+        }
+        if !any_or_empty(&self.roles_any, has_role) || !self.roles_all.iter().all(has_role) {
             return Err(Deny::MissingRole);
         }
-        if !self.roles_all.iter().all(has) {
-            return Err(Deny::MissingRole);
+        let has_scope = |scope: &String| scopes::has_scope(claims, scope);
+        if !any_or_empty(&self.scopes_any, has_scope) || !self.scopes_all.iter().all(has_scope) {
+            return Err(Deny::MissingScope);
         }
-        let claim_ok = |(name, want): &(String, ClaimValue)| {
-            claim_value(claims, name).is_some_and(|got| claim_equals(got, want))
-        };
-        if !self.claims.iter().all(claim_ok) {
+        if !self.claims.iter().all(|rule| rule.holds(claims)) {
             return Err(Deny::ClaimMismatch);
         }
         Ok(())
     }
 }
 
-/// A claim as JSON, looking at the registered claims first.
-fn claim_value(claims: &Claims, name: &str) -> Option<serde_json::Value> {
-    match name {
-        "sub" => Some(serde_json::Value::from(claims.sub.as_str())),
-        "iss" => Some(serde_json::Value::from(claims.iss.as_str())),
-        _ => claims.extra.get(name).cloned(),
-    }
-}
-
-fn claim_equals(got: serde_json::Value, want: &ClaimValue) -> bool {
-    match want {
-        ClaimValue::Str(s) => got.as_str() == Some(s.as_str()),
-        ClaimValue::Int(i) => got.as_i64() == Some(*i),
-        ClaimValue::Bool(b) => got.as_bool() == Some(*b),
-    }
+/// An empty list is no requirement; otherwise one item must pass.
+fn any_or_empty(items: &[String], pass: impl FnMut(&String) -> bool) -> bool {
+    items.is_empty() || items.iter().any(pass)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::token::{Audience, TokenType};
+pub(crate) mod test_support {
+    use crate::token::{Audience, Claims, TokenType};
 
-    fn claims(roles: &[&str], extra: serde_json::Value) -> Claims {
+    /// A verified access token's claims for alice with `roles` and `extra`.
+    pub(crate) fn claims(roles: &[&str], extra: serde_json::Value) -> Claims {
         Claims {
             iss: "i".into(),
             aud: Audience::One("a".into()),
@@ -109,54 +141,148 @@ mod tests {
             extra: extra.as_object().cloned().unwrap_or_default(),
         }
     }
+}
 
-    fn policy(any: &[&str], all: &[&str], want: &[(&str, ClaimValue)]) -> Policy {
-        Policy {
-            auth: Auth::Required,
-            roles_any: any.iter().map(|r| r.to_string()).collect(),
-            roles_all: all.iter().map(|r| r.to_string()).collect(),
-            claims: want
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
+#[cfg(test)]
+mod tests {
+    use super::test_support::claims;
+    use super::*;
+    use serde_json::json;
+
+    fn list(items: &[&str]) -> Box<[String]> {
+        items.iter().map(|r| r.to_string()).collect()
+    }
+
+    fn rule(path: &str, condition: Condition) -> ClaimRule {
+        ClaimRule {
+            path: ClaimPath::parse(path).unwrap(),
+            condition,
         }
     }
 
     #[test]
     fn any_valid_token_passes_a_policy_without_requirements() {
-        let c = claims(&[], serde_json::json!({}));
-        assert_eq!(policy(&[], &[], &[]).evaluate(&c), Ok(()));
+        let c = claims(&[], json!({}));
+        assert_eq!(Policy::any_token().evaluate(&c), Ok(()));
+        assert!(!Policy::any_token().has_demands());
     }
 
     #[test]
     fn roles_any_needs_one_of_the_roles() {
-        let p = policy(&["admin", "ops"], &[], &[]);
-        assert_eq!(p.evaluate(&claims(&["ops"], serde_json::json!({}))), Ok(()));
-        let denied = p.evaluate(&claims(&["user"], serde_json::json!({})));
+        let p = Policy {
+            roles_any: list(&["admin", "ops"]),
+            ..Policy::any_token()
+        };
+        assert_eq!(p.evaluate(&claims(&["ops"], json!({}))), Ok(()));
+        let denied = p.evaluate(&claims(&["user"], json!({})));
         assert_eq!(denied, Err(Deny::MissingRole));
     }
 
     #[test]
     fn roles_all_needs_every_role() {
-        let p = policy(&[], &["a", "b"], &[]);
-        assert_eq!(
-            p.evaluate(&claims(&["b", "a"], serde_json::json!({}))),
-            Ok(())
-        );
-        let denied = p.evaluate(&claims(&["a"], serde_json::json!({})));
+        let p = Policy {
+            roles_all: list(&["a", "b"]),
+            ..Policy::any_token()
+        };
+        assert_eq!(p.evaluate(&claims(&["b", "a"], json!({}))), Ok(()));
+        let denied = p.evaluate(&claims(&["a"], json!({})));
         assert_eq!(denied, Err(Deny::MissingRole));
     }
 
     #[test]
-    fn claims_must_be_present_and_equal_with_the_same_type() {
-        let p = policy(&[], &[], &[("tenant", ClaimValue::Str("acme".into()))]);
-        let ok = claims(&[], serde_json::json!({"tenant": "acme"}));
+    fn roles_none_denies_any_listed_role_even_when_other_checks_pass() {
+        let p = Policy {
+            roles_any: list(&["staff"]),
+            roles_none: list(&["suspended", "guest"]),
+            ..Policy::any_token()
+        };
+        assert_eq!(p.evaluate(&claims(&["staff"], json!({}))), Ok(()));
+        let suspended = claims(&["staff", "suspended"], json!({}));
+        assert_eq!(p.evaluate(&suspended), Err(Deny::ForbiddenRole));
+        // A forbidden role is named even when a required one is missing too.
+        assert_eq!(
+            p.evaluate(&claims(&["guest"], json!({}))),
+            Err(Deny::ForbiddenRole)
+        );
+    }
+
+    #[test]
+    fn roles_none_looks_at_roles_not_at_other_claims() {
+        let p = Policy {
+            roles_none: list(&["suspended"]),
+            ..Policy::any_token()
+        };
+        let c = claims(&[], json!({"groups": ["suspended"], "role": "suspended"}));
+        assert_eq!(p.evaluate(&c), Ok(()));
+    }
+
+    #[test]
+    fn scopes_any_and_all_read_scope_and_scp() {
+        let any = Policy {
+            scopes_any: list(&["orders:read", "orders:admin"]),
+            ..Policy::any_token()
+        };
+        let all = Policy {
+            scopes_all: list(&["orders:read", "orders:write"]),
+            ..Policy::any_token()
+        };
+        let string = claims(&[], json!({"scope": "orders:write orders:read"}));
+        let array = claims(&[], json!({"scp": ["orders:read"]}));
+        assert_eq!(any.evaluate(&string), Ok(()));
+        assert_eq!(any.evaluate(&array), Ok(()));
+        assert_eq!(all.evaluate(&string), Ok(()));
+        assert_eq!(all.evaluate(&array), Err(Deny::MissingScope));
+        let none = claims(&[], json!({}));
+        assert_eq!(any.evaluate(&none), Err(Deny::MissingScope));
+    }
+
+    #[test]
+    fn scopes_are_not_roles_and_roles_are_not_scopes() {
+        let needs_scope = Policy {
+            scopes_any: list(&["admin"]),
+            ..Policy::any_token()
+        };
+        let needs_role = Policy {
+            roles_any: list(&["admin"]),
+            ..Policy::any_token()
+        };
+        let role_only = claims(&["admin"], json!({}));
+        let scope_only = claims(&[], json!({"scope": "admin"}));
+        assert_eq!(needs_scope.evaluate(&role_only), Err(Deny::MissingScope));
+        assert_eq!(needs_role.evaluate(&scope_only), Err(Deny::MissingRole));
+    }
+
+    #[test]
+    fn claims_must_all_hold() {
+        let p = Policy {
+            claims: Box::new([
+                rule("org.tenant", Condition::Equals(Scalar::Str("acme".into()))),
+                rule("groups", Condition::Contains(Scalar::Str("ops".into()))),
+            ]),
+            ..Policy::any_token()
+        };
+        let ok = claims(
+            &[],
+            json!({"org": {"tenant": "acme"}, "groups": ["dev", "ops"]}),
+        );
         assert_eq!(p.evaluate(&ok), Ok(()));
-        for bad in [serde_json::json!({"tenant": "evil"}), serde_json::json!({})] {
-            assert_eq!(p.evaluate(&claims(&[], bad)), Err(Deny::ClaimMismatch));
-        }
-        let int = policy(&[], &[], &[("level", ClaimValue::Int(3))]);
-        let as_string = claims(&[], serde_json::json!({"level": "3"}));
-        assert_eq!(int.evaluate(&as_string), Err(Deny::ClaimMismatch));
+        let half = claims(&[], json!({"org": {"tenant": "acme"}, "groups": ["dev"]}));
+        assert_eq!(p.evaluate(&half), Err(Deny::ClaimMismatch));
+    }
+
+    #[test]
+    fn checks_run_in_documented_order() {
+        let p = Policy {
+            roles_any: list(&["staff"]),
+            scopes_any: list(&["x"]),
+            claims: Box::new([rule("t", Condition::Equals(Scalar::Int(1)))]),
+            ..Policy::any_token()
+        };
+        let nothing = claims(&[], json!({}));
+        assert_eq!(p.evaluate(&nothing), Err(Deny::MissingRole));
+        let role = claims(&["staff"], json!({}));
+        assert_eq!(p.evaluate(&role), Err(Deny::MissingScope));
+        let scope = claims(&["staff"], json!({"scope": "x"}));
+        assert_eq!(p.evaluate(&scope), Err(Deny::ClaimMismatch));
     }
 }

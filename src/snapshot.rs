@@ -27,6 +27,8 @@ pub struct Route {
     pub policy: Policy,
     /// Prefix removed before forwarding.
     pub strip_prefix: Option<String>,
+    /// Signs X-Auth-Assertion when the upstream asks for it.
+    pub assertion: Option<crate::assertion::RouteAssertion>,
     /// Requests answered on this route, by status class.
     pub stats: RouteStats,
 }

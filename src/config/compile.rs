@@ -8,6 +8,7 @@ use http::HeaderName;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 
+use super::compile_routes::AssertionKey;
 use super::diag::{ConfigError, ConfigErrors};
 use super::raw::{self, GatewayFile};
 use super::Source;
@@ -90,7 +91,8 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
     let Some((text, file)) = parse_file::<GatewayFile>(source, &gateway_path, &mut errors) else {
         // Still check the routes file, so the operator sees every error in one pass.
         if let Some(routes_file) = routes_file_of_broken(source, &gateway_path) {
-            super::compile_routes::load_routes(source, &resolve(&base, &routes_file), &mut errors);
+            let path = resolve(&base, &routes_file);
+            super::compile_routes::load_routes(source, &path, AssertionKey::Unknown, &mut errors);
         }
         return Err(ConfigErrors(errors));
     };
@@ -108,8 +110,15 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
     let login = super::compile_auth::login_side(&mut diag, &base, &file);
     let issuers =
         crate::issuers::compile::issuers(&mut diag, &file.issuers, file.tokens.issuer.get_ref());
+    let assertion = super::compile_assertion::load(&mut diag, &base, &file, keys.as_ref());
+    let assertion_key = match (&file.assertion, &assertion) {
+        (None, _) => AssertionKey::Missing,
+        (Some(_), Some(signer)) => AssertionKey::Loaded(signer, file.tokens.audience.get_ref()),
+        (Some(_), None) => AssertionKey::Unknown,
+    };
     let routes_path = resolve(&base, &file.routes.file);
-    let routes = super::compile_routes::load_routes(source, &routes_path, &mut errors);
+    let routes =
+        super::compile_routes::load_routes(source, &routes_path, assertion_key, &mut errors);
     let (
         Some(tls),
         Some(keys),
@@ -137,7 +146,7 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
             access: tokens.access_ttl.get(),
             refresh: tokens.refresh_ttl.get(),
         },
-        jwks: bytes::Bytes::from(crate::token::jwks::jwks(&keys).to_string()),
+        jwks: super::compile_assertion::jwks(&keys, assertion.as_deref()),
         keys,
         identity,
         tls,
@@ -362,6 +371,7 @@ fn header_name(diag: &mut Diag<'_>, value: &Spanned<String>) -> Option<HeaderNam
 fn identity_headers(diag: &mut Diag<'_>, identity: &raw::Identity) -> Option<IdentityHeaders> {
     let user = header_name(diag, &identity.user);
     let roles = header_name(diag, &identity.roles);
+    let assertion = header_name(diag, &identity.assertion);
     let mut claims = Vec::new();
     for (claim, header) in &identity.claims {
         claims.push((claim.clone(), header_name(diag, header)?));
@@ -387,6 +397,7 @@ fn identity_headers(diag: &mut Diag<'_>, identity: &raw::Identity) -> Option<Ide
         claims,
         strip_prefix,
         forward_authorization: identity.forward_authorization,
+        assertion: assertion?,
     })
     .filter(|_| prefix_ok)
 }

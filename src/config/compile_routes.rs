@@ -7,18 +7,31 @@ use std::sync::Arc;
 use http::Method;
 
 use super::compile::{parse_file, Diag};
+use super::compile_policy::route_policy;
 use super::diag::ConfigError;
-use super::raw::{self, Auth, RoutesFile};
+use super::raw::{self, RoutesFile};
 use super::Source;
+use crate::assertion::{RouteAssertion, Signer};
 use crate::forward::upstream::Upstream;
-use crate::policy::Policy;
 use crate::route::{Matcher, Pattern, Table};
 use crate::snapshot::Route;
+
+/// What gateway.toml says about assertions, for upstreams with `assertion = true`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AssertionKey<'a> {
+    /// gateway.toml or its `[assertion]` key failed to load: already reported, check nothing.
+    Unknown,
+    /// No `[assertion]` section.
+    Missing,
+    /// The loaded key, and the gateway's token audience (no upstream may be named so).
+    Loaded(&'a Arc<Signer>, &'a str),
+}
 
 /// Loads routes.toml; returns the table and the shadowing warnings.
 pub(crate) fn load_routes(
     source: &Source,
     path: &Path,
+    assertion: AssertionKey<'_>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<(Table<Route>, Vec<String>)> {
     let (text, file) = parse_file::<RoutesFile>(source, path, errors)?;
@@ -28,11 +41,12 @@ pub(crate) fn load_routes(
         errors,
     };
     let upstreams = build_upstreams(&mut diag, &file.upstreams);
+    let (assertions, mut ok) = upstream_assertions(&mut diag, &file.upstreams, assertion);
     let mut rules = Vec::new();
     let mut spans = Vec::new();
-    let mut ok = true;
     for route in &file.routes {
-        match compile_route(&mut diag, route, &upstreams, &file.upstreams) {
+        let wants = assertions.get(route.upstream.get_ref()).cloned();
+        match compile_route(&mut diag, route, &upstreams, &file.upstreams, wants) {
             Some(rule) => {
                 rules.push(rule);
                 spans.push(route.path.span());
@@ -68,11 +82,46 @@ fn build_upstreams(
     built
 }
 
+/// The assertion settings of every upstream with `assertion = true`, and whether all are ok.
+fn upstream_assertions(
+    diag: &mut Diag<'_>,
+    raw: &BTreeMap<String, raw::Upstream>,
+    key: AssertionKey<'_>,
+) -> (BTreeMap<String, RouteAssertion>, bool) {
+    let mut wanted = BTreeMap::new();
+    let mut ok = true;
+    for (name, up) in raw {
+        let Some(flag) = up.assertion.as_ref().filter(|flag| *flag.get_ref()) else {
+            continue;
+        };
+        match key {
+            AssertionKey::Unknown => ok = false,
+            AssertionKey::Missing => {
+                ok = false;
+                diag.at(flag.span(), format!("upstream \"{name}\": assertion = true needs an [assertion] key in gateway.toml (kid, private_key; create one with `portcullis keygen --alg EdDSA --kid assertion-1 --out certs/`)"));
+            }
+            AssertionKey::Loaded(_, audience) if audience == name => {
+                ok = false;
+                diag.at(flag.span(), format!("upstream \"{name}\": an upstream with assertion = true may not be named like the gateway's token audience, or an access token would pass its audience check"));
+            }
+            AssertionKey::Loaded(signer, _) => {
+                let assertion = RouteAssertion {
+                    signer: signer.clone(),
+                    audience: name.as_str().into(),
+                };
+                wanted.insert(name.clone(), assertion);
+            }
+        }
+    }
+    (wanted, ok)
+}
+
 fn compile_route(
     diag: &mut Diag<'_>,
     route: &raw::Route,
     upstreams: &BTreeMap<String, Arc<Upstream>>,
     raw_names: &BTreeMap<String, raw::Upstream>,
+    assertion: Option<RouteAssertion>,
 ) -> Option<(Matcher, Route)> {
     let pattern = match Pattern::parse(route.path.get_ref()) {
         Ok(pattern) => Some(pattern),
@@ -112,6 +161,7 @@ fn compile_route(
         upstream: upstream?,
         policy: policy?,
         strip_prefix: strip_prefix?,
+        assertion,
         stats: Default::default(),
     };
     Some((matcher, compiled))
@@ -162,54 +212,6 @@ fn route_methods(diag: &mut Diag<'_>, route: &raw::Route) -> Option<Option<Vec<M
         }
     }
     Some(Some(parsed))
-}
-
-fn role_list(
-    diag: &mut Diag<'_>,
-    field: &str,
-    roles: &Option<toml::Spanned<Vec<String>>>,
-) -> Option<Box<[String]>> {
-    let Some(roles) = roles else {
-        return Some(Box::new([]));
-    };
-    if roles.get_ref().is_empty() || roles.get_ref().iter().any(|r| r.trim().is_empty()) {
-        diag.at(
-            roles.span(),
-            format!("{field} must list at least one non-empty role"),
-        );
-        return None;
-    }
-    Some(roles.get_ref().clone().into_boxed_slice())
-}
-
-fn route_policy(diag: &mut Diag<'_>, route: &raw::Route) -> Option<Policy> {
-    let roles_any = role_list(diag, "roles_any", &route.roles_any);
-    let roles_all = role_list(diag, "roles_all", &route.roles_all);
-    let claims: Box<[_]> = route
-        .claims
-        .as_ref()
-        .map(|c| {
-            c.get_ref()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let auth = *route.auth.get_ref();
-    let demands = route.roles_any.is_some() || route.roles_all.is_some() || route.claims.is_some();
-    if auth == Auth::None && demands {
-        diag.at(
-            route.auth.span(),
-            "auth = \"none\" cannot be combined with roles_any, roles_all or claims",
-        );
-        return None;
-    }
-    Some(Policy {
-        auth,
-        roles_any: roles_any?,
-        roles_all: roles_all?,
-        claims,
-    })
 }
 
 fn route_strip_prefix(diag: &mut Diag<'_>, route: &raw::Route) -> Option<Option<String>> {

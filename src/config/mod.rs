@@ -1,8 +1,10 @@
 //! Loading and validating configuration: raw TOML in, a typed `Snapshot` out.
 
 pub mod compile;
+mod compile_assertion;
 pub mod compile_auth;
 mod compile_edge;
+mod compile_policy;
 mod compile_routes;
 pub mod diag;
 pub mod duration;
@@ -93,6 +95,9 @@ pub fn watched_files(source: &Source) -> Vec<PathBuf> {
         {
             named.push(path.get_ref().clone());
         }
+    }
+    if let Some(assertion) = &file.assertion {
+        named.push(assertion.get_ref().private_key.get_ref().clone());
     }
     files.extend(named.iter().map(|path| compile::resolve(&base, path)));
     files

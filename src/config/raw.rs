@@ -51,6 +51,32 @@ pub struct GatewayFile {
     /// Cookie mode for browsers.
     #[serde(default)]
     pub cookies: Cookies,
+    /// The key that signs X-Auth-Assertion for upstreams with `assertion = true`.
+    #[serde(default)]
+    pub assertion: Option<Spanned<Assertion>>,
+}
+
+/// `[assertion]`: a dedicated asymmetric key, never used for access tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assertion {
+    /// Key id in the assertion header and the JWKS; distinct from every `[[keys]]` kid.
+    pub kid: Spanned<String>,
+    /// Asymmetric algorithm (EdDSA by default): upstreams verify with the public half.
+    #[serde(default = "default_assertion_alg")]
+    pub alg: Spanned<Alg>,
+    /// PKCS#8 PEM private key.
+    pub private_key: Spanned<String>,
+    /// Lifetime of each assertion, at most 60 s.
+    #[serde(default = "default_assertion_ttl")]
+    pub ttl: Spanned<HumanDuration>,
+}
+
+fn default_assertion_alg() -> Spanned<Alg> {
+    Spanned::new(0..0, Alg::EdDSA)
+}
+fn default_assertion_ttl() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration(std::time::Duration::from_secs(60)))
 }
 
 /// `[listen]`.
@@ -193,6 +219,9 @@ pub struct Identity {
     /// Whether the Authorization header reaches the upstream.
     #[serde(default = "default_true")]
     pub forward_authorization: bool,
+    /// Header carrying the signed identity assertion (upstreams with `assertion = true`).
+    #[serde(default = "default_assertion_header")]
+    pub assertion: Spanned<String>,
 }
 
 impl Default for Identity {
@@ -203,6 +232,7 @@ impl Default for Identity {
             claims: BTreeMap::new(),
             strip_prefix: default_strip_prefix(),
             forward_authorization: true,
+            assertion: default_assertion_header(),
         }
     }
 }
@@ -212,6 +242,9 @@ fn default_user_header() -> Spanned<String> {
 }
 fn default_roles_header() -> Spanned<String> {
     Spanned::new(0..0, "X-Auth-Roles".to_string())
+}
+fn default_assertion_header() -> Spanned<String> {
+    Spanned::new(0..0, "X-Auth-Assertion".to_string())
 }
 fn default_strip_prefix() -> Spanned<String> {
     Spanned::new(0..0, "X-Auth-".to_string())
@@ -252,6 +285,9 @@ pub struct Upstream {
     /// Time allowed for the response head; past it, 504.
     #[serde(default = "default_upstream_timeout")]
     pub timeout: HumanDuration,
+    /// Add X-Auth-Assertion, a short-lived JWT signed by the `[assertion]` key.
+    #[serde(default)]
+    pub assertion: Option<Spanned<bool>>,
 }
 
 fn default_connect_timeout() -> HumanDuration {
@@ -270,18 +306,6 @@ pub enum Auth {
     /// A valid access token is needed (the default).
     #[default]
     Required,
-}
-
-/// A claim value a route can require.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum ClaimValue {
-    /// A string claim.
-    Str(String),
-    /// An integer claim.
-    Int(i64),
-    /// A boolean claim.
-    Bool(bool),
 }
 
 /// One `[[routes]]` entry.
@@ -307,9 +331,18 @@ pub struct Route {
     /// Every one of these roles.
     #[serde(default)]
     pub roles_all: Option<Spanned<Vec<String>>>,
-    /// Claims that must equal these values.
+    /// None of these roles.
     #[serde(default)]
-    pub claims: Option<Spanned<BTreeMap<String, ClaimValue>>>,
+    pub roles_none: Option<Spanned<Vec<String>>>,
+    /// At least one of these scopes (`scope` string or `scp` claim).
+    #[serde(default)]
+    pub scopes_any: Option<Spanned<Vec<String>>>,
+    /// Every one of these scopes.
+    #[serde(default)]
+    pub scopes_all: Option<Spanned<Vec<String>>>,
+    /// Claim path -> condition (a value, or `{ equals | contains | one_of = ... }`).
+    #[serde(default)]
+    pub claims: Option<Spanned<BTreeMap<Spanned<String>, Spanned<toml::Value>>>>,
     /// Prefix removed from the path before forwarding.
     #[serde(default)]
     pub strip_prefix: Option<Spanned<String>>,

@@ -37,6 +37,8 @@ pub struct IdentityHeaders {
     pub strip_prefix: String,
     /// Whether Authorization reaches the upstream.
     pub forward_authorization: bool,
+    /// Carries the signed assertion (upstreams with `assertion = true`).
+    pub assertion: HeaderName,
 }
 
 impl IdentityHeaders {
@@ -52,6 +54,7 @@ impl IdentityHeaders {
         in_namespace
             || self.same_folded(name, &self.user)
             || self.same_folded(name, &self.roles)
+            || self.same_folded(name, &self.assertion)
             || self.claims.iter().any(|(_, h)| self.same_folded(name, h))
     }
 
@@ -195,6 +198,7 @@ mod tests {
             claims: vec![("tenant".into(), HeaderName::from_static("x-tenant"))],
             strip_prefix: "x-auth-".into(),
             forward_authorization: true,
+            assertion: HeaderName::from_static("x-auth-assertion"),
         }
     }
 
@@ -223,6 +227,15 @@ mod tests {
         sanitize_request(&mut headers, &identity(), false);
         assert_eq!(headers.len(), 1, "{headers:?}");
         assert!(headers.contains_key("accept"));
+    }
+
+    #[test]
+    fn a_client_sent_assertion_is_removed_whatever_the_namespace() {
+        let mut id = identity();
+        id.strip_prefix = "x-gw-".into();
+        let mut headers = request_with(&["X-Auth-Assertion", "x_auth_assertion"]);
+        sanitize_request(&mut headers, &id, false);
+        assert!(headers.is_empty(), "{headers:?}");
     }
 
     #[test]

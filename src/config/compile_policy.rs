@@ -1,0 +1,102 @@
+//! A route's policy fields -> `Policy`, every problem reported at its line and column.
+
+use toml::Spanned;
+
+use super::compile::Diag;
+use super::raw::{self, Auth};
+use crate::policy::{scopes, ClaimPath, ClaimRule, Condition, Policy};
+
+/// Compiles roles, scopes and claims; None after reporting what is wrong.
+pub(crate) fn route_policy(diag: &mut Diag<'_>, route: &raw::Route) -> Option<Policy> {
+    let role = |r: &str| !r.trim().is_empty();
+    let roles_any = name_list(diag, "roles_any", "role", &route.roles_any, role);
+    let roles_all = name_list(diag, "roles_all", "role", &route.roles_all, role);
+    let roles_none = name_list(diag, "roles_none", "role", &route.roles_none, role);
+    let scope = scopes::is_scope_token;
+    let scopes_any = name_list(diag, "scopes_any", "scope", &route.scopes_any, scope);
+    let scopes_all = name_list(diag, "scopes_all", "scope", &route.scopes_all, scope);
+    let claims = claim_rules(diag, route);
+    let policy = Policy {
+        auth: *route.auth.get_ref(),
+        roles_any: roles_any?,
+        roles_all: roles_all?,
+        roles_none: roles_none?,
+        scopes_any: scopes_any?,
+        scopes_all: scopes_all?,
+        claims: claims?,
+    };
+    if policy.auth == Auth::None && policy.has_demands() {
+        diag.at(
+            route.auth.span(),
+            "auth = \"none\" cannot be combined with roles_any, roles_all, roles_none, \
+             scopes_any, scopes_all or claims",
+        );
+        return None;
+    }
+    Some(policy)
+}
+
+/// A non-empty list of valid names, or an error at the list.
+fn name_list(
+    diag: &mut Diag<'_>,
+    field: &str,
+    what: &str,
+    names: &Option<Spanned<Vec<String>>>,
+    valid: impl Fn(&str) -> bool,
+) -> Option<Box<[String]>> {
+    let Some(names) = names else {
+        return Some(Box::new([]));
+    };
+    if names.get_ref().is_empty() {
+        diag.at(
+            names.span(),
+            format!("{field} must list at least one {what} (omit it for no requirement)"),
+        );
+        return None;
+    }
+    if let Some(bad) = names.get_ref().iter().find(|n| !valid(n)) {
+        let expected = match what {
+            "scope" => "a scope token: printable ASCII without spaces, '\"' or '\\'",
+            _ => "a non-empty name",
+        };
+        diag.at(
+            names.span(),
+            format!("{field}: invalid {what} \"{bad}\" (expected {expected})"),
+        );
+        return None;
+    }
+    Some(names.get_ref().clone().into_boxed_slice())
+}
+
+fn claim_rules(diag: &mut Diag<'_>, route: &raw::Route) -> Option<Box<[ClaimRule]>> {
+    let Some(claims) = &route.claims else {
+        return Some(Box::new([]));
+    };
+    if claims.get_ref().is_empty() {
+        diag.at(
+            claims.span(),
+            "claims must name at least one claim (omit it for no requirement)",
+        );
+        return None;
+    }
+    let mut rules = Vec::new();
+    let mut ok = true;
+    for (path, condition) in claims.get_ref() {
+        let parsed_path = ClaimPath::parse(path.get_ref());
+        let parsed_condition = Condition::from_toml(condition.get_ref());
+        match (parsed_path, parsed_condition) {
+            (Ok(path), Ok(condition)) => rules.push(ClaimRule { path, condition }),
+            (path_result, condition_result) => {
+                ok = false;
+                if let Err(message) = path_result {
+                    diag.at(path.span(), message);
+                }
+                if let Err(message) = condition_result {
+                    let name = path.get_ref();
+                    diag.at(condition.span(), format!("claim \"{name}\": {message}"));
+                }
+            }
+        }
+    }
+    ok.then(|| rules.into_boxed_slice())
+}
