@@ -173,6 +173,7 @@ fn identity_headers(c: &mut Criterion) {
         roles: HeaderName::from_static("x-auth-roles"),
         claims: Vec::new(),
         strip_prefix: "x-auth-".into(),
+        assertion: HeaderName::from_static("x-auth-assertion"),
         forward_authorization: true,
     };
     let mut incoming = HeaderMap::new();
