@@ -136,4 +136,6 @@ pub fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Cow<'a, str> {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -29,6 +29,16 @@ pub enum Source {
     File(PathBuf),
     /// The embedded samples, as if they were in `<dir>/gateway.toml` and `<dir>/routes.toml`.
     Embedded(PathBuf),
+    /// Texts held in memory as `<dir>/gateway.toml` and `<dir>/routes.toml` (fuzzing, tests);
+    /// any other file they name is read from disk.
+    Inline {
+        /// The directory the texts stand in.
+        dir: PathBuf,
+        /// The gateway.toml text.
+        gateway: String,
+        /// The routes.toml text.
+        routes: String,
+    },
 }
 
 impl Source {
@@ -36,7 +46,7 @@ impl Source {
     pub fn gateway_path(&self) -> PathBuf {
         match self {
             Source::File(path) => path.clone(),
-            Source::Embedded(dir) => dir.join("gateway.toml"),
+            Source::Embedded(dir) | Source::Inline { dir, .. } => dir.join("gateway.toml"),
         }
     }
 
@@ -44,19 +54,26 @@ impl Source {
     pub fn base_dir(&self) -> PathBuf {
         match self {
             Source::File(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
-            Source::Embedded(dir) => dir.clone(),
+            Source::Embedded(dir) | Source::Inline { dir, .. } => dir.clone(),
         }
     }
 
     /// Reads a configuration text: the embedded samples stand in for their own names.
     pub fn read(&self, path: &Path) -> std::io::Result<String> {
-        if let Source::Embedded(dir) = self {
-            if path == dir.join("gateway.toml") {
-                return Ok(DEFAULT_GATEWAY_TOML.to_string());
-            }
-            if path == dir.join("routes.toml") {
-                return Ok(DEFAULT_ROUTES_TOML.to_string());
-            }
+        let (dir, gateway, routes) = match self {
+            Source::File(_) => return std::fs::read_to_string(path),
+            Source::Embedded(dir) => (dir, DEFAULT_GATEWAY_TOML, DEFAULT_ROUTES_TOML),
+            Source::Inline {
+                dir,
+                gateway,
+                routes,
+            } => (dir, gateway.as_str(), routes.as_str()),
+        };
+        if path == dir.join("gateway.toml") {
+            return Ok(gateway.to_string());
+        }
+        if path == dir.join("routes.toml") {
+            return Ok(routes.to_string());
         }
         std::fs::read_to_string(path)
     }

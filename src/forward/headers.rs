@@ -84,24 +84,12 @@ pub fn sanitize_request(headers: &mut HeaderMap, identity: &IdentityHeaders, upg
     if !upgrade {
         headers.remove(header::UPGRADE);
     }
-    for name in [
-        &X_FORWARDED_FOR,
-        &X_FORWARDED_PROTO,
-        &X_FORWARDED_HOST,
-        &FORWARDED,
-    ] {
-        headers.remove(name);
-    }
     if !identity.forward_authorization {
         headers.remove(header::AUTHORIZATION);
     }
-    let forged = headers.keys().any(|name| identity.is_identity(name));
-    if forged {
-        let names: Vec<HeaderName> = headers
-            .keys()
-            .filter(|name| identity.is_identity(name))
-            .cloned()
-            .collect();
+    let forged = |name: &HeaderName| identity.is_identity(name) || is_forwarding(name);
+    if headers.keys().any(forged) {
+        let names: Vec<HeaderName> = headers.keys().filter(|n| forged(n)).cloned().collect();
         for name in names {
             headers.remove(&name);
         }
@@ -109,6 +97,25 @@ pub fn sanitize_request(headers: &mut HeaderMap, identity: &IdentityHeaders, upg
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+}
+
+/// Whether a client-sent name is a forwarding header the gateway sets, in any spelling.
+///
+/// A framework that folds `X_Forwarded_For` into `X-Forwarded-For` would otherwise take a
+/// forged client address, scheme or host next to (or instead of) the gateway's.
+fn is_forwarding(name: &HeaderName) -> bool {
+    let name = name.as_str().as_bytes();
+    [
+        &X_FORWARDED_FOR,
+        &X_FORWARDED_PROTO,
+        &X_FORWARDED_HOST,
+        &FORWARDED,
+    ]
+    .iter()
+    .any(|header| {
+        let header = header.as_str().as_bytes();
+        name.len() == header.len() && name.iter().zip(header).all(|(&n, &h)| fold(n) == h)
+    })
 }
 
 /// Removes hop-by-hop headers from an upstream response.
@@ -277,6 +284,24 @@ mod tests {
         assert_eq!(headers["x-forwarded-for"], "10.1.2.3");
         assert!(!headers.contains_key("forwarded"));
         assert!(!headers.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn forged_forwarding_headers_in_every_spelling_are_removed() {
+        // Found by the `headers` fuzz target: X_Forwarded-For passed through, and a WSGI or
+        // CGI upstream reads it as X-Forwarded-For, a client address of the client's choice.
+        let forged = [
+            "x_forwarded-for",
+            "X_Forwarded_For",
+            "x.forwarded.proto",
+            "X-FORWARDED_HOST",
+            "Forwarded",
+        ];
+        let mut headers = request_with(&forged);
+        headers.insert("x-forwarded-by", HeaderValue::from_static("kept"));
+        sanitize_request(&mut headers, &identity(), false);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert!(headers.contains_key("x-forwarded-by"));
     }
 
     #[test]

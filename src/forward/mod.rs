@@ -3,3 +3,6 @@
 pub mod headers;
 pub mod proxies;
 pub mod upstream;
+
+#[cfg(test)]
+mod proptests;
