@@ -290,3 +290,30 @@ private_key = \"a.pem\"
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn an_external_issuers_user_gets_an_assertion_from_the_gateway() {
+    let key = IdpKey::generate("idp-1", "RS256");
+    let idp = Idp::start(vec![key.clone()]).await;
+    let up = Upstream::echo().await;
+    let dir = TestDir::new();
+    dir.write("assertion.pem", &ed25519_pem().0);
+    let issuer = format!(
+        "[[issuers]]\nissuer = \"{}\"\naudience = \"orders-api\"\ndiscovery_url = \"{}\"\nroles_claim = \"realm_access.roles\"\n",
+        idp.issuer,
+        idp.discovery_url()
+    );
+    let cfg = GatewayConfig::new(routes(&up.url()))
+        .extra(ASSERTION_SECTION)
+        .extra(&issuer);
+    let gw = Gateway::start_in(dir, cfg).await;
+    let token = idp.sign(&key, &idp.claims("kc-7", &["billing"]));
+    let assertion = seen_assertion(&gw, "/beta/x", &token, &[]).await.unwrap();
+    let claims = verify(&jwks(&gw).await, &assertion, "beta").expect("verifies");
+    // Signed by the gateway, whoever issued the access token: one key for upstreams to trust.
+    assert_eq!(claims["iss"], "portcullis");
+    assert_eq!(claims["sub"], "kc-7");
+    assert_eq!(claims["roles"], serde_json::json!(["billing"]));
+    let kid = jsonwebtoken::decode_header(&assertion).unwrap().kid;
+    assert_eq!(kid.as_deref(), Some("assert-1"));
+}

@@ -360,3 +360,41 @@ async fn explain_shows_the_new_conditions_and_agrees_with_the_gateway() {
         out.stdout
     );
 }
+
+/// `[[issuers]]` for a Keycloak-like provider: roles at realm_access.roles.
+fn issuer_section(idp: &Idp) -> String {
+    format!(
+        "[[issuers]]\nissuer = \"{}\"\naudience = \"orders-api\"\ndiscovery_url = \"{}\"\nroles_claim = \"realm_access.roles\"\n",
+        idp.issuer,
+        idp.discovery_url()
+    )
+}
+
+#[tokio::test]
+async fn external_issuer_tokens_are_held_to_scopes_roles_none_and_nested_claims() {
+    let key = IdpKey::generate("okta-1", "RS256");
+    let idp = Idp::start(vec![key.clone()]).await;
+    let up = Upstream::echo().await;
+    let cfg = GatewayConfig::new(routes(&up.url())).extra(&issuer_section(&idp));
+    let gw = Gateway::start(cfg).await;
+    let provider = |roles: &[&str], extra: Value| {
+        let mut claims = idp.claims("00u1okta", roles);
+        for (name, value) in extra.as_object().expect("an object") {
+            claims[name] = value.clone();
+        }
+        idp.sign(&key, &claims)
+    };
+    let okta = provider(&[], json!({"scp": ["orders:read", "openid"]}));
+    assert_allowed(&gw, "/orders/read/1", &okta).await;
+    let no_scope = provider(&[], json!({}));
+    assert_denied(&gw, "/orders/read/1", &no_scope, "missing scope").await;
+    // roles_none reads the roles the issuer's roles_claim yields.
+    let suspended = provider(&["staff", "suspended"], json!({}));
+    assert_denied(&gw, "/staff/x", &suspended, "forbidden role").await;
+    assert_allowed(&gw, "/staff/x", &provider(&["staff"], json!({}))).await;
+    let nested = json!({"org": {"tenant": "acme"}, "groups": ["ops"], "plan": "pro"});
+    assert_allowed(&gw, "/tenant/x", &provider(&[], nested)).await;
+    // A string where the route wants array membership: refused, as for the gateway's tokens.
+    let flat = json!({"org": {"tenant": "acme"}, "groups": "ops", "plan": "pro"});
+    assert_denied(&gw, "/tenant/x", &provider(&[], flat), "claim mismatch").await;
+}
