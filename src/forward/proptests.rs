@@ -40,11 +40,13 @@ fn identity() -> impl Strategy<Value = IdentityHeaders> {
         name(),
         prop::option::of(name()),
         any::<bool>(),
+        name(),
     )
         .prop_map(
-            |(prefix, user, roles, tenant, forward_authorization)| IdentityHeaders {
+            |(prefix, user, roles, tenant, forward_authorization, assertion)| IdentityHeaders {
                 user,
                 roles,
+                assertion,
                 claims: tenant
                     .map(|h| ("tenant".to_owned(), h))
                     .into_iter()

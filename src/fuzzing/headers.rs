@@ -110,10 +110,12 @@ fn identity(input: &mut Input<'_>) -> Option<IdentityHeaders> {
             claims.push((claim.to_owned(), identity_name(input)?));
         }
     }
+    let assertion = identity_name(input)?;
     Some(IdentityHeaders {
         user,
         roles,
         claims,
+        assertion,
         strip_prefix: fold_prefix(&prefix),
         forward_authorization: input.byte() & 1 == 1,
     })
@@ -212,7 +214,7 @@ fn folded(name: &str) -> Vec<u8> {
 /// Whether an upstream framework could read `name` as an identity header.
 fn in_namespace(identity: &IdentityHeaders, name: &HeaderName) -> bool {
     let name = folded(name.as_str());
-    let configured = [&identity.user, &identity.roles]
+    let configured = [&identity.user, &identity.roles, &identity.assertion]
         .into_iter()
         .chain(identity.claims.iter().map(|(_, h)| h));
     name.starts_with(&folded(&identity.strip_prefix))
