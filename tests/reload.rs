@@ -76,6 +76,37 @@ async fn reload_under_load_fails_no_request_and_the_new_policy_holds() {
 }
 
 #[tokio::test]
+async fn a_token_accepted_before_its_key_is_replaced_is_refused_after_the_reload() {
+    // Verified tokens are cached; a reload that replaces a (say, leaked) key must not let a
+    // cached token signed with the old key through.
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = Gateway::start(GatewayConfig::new(routes(&up.url(), "a"))).await;
+    let old = gw.token("alice", &["a"]);
+    // Several connections, so the token is cached on every worker thread.
+    for _ in 0..8 {
+        assert_eq!(status(&gw, &old).await, StatusCode::OK);
+    }
+    let (replacement, _) = ed25519_pem();
+    gw.dir.write("main.pem", &replacement);
+    gw.signal("HUP");
+    let refused = eventually(Duration::from_secs(10), || async {
+        let got = status(&gw, &old).await;
+        (got == StatusCode::UNAUTHORIZED)
+            .then_some(())
+            .ok_or(format!("status {got}"))
+    })
+    .await;
+    assert!(
+        refused.is_ok(),
+        "old key's token still served:\n{}",
+        gw.log()
+    );
+    for _ in 0..8 {
+        assert_eq!(status(&gw, &old).await, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
 async fn invalid_routes_file_is_rejected_and_the_old_policy_keeps_serving() {
     let up = MockUpstream::start(Mode::Record).await;
     let gw = Gateway::start(GatewayConfig::new(routes(&up.url(), "a"))).await;
