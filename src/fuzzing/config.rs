@@ -9,17 +9,30 @@ use crate::config::{load, Source, DEFAULT_ROUTES_TOML};
 
 /// A directory with generated TLS and signing material, laid out like the repository
 /// (`config/` beside `certs/`), so the sample files load as they are.
+///
+/// Made once under `target/` and then shared: it is built beside and renamed into place, so
+/// parallel runs never see it half written and no directory is left behind per process.
 fn base_dir() -> &'static Path {
     static BASE: OnceLock<PathBuf> = OnceLock::new();
     BASE.get_or_init(|| {
-        let base = std::env::temp_dir().join(format!("portcullis-fuzz-{}", std::process::id()));
-        crate::devcerts::ensure_dev_material(&base.join("certs")).expect("dev material");
-        let users = include_str!("../../config/users.toml");
-        std::fs::write(base.join("users.toml"), users).expect("users.toml");
-        std::fs::create_dir_all(base.join("config")).expect("config dir");
-        std::fs::write(base.join("config/users.toml"), users).expect("users.toml");
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-config");
+        if !base.join("config").exists() {
+            let building = base.with_extension(std::process::id().to_string());
+            write_material(&building);
+            if std::fs::rename(&building, &base).is_err() {
+                // Another process got there first; use its directory.
+                let _ = std::fs::remove_dir_all(&building);
+            }
+        }
         base
     })
+}
+
+fn write_material(dir: &Path) {
+    crate::devcerts::ensure_dev_material(&dir.join("certs")).expect("dev material");
+    std::fs::create_dir_all(dir.join("config")).expect("config dir");
+    let users = include_str!("../../config/users.toml");
+    std::fs::write(dir.join("config/users.toml"), users).expect("users.toml");
 }
 
 /// `gateway.toml` text, a NUL, then `routes.toml` text (the sample routes when absent).
