@@ -17,6 +17,7 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+static PROXY: HeaderName = HeaderName::from_static("proxy");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -81,6 +82,9 @@ pub fn sanitize_request(headers: &mut HeaderMap, identity: &IdentityHeaders, upg
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
+    // httpoxy: CGI-style upstreams turn `Proxy` into HTTP_PROXY, which many HTTP client
+    // libraries then use as their outbound proxy. No legitimate request carries it.
+    headers.remove(&PROXY);
     if !upgrade {
         headers.remove(header::UPGRADE);
     }
@@ -302,6 +306,16 @@ mod tests {
         sanitize_request(&mut headers, &identity(), false);
         assert_eq!(headers.len(), 1, "{headers:?}");
         assert!(headers.contains_key("x-forwarded-by"));
+    }
+
+    #[test]
+    fn a_proxy_header_never_reaches_the_upstream() {
+        // httpoxy (CVE-2016-5385 and siblings): `Proxy` becomes HTTP_PROXY in CGI.
+        let mut headers = request_with(&["Proxy"]);
+        headers.insert("proxy-status", HeaderValue::from_static("kept"));
+        sanitize_request(&mut headers, &identity(), false);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert!(headers.contains_key("proxy-status"));
     }
 
     #[test]

@@ -245,6 +245,7 @@ fn check_sanitized(
         !gateway_set(name)
             && (in_namespace(identity, name)
                 || HOP_BY_HOP.contains(&name.as_str())
+                || name.as_str() == "proxy"
                 || FORWARDING
                     .iter()
                     .any(|f| folded(f) == folded(name.as_str()))
