@@ -376,6 +376,10 @@ fn identity_headers(diag: &mut Diag<'_>, identity: &raw::Identity) -> Option<Ide
     for (claim, header) in &identity.claims {
         claims.push((claim.clone(), header_name(diag, header)?));
     }
+    let mut named: Vec<&Spanned<String>> =
+        vec![&identity.user, &identity.roles, &identity.assertion];
+    named.extend(identity.claims.values());
+    let names_ok = identity_names_distinct_and_free(diag, &named);
     let prefix = identity.strip_prefix.get_ref();
     let prefix_ok = prefix.len() >= 2 && HeaderName::from_bytes(prefix.as_bytes()).is_ok();
     if !prefix_ok {
@@ -399,5 +403,64 @@ fn identity_headers(diag: &mut Diag<'_>, identity: &raw::Identity) -> Option<Ide
         forward_authorization: identity.forward_authorization,
         assertion: assertion?,
     })
-    .filter(|_| prefix_ok)
+    .filter(|_| prefix_ok && names_ok)
+}
+
+/// Headers an identity header may not be named after: the gateway sets, strips or relies
+/// on these itself, so a claim there would be dropped or would overwrite them.
+const RESERVED_HEADERS: [&str; 20] = [
+    "authorization",
+    "connection",
+    "content-length",
+    "content-type",
+    "cookie",
+    "expect",
+    "forwarded",
+    "host",
+    "keep-alive",
+    "proxy",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-request-id",
+];
+
+/// Each identity header name once (folding case, `_` and `.` as upstream frameworks do),
+/// none reserved; a duplicate would let a claim value overwrite `X-Auth-User`.
+fn identity_names_distinct_and_free(diag: &mut Diag<'_>, named: &[&Spanned<String>]) -> bool {
+    let fold = |name: &str| -> String {
+        name.bytes()
+            .map(|b| match b {
+                b'_' | b'.' => '-',
+                b => char::from(b.to_ascii_lowercase()),
+            })
+            .collect()
+    };
+    let mut ok = true;
+    for (i, name) in named.iter().enumerate() {
+        let folded = fold(name.get_ref());
+        if RESERVED_HEADERS.contains(&folded.as_str()) {
+            diag.at(name.span(), format!("\"{}\" is a header the gateway manages; expected another name for an identity header", name.get_ref()));
+            ok = false;
+        } else if named[..i]
+            .iter()
+            .any(|earlier| fold(earlier.get_ref()) == folded)
+        {
+            diag.at(
+                name.span(),
+                format!(
+                    "identity header \"{}\" is used twice (expected one header per identity value)",
+                    name.get_ref()
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok
 }

@@ -199,3 +199,22 @@ fn routes_are_checked_even_when_gateway_toml_is_invalid() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn identity_headers_must_be_distinct_and_not_reserved() {
+    let gateway = format!(
+        "{GATEWAY}\n[identity]\nroles = \"x_auth.user\"\n[identity.claims]\ntenant = \"Transfer-Encoding\"\n"
+    );
+    let errs = errors(&gateway, ROUTES);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("\"x_auth.user\" is used twice")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("\"Transfer-Encoding\" is a header the gateway manages")),
+        "{errs:?}"
+    );
+}
