@@ -203,7 +203,7 @@ pub(crate) fn read_bytes(
     what: &str,
 ) -> Option<Vec<u8>> {
     let full = resolve(base, path.get_ref());
-    match std::fs::read(&full) {
+    match super::read_limited(&full) {
         Ok(bytes) => Some(bytes),
         Err(err) => {
             diag.at(

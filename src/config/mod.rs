@@ -61,7 +61,7 @@ impl Source {
     /// Reads a configuration text: the embedded samples stand in for their own names.
     pub fn read(&self, path: &Path) -> std::io::Result<String> {
         let (dir, gateway, routes) = match self {
-            Source::File(_) => return std::fs::read_to_string(path),
+            Source::File(_) => return read_config_file(path),
             Source::Embedded(dir) => (dir, DEFAULT_GATEWAY_TOML, DEFAULT_ROUTES_TOML),
             Source::Inline {
                 dir,
@@ -75,8 +75,34 @@ impl Source {
         if path == dir.join("routes.toml") {
             return Ok(routes.to_string());
         }
-        std::fs::read_to_string(path)
+        read_config_file(path)
     }
+}
+
+/// Largest file the loader reads: config texts, keys and certificates are a few KiB.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads a file the configuration names, refusing what is not a regular file (a FIFO would
+/// block the loader, `/dev/zero` would exhaust memory) or is larger than `MAX_FILE_BYTES`.
+pub(crate) fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        let message = format!("larger than {MAX_FILE_BYTES} bytes");
+        return Err(Error::new(ErrorKind::InvalidData, message));
+    }
+    Ok(bytes)
+}
+
+fn read_config_file(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read_limited(path)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 #[cfg(test)]

@@ -218,3 +218,15 @@ fn identity_headers_must_be_distinct_and_not_reserved() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn a_key_path_that_is_not_a_regular_file_is_refused_not_read() {
+    // /dev/zero would never end; a directory or FIFO is no key either.
+    let gateway = GATEWAY.replace("private_key = \"main.pem\"", "private_key = \"/dev/zero\"");
+    let errs = errors(&gateway, ROUTES);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("cannot read private key /dev/zero: not a regular file"),
+        "{errs:?}"
+    );
+}
