@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 
 use super::jwks::{self, KeySet};
 use super::{Issuer, JwksSource};
+use crate::users::http::error_chain;
 
 /// Largest discovery document or JWK Set read.
 const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -247,18 +248,6 @@ async fn get(client: &Client, uri: &Uri) -> Result<(Bytes, Option<u64>), String>
         .map_err(|e| format!("{uri}: body unreadable or over {MAX_BODY_BYTES} bytes: {e}"))?
         .to_bytes();
     Ok((body, max_age))
-}
-
-/// An error and its sources on one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
 }
 
 /// Runs `issuer`'s fetcher until its state is dropped; the first refresh comes after `first`.

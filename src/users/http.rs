@@ -163,7 +163,7 @@ impl Failure {
 }
 
 /// An error and its sources on one line: hyper's top-level message alone says too little.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(e) = source {
