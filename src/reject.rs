@@ -31,6 +31,8 @@ pub enum Reject {
     UpstreamUnavailable,
     /// The upstream did not answer in time (504).
     UpstreamTimeout,
+    /// A gateway endpoint's request body did not arrive in time (408).
+    BodyTimeout,
     /// The token was revoked (401).
     Revoked,
     /// A gateway endpoint was called with the wrong method (405).
@@ -68,6 +70,7 @@ impl Reject {
             Reject::Forbidden(_) | Reject::Refused(_) => StatusCode::FORBIDDEN,
             Reject::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reject::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Reject::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Reject::Revoked | Reject::BadCredentials | Reject::RefreshReuse | Reject::UserGone => {
                 StatusCode::UNAUTHORIZED
             }
@@ -92,6 +95,7 @@ impl Reject {
             Reject::Refused(_) => "access_denied",
             Reject::UpstreamUnavailable => "bad_gateway",
             Reject::UpstreamTimeout => "gateway_timeout",
+            Reject::BodyTimeout => "request_timeout",
             Reject::Revoked => "invalid_token",
             Reject::MethodNotAllowed => "method_not_allowed",
             Reject::UnsupportedMediaType => "unsupported_media_type",
@@ -116,6 +120,7 @@ impl Reject {
             Reject::Refused(reason) => reason,
             Reject::UpstreamUnavailable => "upstream unavailable",
             Reject::UpstreamTimeout => "upstream timed out",
+            Reject::BodyTimeout => "request body not received in time",
             Reject::Revoked => "token revoked",
             Reject::MethodNotAllowed => "method not allowed",
             Reject::UnsupportedMediaType => "expected Content-Type: application/json",

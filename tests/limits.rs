@@ -251,6 +251,38 @@ async fn a_request_waiting_on_its_upstream_outlives_the_idle_timeout() {
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
 }
 
+#[tokio::test]
+async fn a_login_body_that_stalls_is_408_after_the_idle_timeout() {
+    // The idle timeout pauses while a request is served, so a stalled body has its own limit.
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = Gateway::start(GatewayConfig::standard(&up.url()).idle_timeout("1s")).await;
+    let mut tls = gw
+        .client()
+        .connect_tls(&[b"http/1.1"])
+        .await
+        .expect("TLS connect");
+    let head = "POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user";
+    tls.write_all(head.as_bytes()).await.expect("write");
+    tls.flush().await.expect("flush");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let answered = tokio::time::timeout(CLOSE_DEADLINE, async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        answered.is_ok(),
+        "stalled body still held after {CLOSE_DEADLINE:?}: {text}"
+    );
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
 /// One request on a kept-alive raw connection; the answer must carry a Content-Length.
 async fn keep_alive_get<S>(tls: &mut S, path: &str) -> RawResponse
 where

@@ -37,7 +37,14 @@ pub fn is_empty(request: &Request<Incoming>) -> bool {
 }
 
 /// Reads and parses the JSON body: 415 if not JSON, 413 over the limit, 400 if malformed.
-pub async fn read_json<T: DeserializeOwned>(request: Request<Incoming>) -> Result<T, Reject> {
+///
+/// `within` bounds the whole body read: while a request is being served the connection's
+/// idle timeout is paused, so a client that sends a head and then stalls mid-body must be
+/// cut off here (408), or it would hold its connection for ever.
+pub async fn read_json<T: DeserializeOwned>(
+    request: Request<Incoming>,
+    within: std::time::Duration,
+) -> Result<T, Reject> {
     if !is_json(&request) {
         return Err(Reject::UnsupportedMediaType);
     }
@@ -49,7 +56,12 @@ pub async fn read_json<T: DeserializeOwned>(request: Request<Incoming>) -> Resul
     if declared.is_some_and(|len| len > MAX_BODY as u64) {
         return Err(Reject::PayloadTooLarge);
     }
-    let collected = Limited::new(request.into_body(), MAX_BODY).collect().await;
+    let collected = tokio::time::timeout(
+        within,
+        Limited::new(request.into_body(), MAX_BODY).collect(),
+    )
+    .await
+    .map_err(|_| Reject::BodyTimeout)?;
     let bytes = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(err)

@@ -30,7 +30,7 @@ pub async fn login(
     request: Request<Incoming>,
 ) -> Result<http::Response<Body>, Reject> {
     let request_id = super::request_id(&request);
-    let creds: Credentials = body::read_json(request).await?;
+    let creds: Credentials = body::read_json(request, app.listen.idle_timeout).await?;
     // Throttle on the folded name, so "Alice" and "alice" share one counter.
     let throttle_key = creds.username.to_ascii_lowercase();
     // A password typed into the username field must not reach the log: only names that

@@ -64,7 +64,7 @@ async fn revoke_session(
         true => LogoutBody {
             refresh_token: None,
         },
-        false => body::read_json(request).await?,
+        false => body::read_json(request, app.listen.idle_timeout).await?,
     };
     let unavailable = |_| Reject::Unavailable("revocation store unavailable");
     // Verification forgives `leeway` past exp, so the revocation must outlive it as long.

@@ -36,7 +36,11 @@ pub async fn refresh(
     let request_id = super::request_id(&request);
     let token = match &snap.auth.cookies {
         Some(cookies) if body::is_empty(&request) => cookie_token(cookies, &request)?,
-        _ => body::read_json::<RefreshBody>(request).await?.refresh_token,
+        _ => {
+            body::read_json::<RefreshBody>(request, app.listen.idle_timeout)
+                .await?
+                .refresh_token
+        }
     };
     let now = unix_now();
     let claims = verified_refresh(app, snap, &token, now).await?;

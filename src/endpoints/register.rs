@@ -28,7 +28,7 @@ pub async fn register(
     request: Request<Incoming>,
 ) -> Result<http::Response<Body>, Reject> {
     let request_id = super::request_id(&request);
-    let form: Registration = body::read_json(request).await?;
+    let form: Registration = body::read_json(request, app.listen.idle_timeout).await?;
     let roles = snap.auth.default_roles.clone();
     let registered = app
         .users
