@@ -62,6 +62,8 @@ fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
+        // Frameworks trim names and values, so `__Host-portcullis-access =t` is that cookie.
+        .map(|(name, value)| (name.trim(), value.trim()))
 }
 
 /// The access token: `Authorization: Bearer`, else, in cookie mode and only when there is
@@ -210,7 +212,10 @@ pub fn strip(cookies: Option<&CookieSettings>, headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|pair| pair.split_once('=').is_none_or(|(name, _)| !ours(name)))
+        .filter(|pair| {
+            pair.split_once('=')
+                .is_none_or(|(name, _)| !ours(name.trim()))
+        })
         .filter(|pair| !pair.is_empty())
         .collect();
     let joined = (!kept.is_empty()).then(|| kept.join("; "));
