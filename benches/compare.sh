@@ -2,7 +2,7 @@
 # portcullis against nginx and HAProxy on loopback, same token, same connections, same time.
 #
 # Usage: [SECS=10] [CONNS=32] [RUNS=3] [WRK_THREADS=1] [H2_STREAMS=1] [IDLE=10000]
-#        [PHASES="h1 h2 tls idle"] [SERVER_CPUS=0] [LOAD_CPUS=1] [PORTCULLIS_BIN=path]
+#        [PHASES="h1 h2 tls idle"] [SERVER_CPUS=0] [LOAD_CPUS=1] [PORTCULLIS_BIN=path] [ONLY=regex]
 #        benches/compare.sh
 #
 # Upstream: nginx `return 200` (plain HTTP/1.1 on 18080, h2c on 18081), or `portcullis echo`
@@ -18,6 +18,8 @@
 # idle = RSS of each proxy while it holds $IDLE idle keep-alive TLS connections
 # (benches/idle_conns.py); profile (not in the default PHASES) = `perf record` of the memory
 # gateway under the HS256 wrk load, top symbols to stdout or $PROFILE_OUT. Runs alternate between cases; the table shows the median of $RUNS.
+# The h1 and tls tables carry the server's CPU time per request (user + system, all its threads
+# or processes, from /proc/PID/stat): on 2 shared cores it is steadier than req/s.
 # SERVER_CPUS / LOAD_CPUS pin the servers and the load generators with taskset (unset: no pinning).
 # Missing nginx, haproxy, wrk, h2load are installed from Debian's packages (as root).
 # Loopback only; stops exactly the processes it started.
@@ -211,6 +213,13 @@ cases+=(
   "portcullis redis ES256|https://127.0.0.1:18447/admin/x|$es_token"
 )
 
+# ONLY (an extended regex) keeps the cases whose name matches, e.g. ONLY='HS256$'.
+if [ -n "${ONLY:-}" ]; then
+  kept=()
+  for c in "${cases[@]}"; do [[ "${c%%|*}" =~ $ONLY ]] && kept+=("$c"); done
+  cases=("${kept[@]}")
+fi
+
 # Every case must answer 200 before anything is measured: a 401 would be a fast lie.
 for c in "${cases[@]}"; do
   IFS='|' read -r name url token <<<"$c"
@@ -224,12 +233,36 @@ for c in "${cases[@]}"; do
 done
 
 results=$dir/results.tsv
+case_pids() { # case_pids NAME: the processes that serve a case (all of nginx's workers)
+  case "$1" in
+    floor) pgrep -f "nginx: .*$dir/upstream/nginx.conf"; pgrep -P "$(cat "$dir/upstream/nginx.pid")" ;;
+    nginx*) pgrep -f "nginx: .*$dir/proxy/nginx.conf"; pgrep -P "$(cat "$dir/proxy/nginx.pid")" ;;
+    haproxy*) pgrep -f "haproxy -db -f $dir/haproxy.cfg" ;;
+    "portcullis memory"*) pgrep -f "run --config $dir/memory.toml" ;;
+    "portcullis redis"*) pgrep -f "run --config $dir/redis.toml" ;;
+  esac
+}
+cpu_ticks() { # cpu_ticks PID...: user + system clock ticks used so far, summed
+  local total=0 pid fields
+  for pid in "$@"; do
+    read -ra fields < <(sed 's/^.*) //' "/proc/$pid/stat")
+    total=$(( total + fields[11] + fields[12] ))
+  done
+  echo "$total"
+}
 wrk_case() { # wrk_case PHASE NAME URL TOKEN [extra wrk args]
-  local phase=$1 name=$2 url=$3 token=$4 out
+  local phase=$1 name=$2 url=$3 token=$4 out pids before after
   shift 4
+  pids=$(case_pids "$name" 2>/dev/null || true)
+  [ "$have_nginx" = 1 ] || [ "$name" != floor ] || pids=$(pgrep -f "echo --listen 127.0.0.1:18080")
+  # shellcheck disable=SC2086 # one word per pid
+  before=$(cpu_ticks $pids)
   out=$(load wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -H "Authorization: Bearer $token" "$@" "$url")
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks $pids)
   if grep -q "Non-2xx" <<<"$out"; then echo "$name: non-2xx answers:" >&2; echo "$out" >&2; exit 1; fi
-  python3 benches/compare_table.py wrk "$phase" "$name" <<<"$out" >> "$results"
+  python3 benches/compare_table.py wrk "$phase" "$name" "$(( after - before ))" "$(getconf CLK_TCK)" \
+    <<<"$out" >> "$results"
 }
 h2_case() { # h2_case NAME URL TOKEN
   local name=$1 url=$2 token=$3 out

@@ -2,11 +2,12 @@
 """Parses wrk and h2load output into result rows, and turns the rows into the table.
 
 Used by benches/compare.sh:
-  compare_table.py wrk PHASE NAME < wrk-output            -> one row
+  compare_table.py wrk PHASE NAME TICKS HZ < wrk-output   -> one row (TICKS: the server's CPU
+                                                             clock ticks during the run)
   compare_table.py h2load PHASE NAME LOG < h2load-output  -> one row (percentiles from LOG)
   compare_table.py table < rows                           -> medians and ratios, Markdown
-A row is tab-separated: phase, name, requests/s, p50 ms, p99 ms (idle rows: phase "idle",
-name, connections held, RSS MiB, "-").
+A row is tab-separated: phase, name, requests/s, p50 ms, p99 ms, server CPU us per request
+("-" when not measured; idle rows: phase "idle", name, connections held, RSS MiB, RSS before, "-").
 """
 
 import re
@@ -18,12 +19,14 @@ FLOOR = "floor"
 HAPROXY = "haproxy jwt_verify HS256"
 
 
-def wrk_row(phase, name, text):
+def wrk_row(phase, name, ticks, hz, text):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    done = int(re.search(r"^\s*(\d+) requests in", text, re.M).group(1))
+    cpu_us = int(ticks) / int(hz) * 1e6 / max(done, 1)
     pct = {}
     for p, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M):
         pct[p] = float(value) * UNITS_MS[unit]
-    return [phase, name, f"{rps:.0f}", f"{pct['50']:.3f}", f"{pct['99']:.3f}"]
+    return [phase, name, f"{rps:.0f}", f"{pct['50']:.3f}", f"{pct['99']:.3f}", f"{cpu_us:.1f}"]
 
 
 def h2load_row(phase, name, log, text):
@@ -36,19 +39,20 @@ def h2load_row(phase, name, log, text):
     def pick(q):
         return durations[min(len(durations) - 1, int(q * len(durations)))] / 1000.0
 
-    return [phase, name, f"{rps:.0f}", f"{pick(0.50):.3f}", f"{pick(0.99):.3f}"]
+    return [phase, name, f"{rps:.0f}", f"{pick(0.50):.3f}", f"{pick(0.99):.3f}", "-"]
 
 
 def table(lines):
     rows = {}
     order = []
     for line in lines:
-        phase, name, a, b, c = line.rstrip("\n").split("\t")
+        phase, name, a, b, c, *rest = line.rstrip("\n").split("\t")
+        cpu = float(rest[0]) if rest and rest[0] != "-" else None
         key = (phase, name)
         if key not in rows:
             rows[key] = []
             order.append(key)
-        rows[key].append((float(a), float(b), c))
+        rows[key].append((float(a), float(b), c, cpu))
     titles = {
         "h1": "HTTP/1.1 keep-alive (wrk)",
         "h2": "HTTP/2 over TLS (h2load; floor: h2c)",
@@ -66,32 +70,34 @@ def table(lines):
                 statistics.median(r[1] for r in runs),
                 statistics.median(float(r[2]) for r in runs),
                 [r[0] for r in runs],
+                statistics.median(cpus) if (cpus := [r[3] for r in runs if r[3] is not None]) else None,
             )
         print(f"\n### {title}\n")
-        print("| case | req/s (median) | runs | p50 ms | p99 ms | vs floor | vs HAProxy HS256 | p99 added over floor |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| case | req/s (median) | runs | p50 ms | p99 ms | vs floor | vs HAProxy HS256 | p99 added over floor | server CPU us/req |")
+        print("|---|---|---|---|---|---|---|---|---|")
         floor = med.get(FLOOR)
         ha = med.get(HAPROXY)
         for n in names:
-            rps, p50, p99, runs = med[n]
+            rps, p50, p99, runs, cpu = med[n]
+            cpu_cell = f"{cpu:.1f}" if cpu is not None else "-"
             vs_floor = f"{rps / floor[0]:.2f}" if floor and n != FLOOR else "-"
             vs_ha = f"{rps / ha[0]:.2f}" if ha else "-"
             added = f"{p99 - floor[2]:+.2f} ms" if floor and n != FLOOR else "-"
             each = " / ".join(f"{r:,.0f}" for r in runs)
-            print(f"| {n} | {rps:,.0f} | {each} | {p50:.2f} | {p99:.2f} | {vs_floor} | {vs_ha} | {added} |")
+            print(f"| {n} | {rps:,.0f} | {each} | {p50:.2f} | {p99:.2f} | {vs_floor} | {vs_ha} | {added} | {cpu_cell} |")
     idle = [(n, rows[(p, n)][0]) for (p, n) in order if p == "idle"]
     if idle:
         print("\n### Idle keep-alive TLS connections\n")
         print("| proxy | connections held | RSS MiB (before) | RSS MiB (holding) |")
         print("|---|---|---|---|")
-        for n, (held, rss, before) in idle:
+        for n, (held, rss, before, _) in idle:
             print(f"| {n} | {held:,.0f} | {before} | {rss:.1f} |")
 
 
 def main():
     mode = sys.argv[1]
     if mode == "wrk":
-        print("\t".join(wrk_row(sys.argv[2], sys.argv[3], sys.stdin.read())))
+        print("\t".join(wrk_row(*sys.argv[2:6], sys.stdin.read())))
     elif mode == "h2load":
         print("\t".join(h2load_row(sys.argv[2], sys.argv[3], sys.argv[4], sys.stdin.read())))
     elif mode == "table":

@@ -61,7 +61,7 @@ async def main():
     await asyncio.gather(*(one(args.port, request, ctx, gate, held) for _ in range(args.count)))
     await asyncio.sleep(2)
     holding = rss_mib(args.pid)
-    print(f"idle\t{args.name}\t{len(held)}\t{holding:.1f}\t{before:.1f}")
+    print(f"idle\t{args.name}\t{len(held)}\t{holding:.1f}\t{before:.1f}\t-")
     for writer in held:
         writer.close()
     await asyncio.sleep(1)
