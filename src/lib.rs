@@ -44,7 +44,10 @@ pub mod token;
 pub mod users;
 
 /// The body of every response the gateway sends: the upstream's, streamed, or its own.
-pub type Body = http_body_util::Either<hyper::body::Incoming, http_body_util::Full<bytes::Bytes>>;
+pub type Body = http_body_util::Either<
+    forward::pool::UpstreamBody<hyper::body::Incoming>,
+    http_body_util::Full<bytes::Bytes>,
+>;
 
 /// Property checks for the fuzz targets in `fuzz/` and their corpus replay; not an API.
 #[cfg(any(test, fuzzing))]

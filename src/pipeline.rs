@@ -88,7 +88,9 @@ async fn proxy<'s>(
         Some(prefix) => route::strip_prefix(&normalized, prefix),
         None => Cow::Borrowed(&normalized),
     };
-    let uri = route.upstream.uri_for(&forwarded, request.uri().query())?;
+    let target = route
+        .upstream
+        .target_for(&forwarded, request.uri().query())?;
     drop(normalized);
     let upgrade = is_upgrade(&request);
     rewrite_request(
@@ -111,7 +113,7 @@ async fn proxy<'s>(
     }
     trace.sub = claims.map(|claims| claims.sub);
     trace.request_id = request.headers().get(&X_REQUEST_ID).cloned();
-    *request.uri_mut() = uri;
+    *request.uri_mut() = target;
     *request.version_mut() = Version::HTTP_11;
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let sent = Instant::now();

@@ -1,6 +1,7 @@
 //! Forwarding an approved request: header rewriting and the upstream connection pool.
 
 pub mod headers;
+pub mod pool;
 pub mod proxies;
 pub mod upstream;
 

@@ -1,15 +1,28 @@
-//! One pooled HTTP/1.1 client per upstream; connect and response faults become 502/504.
+//! One keep-alive HTTP/1.1 connection pool per upstream; connect and response faults become
+//! 502/504.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
+use super::pool::{Pool, UpstreamBody};
 use crate::reject::Reject;
+
+/// How long an unused upstream connection is kept open.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Pooled connections tried for one request before a new one is opened.
+const POOLED_TRIES: usize = 3;
+
+/// A response from an upstream; its body returns the connection to the pool.
+pub type UpstreamResponse = Response<UpstreamBody<Incoming>>;
 
 /// A named upstream with its own keep-alive pool.
 #[derive(Debug)]
@@ -19,8 +32,9 @@ pub struct Upstream {
     authority: Authority,
     /// Path prefix of the upstream URL without a trailing '/', often empty.
     base_path: String,
+    connect_timeout: Duration,
     timeout: Duration,
-    client: Client<HttpConnector, Incoming>,
+    pool: Arc<Pool<Incoming>>,
 }
 
 /// Why an upstream URL is not usable.
@@ -51,20 +65,13 @@ impl Upstream {
             return Err(UpstreamError::HasQuery);
         }
         let base_path = uri.path().trim_end_matches('/').to_string();
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .set_host(false)
-            .build(connector);
         Ok(Upstream {
             name: name.to_string(),
             authority,
             base_path,
+            connect_timeout,
             timeout,
-            client,
+            pool: Arc::new(Pool::new(POOL_IDLE_TIMEOUT)),
         })
     }
 
@@ -72,8 +79,7 @@ impl Upstream {
     /// for `portcullis check`, never on the request path.
     pub fn probe(&self, wait: Duration) -> Result<(), String> {
         use std::net::ToSocketAddrs;
-        let port = self.authority.port_u16().unwrap_or(80);
-        let addrs: Vec<_> = (self.authority.host(), port)
+        let addrs: Vec<_> = (self.host(), self.port())
             .to_socket_addrs()
             .map_err(|err| format!("host \"{}\" does not resolve: {err}", self.authority.host()))?
             .collect();
@@ -87,8 +93,22 @@ impl Upstream {
         Err(last)
     }
 
-    /// The absolute URI for a forwarded path and query.
+    /// The absolute URI for a forwarded path and query, as `explain` shows it.
     pub fn uri_for(&self, path: &str, query: Option<&str>) -> Result<Uri, Reject> {
+        Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(self.authority.clone())
+            .path_and_query(self.path_and_query(path, query)?)
+            .build()
+            .map_err(|_| Reject::BadRequest("request target cannot be forwarded"))
+    }
+
+    /// The origin-form request target (`/base/path?query`) sent on the upstream connection.
+    pub fn target_for(&self, path: &str, query: Option<&str>) -> Result<Uri, Reject> {
+        self.path_and_query(path, query).map(Uri::from)
+    }
+
+    fn path_and_query(&self, path: &str, query: Option<&str>) -> Result<PathAndQuery, Reject> {
         let mut target = String::with_capacity(
             self.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1),
         );
@@ -98,40 +118,109 @@ impl Upstream {
             target.push('?');
             target.push_str(query);
         }
-        let path_and_query = PathAndQuery::try_from(target)
-            .map_err(|_| Reject::BadRequest("request target cannot be forwarded"))?;
-        Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
+        PathAndQuery::try_from(target)
             .map_err(|_| Reject::BadRequest("request target cannot be forwarded"))
     }
 
-    /// Sends the request; connection failures are 502 and a slow response head 504.
-    pub async fn send(&self, request: Request<Incoming>) -> Result<Response<Incoming>, Reject> {
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+    /// Sends the request; connection failures are 502 and a slow connect or response head 504.
+    pub async fn send(&self, request: Request<Incoming>) -> Result<UpstreamResponse, Reject> {
+        match tokio::time::timeout(self.timeout, self.exchange(request)).await {
             Err(_) => Err(Reject::UpstreamTimeout),
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(err)) if is_connect_timeout(&err) => Err(Reject::UpstreamTimeout),
-            Ok(Err(err)) => {
-                tracing::warn!(upstream = %self.name, error = %err, "upstream request failed");
-                Err(Reject::UpstreamUnavailable)
+            Ok(result) => result,
+        }
+    }
+
+    /// One request on a pooled connection, else on a new one.
+    ///
+    /// A pooled connection the upstream closed while it was idle fails before the request is
+    /// written; hyper hands the request back and it goes out on the next connection.
+    async fn exchange(&self, mut request: Request<Incoming>) -> Result<UpstreamResponse, Reject> {
+        for _ in 0..POOLED_TRIES {
+            let Some(mut sender) = self.pool.checkout() else {
+                break;
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok(self.lend(response, sender)),
+                Err(mut failed) => match failed.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(self.failed(failed.error())),
+                },
             }
         }
+        let mut sender = self.connect().await?;
+        match sender.send_request(request).await {
+            Ok(response) => Ok(self.lend(response, sender)),
+            Err(err) => Err(self.failed(&err)),
+        }
+    }
+
+    /// The response, with its connection lent to the body unless the protocol changed.
+    fn lend(
+        &self,
+        response: Response<Incoming>,
+        sender: SendRequest<Incoming>,
+    ) -> UpstreamResponse {
+        let reusable = response.status() != StatusCode::SWITCHING_PROTOCOLS;
+        let lease = reusable.then(|| (sender, Arc::clone(&self.pool)));
+        response.map(|body| UpstreamBody::new(body, lease))
+    }
+
+    fn failed(&self, err: &hyper::Error) -> Reject {
+        tracing::warn!(upstream = %self.name, error = %err, "upstream request failed");
+        Reject::UpstreamUnavailable
+    }
+
+    /// A new connection, its task spawned; a connect slower than `connect_timeout` is 504.
+    async fn connect(&self) -> Result<SendRequest<Incoming>, Reject> {
+        let stream = match tokio::time::timeout(self.connect_timeout, self.dial()).await {
+            Err(_) => return Err(Reject::UpstreamTimeout),
+            Ok(Err(err)) => {
+                tracing::warn!(upstream = %self.name, error = %err, "cannot connect to upstream");
+                return Err(Reject::UpstreamUnavailable);
+            }
+            Ok(Ok(stream)) => stream,
+        };
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|err| self.failed(&err))?;
+        let name = self.name.clone();
+        tokio::spawn(async move {
+            if let Err(err) = connection.with_upgrades().await {
+                tracing::debug!(upstream = %name, error = %err, "upstream connection ended");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// A TCP connection to the first of the host's addresses that accepts one.
+    async fn dial(&self) -> std::io::Result<TcpStream> {
+        let mut last = None;
+        for addr in tokio::net::lookup_host((self.host(), self.port())).await? {
+            match connect_nodelay(addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("the host has no address")))
+    }
+
+    /// The host without IPv6 brackets, as a resolver takes it.
+    fn host(&self) -> &str {
+        let host = self.authority.host();
+        host.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+    }
+
+    fn port(&self) -> u16 {
+        self.authority.port_u16().unwrap_or(80)
     }
 }
 
-/// A connect timeout surfaces as an io::ErrorKind::TimedOut inside the connect error.
-fn is_connect_timeout(err: &hyper_util::client::legacy::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(inner) = source {
-        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
-            return io.kind() == std::io::ErrorKind::TimedOut;
-        }
-        source = inner.source();
-    }
-    false
+async fn connect_nodelay(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 #[cfg(test)]
@@ -147,6 +236,12 @@ mod tests {
         let up = upstream("http://127.0.0.1:8080/base/").expect("valid url");
         let uri = up.uri_for("/x/y", Some("a=1")).expect("valid target");
         assert_eq!(uri.to_string(), "http://127.0.0.1:8080/base/x/y?a=1");
+        let target = up.target_for("/x/y", Some("a=1")).expect("valid target");
+        assert_eq!(
+            target.to_string(),
+            "/base/x/y?a=1",
+            "origin-form on the wire"
+        );
     }
 
     #[tokio::test]

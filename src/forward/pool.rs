@@ -1,0 +1,296 @@
+//! Keep-alive connections to one upstream: a stack of idle HTTP/1.1 connections, and the
+//! response body that hands its connection back when the response ends.
+//!
+//! hyper-util's pooled client spawned a task per request to wait for the connection to be
+//! ready again, and hashed a pool key per checkout; here the pool is a short Vec behind an
+//! uncontended lock and the body returns the connection itself, so a proxied request costs no
+//! extra task.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+
+/// Idle connections kept per upstream at most; beyond it a finished connection is closed.
+const MAX_IDLE: usize = 1024;
+
+/// The idle connections of one upstream, most recently used last; `B` is the request body.
+pub struct Pool<B> {
+    idle: Mutex<Vec<Idle<B>>>,
+    idle_timeout: Duration,
+}
+
+struct Idle<B> {
+    sender: SendRequest<B>,
+    since: Instant,
+}
+
+impl<B> std::fmt::Debug for Pool<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> Pool<B> {
+    /// An empty pool whose connections are closed after `idle_timeout` unused.
+    pub fn new(idle_timeout: Duration) -> Pool<B> {
+        Pool {
+            idle: Mutex::new(Vec::new()),
+            idle_timeout,
+        }
+    }
+
+    /// The most recently used connection that is open, fresh and ready for a request.
+    ///
+    /// A connection whose last response body has just ended may not have told its sender it is
+    /// ready yet; it stays in the pool for a later request rather than being closed.
+    pub fn checkout(&self) -> Option<SendRequest<B>> {
+        let now = Instant::now();
+        let mut idle = self.lock();
+        let mut busy = 0;
+        while idle.len() > busy {
+            let index = idle.len() - 1 - busy;
+            let entry = &idle[index];
+            if entry.sender.is_closed() || now.duration_since(entry.since) > self.idle_timeout {
+                idle.remove(index);
+            } else if entry.sender.is_ready() {
+                return Some(idle.remove(index).sender);
+            } else {
+                busy += 1;
+            }
+        }
+        None
+    }
+
+    /// Puts a connection whose response has ended back, dropping expired ones on the way.
+    pub fn checkin(&self, sender: SendRequest<B>) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = self.lock();
+        let expired = idle
+            .iter()
+            .take_while(|entry| now.duration_since(entry.since) > self.idle_timeout)
+            .count();
+        idle.drain(..expired);
+        if idle.len() < MAX_IDLE {
+            idle.push(Idle { sender, since: now });
+        }
+    }
+
+    /// How many connections are idle.
+    pub fn idle_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle<B>>> {
+        // Nothing panics while holding the lock; a poisoned Vec of senders is still sound.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An upstream response body that returns its connection to the pool once it has ended.
+    ///
+    /// A body dropped before its end (the client went away) closes the connection instead:
+    /// the rest of that response is still on the wire.
+    pub struct UpstreamBody<B> {
+        #[pin]
+        inner: Incoming,
+        lease: Option<Lease<B>>,
+    }
+}
+
+/// A connection lent to one exchange, and the pool it goes back to.
+pub type Lease<B> = (SendRequest<B>, Arc<Pool<B>>);
+
+impl<B> UpstreamBody<B> {
+    /// Wraps a response body; `lease` is the connection to return when it ends, if reusable.
+    pub fn new(inner: Incoming, lease: Option<Lease<B>>) -> UpstreamBody<B> {
+        let mut body = UpstreamBody { inner, lease };
+        if body.inner.is_end_stream() {
+            release(&mut body.lease);
+        }
+        body
+    }
+}
+
+impl<B> Body for UpstreamBody<B> {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let mut this = self.project();
+        let frame = std::task::ready!(this.inner.as_mut().poll_frame(cx));
+        match &frame {
+            None => release(this.lease),
+            Some(Ok(_)) if this.inner.is_end_stream() => release(this.lease),
+            Some(Ok(_)) => {}
+            Some(Err(_)) => drop(this.lease.take()),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn release<B>(lease: &mut Option<Lease<B>>) {
+    if let Some((sender, pool)) = lease.take() {
+        pool.checkin(sender);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::{BodyExt, Empty};
+    use hyper::server::conn::http1 as server;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::{TcpListener, TcpStream};
+
+    type Sender = SendRequest<Empty<Bytes>>;
+
+    /// A real loopback HTTP/1.1 keep-alive server answering "hello"; counts connections.
+    async fn server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let answer = service_fn(|_req: http::Request<Incoming>| async {
+                        let body = http_body_util::Full::new(Bytes::from_static(b"hello"));
+                        Ok::<_, std::convert::Infallible>(http::Response::new(body))
+                    });
+                    let _ = server::Builder::new()
+                        .serve_connection(TokioIo::new(stream), answer)
+                        .await;
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    async fn connect(addr: std::net::SocketAddr) -> Sender {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        sender
+    }
+
+    /// Sends GET / on `sender` and wraps the response body with the lease.
+    async fn exchange(
+        mut sender: Sender,
+        pool: &Arc<Pool<Empty<Bytes>>>,
+    ) -> UpstreamBody<Empty<Bytes>> {
+        let request = http::Request::builder()
+            .uri("/")
+            .header("host", "x")
+            .body(Empty::new())
+            .expect("request");
+        sender.ready().await.expect("ready");
+        let response = sender.send_request(request).await.expect("response");
+        UpstreamBody::new(response.into_body(), Some((sender, Arc::clone(pool))))
+    }
+
+    #[test]
+    fn an_empty_pool_has_nothing_to_check_out() {
+        let pool: Pool<Empty<Bytes>> = Pool::new(Duration::from_secs(90));
+        assert!(pool.checkout().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_connection_goes_back_when_its_body_ends_and_carries_the_next_request() {
+        let (addr, accepted) = server().await;
+        let pool = Arc::new(Pool::new(Duration::from_secs(90)));
+        let body = exchange(connect(addr).await, &pool).await;
+        assert_eq!(pool.idle_count(), 0, "lent while the body is unread");
+        let bytes = body.collect().await.expect("body").to_bytes();
+        assert_eq!(&bytes[..], b"hello");
+        assert_eq!(pool.idle_count(), 1, "returned at the end of the body");
+        let mut sender = None;
+        for _ in 0..100 {
+            sender = pool.checkout();
+            if sender.is_some() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let sender = sender.expect("the returned connection becomes ready");
+        let again = exchange(sender, &pool).await.collect().await.expect("body");
+        assert_eq!(&again.to_bytes()[..], b"hello");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection for both requests"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_before_its_end_closes_its_connection() {
+        let (addr, _) = server().await;
+        let pool = Arc::new(Pool::new(Duration::from_secs(90)));
+        drop(exchange(connect(addr).await, &pool).await);
+        assert_eq!(pool.idle_count(), 0);
+        assert!(pool.checkout().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_expired_connection_is_never_checked_out() {
+        let (addr, _) = server().await;
+        let pool = Pool::new(Duration::from_millis(50));
+        pool.checkin(connect(addr).await);
+        assert_eq!(pool.idle_count(), 1);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(pool.checkout().is_none(), "expired");
+        assert_eq!(pool.idle_count(), 0, "and dropped");
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_is_never_checked_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let pool = Pool::new(Duration::from_secs(90));
+        let sender = connect(addr).await;
+        let (stream, _) = listener.accept().await.expect("accept");
+        pool.checkin(sender);
+        drop(stream);
+        for _ in 0..200 {
+            // Until the connection task has seen the close, the sender still looks usable.
+            if let Some(open) = pool.checkout() {
+                pool.checkin(open);
+            }
+            if pool.idle_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let closed = pool.idle_count() == 0;
+        assert!(closed, "the closed connection left the pool");
+    }
+}
