@@ -297,12 +297,7 @@ fn rewrite_request(
         .get(&X_REQUEST_ID)
         .is_some_and(headers::is_valid_request_id);
     if !keep_id {
-        // Formatted on the stack: the header value is the only allocation.
-        let mut buf = uuid::Uuid::encode_buffer();
-        let fresh = uuid::Uuid::new_v4().simple().encode_lower(&mut buf);
-        if let Ok(value) = HeaderValue::from_str(fresh) {
-            h.insert(X_REQUEST_ID.clone(), value);
-        }
+        h.insert(X_REQUEST_ID.clone(), headers::fresh_request_id());
     }
     if let Some(claims) = claims {
         headers::add_identity(h, &snap.identity, claims);

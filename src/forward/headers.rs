@@ -162,6 +162,33 @@ pub fn is_valid_request_id(value: &HeaderValue) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// A fresh request id: a version-4 UUID in 32 lowercase hex digits.
+///
+/// Its 122 random bits come from SipHash, keyed per thread from the OS generator, over a
+/// per-thread counter: a request id has to be unique, not secret, and this costs no system
+/// call per request (uuid's `new_v4` made one).
+pub fn fresh_request_id() -> HeaderValue {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, RandomState};
+    thread_local! {
+        static KEYED: (RandomState, Cell<u64>) = (RandomState::new(), Cell::new(0));
+    }
+    let bytes = KEYED.with(|(keys, counter)| {
+        let n = counter.get();
+        counter.set(n.wrapping_add(1));
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&keys.hash_one((n, 0u8)).to_le_bytes());
+        bytes[8..].copy_from_slice(&keys.hash_one((n, 1u8)).to_le_bytes());
+        bytes
+    });
+    let mut text = uuid::Uuid::encode_buffer();
+    let id = uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .simple()
+        .encode_lower(&mut text);
+    HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
 /// Adds X-Forwarded-For/-Proto/-Host.
 pub fn add_forwarding(
     headers: &mut HeaderMap,
@@ -201,6 +228,23 @@ pub fn add_identity(headers: &mut HeaderMap, identity: &IdentityHeaders, claims:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fresh_request_ids_are_valid_distinct_v4_uuids() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let id = fresh_request_id();
+            assert!(is_valid_request_id(&id));
+            let parsed = uuid::Uuid::parse_str(id.to_str().expect("ascii")).expect("a uuid");
+            assert_eq!(parsed.get_version_num(), 4);
+            assert!(seen.insert(id), "ids repeat");
+        }
+        let other_thread = std::thread::spawn(fresh_request_id).join().expect("thread");
+        assert!(
+            !seen.contains(&other_thread),
+            "threads draw from their own keys"
+        );
+    }
 
     fn identity() -> IdentityHeaders {
         IdentityHeaders {
