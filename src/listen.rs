@@ -31,14 +31,20 @@ struct Server {
 
 /// Binds every configured listener and serves until `shutdown` resolves, then stops
 /// accepting and gives in-flight requests `shutdown_grace` to finish.
+///
+/// Connections are served by one thread per CPU, each running its own single-threaded
+/// runtime and accepting from the same listening sockets (as nginx workers do): a
+/// connection, its requests and its upstream connections stay on one thread, so a proxied
+/// request never pays for a wake-up on another thread. Everything else (admin endpoints,
+/// reloads, store maintenance) runs on the caller's runtime.
 pub async fn serve(
     app: Arc<App>,
     settings: ListenSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let tls_listener = TcpListener::bind(settings.addr).await?;
+    let tls_listener = TcpListener::bind(settings.addr).await?.into_std()?;
     let plain_listener = match settings.plain_addr {
-        Some(addr) => Some(TcpListener::bind(addr).await?),
+        Some(addr) => Some(TcpListener::bind(addr).await?.into_std()?),
         None => None,
     };
     let admin_listener = match settings.admin_addr {
@@ -56,24 +62,78 @@ pub async fn serve(
     });
     app.spawn_purger();
     crate::signals::spawn_reloader(app.clone());
-    let mut loops = vec![tokio::spawn(accept_loop(
-        server.clone(),
-        tls_listener,
-        true,
-    ))];
-    if let Some(listener) = plain_listener {
-        loops.push(tokio::spawn(accept_loop(server.clone(), listener, false)));
-    }
     if let Some(listener) = admin_listener {
         tokio::spawn(crate::admin::serve(listener, app.clone()));
     }
+    let (exit, exiting) = watch::channel(false);
+    let mut workers = Vec::new();
+    for index in 0..worker_count() {
+        let listeners = Listeners {
+            tls: tls_listener.try_clone()?,
+            plain: plain_listener.as_ref().map(|l| l.try_clone()).transpose()?,
+        };
+        workers.push(spawn_worker(
+            index,
+            server.clone(),
+            listeners,
+            exiting.clone(),
+        )?);
+    }
     shutdown.await;
     let _ = stop.send(true);
-    for accept in loops {
-        let _ = accept.await;
-    }
     drain(&server).await;
+    // Past the drain (or its grace), a worker's runtime ends and drops what is left on it.
+    let _ = exit.send(true);
+    for worker in workers {
+        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    }
     Ok(())
+}
+
+/// How many worker threads serve connections: one per CPU the process may run on.
+pub fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// A worker's copies of the listening sockets.
+struct Listeners {
+    tls: std::net::TcpListener,
+    plain: Option<std::net::TcpListener>,
+}
+
+/// Starts worker `index`: accept loops until shutdown, then its connections until `exiting`.
+fn spawn_worker(
+    index: usize,
+    server: Arc<Server>,
+    listeners: Listeners,
+    mut exiting: watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(format!("portcullis-worker-{index}"))
+        .spawn(move || {
+            crate::forward::pool::use_shard(index);
+            runtime.block_on(async move {
+                let accepting = async {
+                    match TcpListener::from_std(listeners.tls) {
+                        Ok(tls) => accept_loop(server.clone(), tls, true).await,
+                        Err(err) => tracing::error!(error = %err, "worker cannot accept"),
+                    }
+                };
+                let plain = async {
+                    if let Some(listener) = listeners.plain {
+                        match TcpListener::from_std(listener) {
+                            Ok(plain) => accept_loop(server.clone(), plain, false).await,
+                            Err(err) => tracing::error!(error = %err, "worker cannot accept"),
+                        }
+                    }
+                };
+                tokio::join!(accepting, plain);
+                let _ = exiting.wait_for(|exit| *exit).await;
+            });
+        })
 }
 
 /// Waits until every connection has closed, or the grace period is over.

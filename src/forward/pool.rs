@@ -4,8 +4,10 @@
 //! hyper-util's pooled client spawned a task per request to wait for the connection to be
 //! ready again, and hashed a pool key per checkout; here the pool is a short Vec behind an
 //! uncontended lock and the body returns the connection itself, so a proxied request costs no
-//! extra task.
+//! extra task. Each worker thread has its own shard: a connection's task runs on the thread
+//! that opened it, and only requests on that thread use it.
 
+use std::cell::Cell;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -21,8 +23,19 @@ const MAX_IDLE: usize = 1024;
 
 /// The idle connections of one upstream, most recently used last; `B` is the request body.
 pub struct Pool<B> {
-    idle: Mutex<Vec<Idle<B>>>,
+    /// One stack per worker thread.
+    shards: Box<[Mutex<Vec<Idle<B>>>]>,
     idle_timeout: Duration,
+}
+
+thread_local! {
+    /// This thread's shard in every pool; worker threads each get their own.
+    static SHARD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes the calling thread use shard `index` (modulo the shard count) of every pool.
+pub fn use_shard(index: usize) {
+    SHARD.with(|shard| shard.set(index));
 }
 
 struct Idle<B> {
@@ -41,8 +54,9 @@ impl<B> std::fmt::Debug for Pool<B> {
 impl<B> Pool<B> {
     /// An empty pool whose connections are closed after `idle_timeout` unused.
     pub fn new(idle_timeout: Duration) -> Pool<B> {
+        let shards = crate::listen::worker_count();
         Pool {
-            idle: Mutex::new(Vec::new()),
+            shards: (0..shards).map(|_| Mutex::new(Vec::new())).collect(),
             idle_timeout,
         }
     }
@@ -86,14 +100,15 @@ impl<B> Pool<B> {
         }
     }
 
-    /// How many connections are idle.
+    /// How many connections are idle in this thread's shard.
     pub fn idle_count(&self) -> usize {
         self.lock().len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle<B>>> {
+        let shard = &self.shards[SHARD.with(Cell::get) % self.shards.len()];
         // Nothing panics while holding the lock; a poisoned Vec of senders is still sound.
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+        shard.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
