@@ -19,6 +19,7 @@ pub mod admin;
 pub mod app;
 pub mod assertion;
 pub mod config;
+mod conn;
 pub mod cookies;
 pub mod devcerts;
 pub mod echo;

@@ -1,33 +1,28 @@
 //! Accept loops: connection cap, TLS handshake deadline, h1/h2 serving, idle timeout,
 //! and the drain on shutdown.
 
-use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
+use tokio_rustls::server::TlsStream;
 
 use crate::app::App;
-use crate::idle::Tracked;
-use crate::pipeline::{self, ConnInfo};
+use crate::conn::{Builders, Graceful, Handler, Protocol};
+use crate::idle::{Activity, Tracked};
+use crate::pipeline::ConnInfo;
 use crate::snapshot::ListenSettings;
-
-/// A request's answer in the making, boxed (see `serve_tracked`).
-type BoxedResponse = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<hyper::Response<crate::Body>, Infallible>> + Send>,
->;
 
 /// What every connection task needs, shared across the accept loops.
 struct Server {
     app: Arc<App>,
     settings: ListenSettings,
-    http: auto::Builder<TokioExecutor>,
+    http: Builders,
     /// One permit per open connection; holding all of them means every connection closed.
     slots: Arc<Semaphore>,
     /// Turns true once shutdown starts.
@@ -59,7 +54,7 @@ pub async fn serve(
     tracing::info!(https = %settings.addr, plain = ?settings.plain_addr, admin = ?settings.admin_addr, "portcullis listening");
     let (stop, stopping) = watch::channel(false);
     let server = Arc::new(Server {
-        http: http_builder(&settings),
+        http: Builders::new(&settings),
         slots: Arc::new(Semaphore::new(settings.max_connections)),
         app: app.clone(),
         settings,
@@ -154,22 +149,6 @@ async fn drain(server: &Server) {
     }
 }
 
-fn http_builder(settings: &ListenSettings) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_timeout)
-        .max_buf_size(settings.max_header_bytes)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256);
-    builder
-}
-
 async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool) {
     let mut stopping = server.stopping.clone();
     loop {
@@ -205,6 +184,7 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool) {
                         proto: "http",
                         client: peer.ip(),
                     },
+                    Protocol::Sniff,
                 )
                 .await;
             }
@@ -214,71 +194,94 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool) {
 }
 
 async fn serve_tls(server: &Server, stream: TcpStream, peer: SocketAddr) {
+    let Some((tls, protocol)) = handshake(server, stream, peer).await else {
+        return;
+    };
+    let info = ConnInfo {
+        peer,
+        proto: "https",
+        client: peer.ip(),
+    };
+    serve_http(server, tls, info, protocol).await;
+}
+
+/// The TLS handshake, within header_timeout, and the protocol ALPN chose.
+///
+/// The session comes back boxed: it is over a kilobyte, and each async fn it is passed through
+/// would otherwise keep its own copy in the connection's task for as long as the connection
+/// lives (2.4 KiB more per idle connection).
+async fn handshake(
+    server: &Server,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<(Box<TlsStream<TcpStream>>, Protocol)> {
     let acceptor = tokio_rustls::TlsAcceptor::from(server.app.shared.load().tls.clone());
-    let handshake =
-        tokio::time::timeout(server.settings.header_timeout, acceptor.accept(stream)).await;
-    match handshake {
+    match tokio::time::timeout(server.settings.header_timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {
-            // Boxed: the TLS session is over a kilobyte, and each async fn it is passed through
-            // would otherwise keep its own copy in the connection's task for as long as the
-            // connection lives (2.4 KiB more per idle connection).
-            serve_http(
-                server,
-                Box::new(tls),
-                ConnInfo {
-                    peer,
-                    proto: "https",
-                    client: peer.ip(),
-                },
-            )
-            .await
+            let protocol = Protocol::from_alpn(tls.get_ref().1.alpn_protocol());
+            Some((Box::new(tls), protocol))
         }
-        Ok(Err(err)) => tracing::debug!(client = %peer, error = %err, "TLS handshake failed"),
-        Err(_) => tracing::debug!(client = %peer, "TLS handshake timed out"),
+        Ok(Err(err)) => {
+            tracing::debug!(client = %peer, error = %err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(client = %peer, "TLS handshake timed out");
+            None
+        }
     }
 }
 
-async fn serve_http<I>(server: &Server, io: I, info: ConnInfo)
+async fn serve_http<I>(server: &Server, io: I, info: ConnInfo, protocol: Protocol)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (io, activity) = Tracked::new(io);
+    let io = TokioIo::new(io);
+    let service = Handler {
+        app: server.app.clone(),
+        info,
+        activity: activity.clone(),
+    };
     let metrics = &server.app.metrics;
     metrics
         .open_connections
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    serve_tracked(server, io, activity, info).await;
+    // Each connection is built inside `drive`: built here and passed in, it would take its
+    // size twice in the connection's task.
+    let http = &server.http;
+    let peer = info.peer;
+    match protocol {
+        Protocol::Http1 => {
+            let build = || http.http1.serve_connection(io, service).with_upgrades();
+            drive(server, build, &activity, peer).await;
+        }
+        Protocol::Http2 => {
+            let build = || http.http2.serve_connection(io, service);
+            drive(server, build, &activity, peer).await;
+        }
+        Protocol::Sniff => {
+            let build = || http.sniff.serve_connection_with_upgrades(io, service);
+            drive(server, build, &activity, peer).await;
+        }
+    }
     metrics
         .open_connections
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-async fn serve_tracked<I>(
+/// Drives a connection to its end, closing it gracefully once it idles past idle_timeout or
+/// the server stops.
+async fn drive<C, E>(
     server: &Server,
-    io: Tracked<I>,
-    activity: crate::idle::Activity,
-    info: ConnInfo,
+    build: impl FnOnce() -> C,
+    activity: &Activity,
+    peer: SocketAddr,
 ) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    C: Future<Output = Result<(), E>> + Graceful,
+    E: std::fmt::Display,
 {
-    let app = server.app.clone();
-    let requests = activity.clone();
-    let service = service_fn(move |request| {
-        let app = app.clone();
-        let serving = requests.serving();
-        // Boxed: hyper allocates the slot for a request's future when the connection opens and
-        // keeps it while the connection idles; unboxed, that slot is the whole 4.5 KiB request
-        // future on every idle connection.
-        let respond: BoxedResponse = Box::pin(async move {
-            let response = pipeline::handle(&app, &info, request).await;
-            drop(serving);
-            Ok::<_, Infallible>(response)
-        });
-        respond
-    });
-    let connection = server
-        .http
-        .serve_connection_with_upgrades(TokioIo::new(io), service);
+    let connection = build();
     tokio::pin!(connection);
     let idle_timeout = server.settings.idle_timeout;
     let mut wait = idle_timeout;
@@ -288,13 +291,13 @@ async fn serve_tracked<I>(
         tokio::select! {
             _ = stopping.wait_for(|stop| *stop), if !closing => {
                 // Finish what is in flight, take no new request on this connection.
-                connection.as_mut().graceful_shutdown();
+                connection.as_mut().shutdown();
                 closing = true;
                 wait = server.settings.shutdown_grace;
             }
             result = connection.as_mut() => {
                 if let Err(err) = result {
-                    tracing::debug!(client = %info.peer, error = %err, "connection ended with an error");
+                    tracing::debug!(client = %peer, error = %err, "connection ended with an error");
                 }
                 return;
             }
@@ -305,7 +308,7 @@ async fn serve_tracked<I>(
                 }
                 let idle = activity.idle_for();
                 if idle >= idle_timeout {
-                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().shutdown();
                     closing = true;
                     wait = server.settings.header_timeout;
                 } else {
