@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,11 +11,13 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
+use tokio::time::{timeout_at, Instant};
 use tokio_rustls::server::TlsStream;
 
 use crate::app::App;
 use crate::conn::{Builders, Graceful, Handler, Protocol};
 use crate::idle::{Activity, Tracked};
+use crate::metrics::Metrics;
 use crate::pipeline::ConnInfo;
 use crate::snapshot::ListenSettings;
 
@@ -176,27 +179,48 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool) {
             if tls {
                 serve_tls(&server, stream, peer).await;
             } else {
-                serve_http(
-                    &server,
-                    stream,
-                    ConnInfo {
-                        peer,
-                        proto: "http",
-                        client: peer.ip(),
-                    },
-                    Protocol::Sniff,
-                )
-                .await;
+                serve_plain(&server, stream, peer).await;
             }
             drop(slot);
         });
     }
 }
 
+async fn serve_plain(server: &Server, stream: TcpStream, peer: SocketAddr) {
+    let deadline = Instant::now() + server.settings.header_timeout;
+    let _open = Open::count(&server.app.metrics);
+    // As `first_bytes` for TLS.
+    let mut byte = [0; 1];
+    let first = async {
+        matches!(
+            timeout_at(deadline, stream.peek(&mut byte)).await,
+            Ok(Ok(_))
+        )
+    };
+    if !unless_stopping(server, first).await {
+        tracing::debug!(client = %peer, "no request within header_timeout");
+        return;
+    }
+    let info = ConnInfo {
+        peer,
+        proto: "http",
+        client: peer.ip(),
+    };
+    serve_http(server, stream, info, Protocol::Sniff).await;
+}
+
 async fn serve_tls(server: &Server, stream: TcpStream, peer: SocketAddr) {
-    let Some((tls, protocol)) = handshake(server, stream, peer).await else {
+    // The handshake and the first byte of the first request share one header_timeout; hyper
+    // then gives an HTTP/1.1 request head its own.
+    let deadline = Instant::now() + server.settings.header_timeout;
+    let Some((tls, protocol)) = handshake(server, stream, peer, deadline).await else {
         return;
     };
+    let _open = Open::count(&server.app.metrics);
+    if !unless_stopping(server, first_bytes(&tls, deadline)).await {
+        tracing::debug!(client = %peer, "no request within header_timeout of the handshake");
+        return;
+    }
     let info = ConnInfo {
         peer,
         proto: "https",
@@ -205,7 +229,7 @@ async fn serve_tls(server: &Server, stream: TcpStream, peer: SocketAddr) {
     serve_http(server, tls, info, protocol).await;
 }
 
-/// The TLS handshake, within header_timeout, and the protocol ALPN chose.
+/// The TLS handshake, by `deadline`, and the protocol ALPN chose.
 ///
 /// The session comes back boxed: it is over a kilobyte, and each async fn it is passed through
 /// would otherwise keep its own copy in the connection's task for as long as the connection
@@ -214,9 +238,10 @@ async fn handshake(
     server: &Server,
     stream: TcpStream,
     peer: SocketAddr,
+    deadline: Instant,
 ) -> Option<(Box<TlsStream<TcpStream>>, Protocol)> {
     let acceptor = tokio_rustls::TlsAcceptor::from(server.app.shared.load().tls.clone());
-    match tokio::time::timeout(server.settings.header_timeout, acceptor.accept(stream)).await {
+    match timeout_at(deadline, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {
             let protocol = Protocol::from_alpn(tls.get_ref().1.alpn_protocol());
             Some((Box::new(tls), protocol))
@@ -232,6 +257,49 @@ async fn handshake(
     }
 }
 
+/// Waits, at most until `deadline`, for the client to send something after the handshake.
+///
+/// hyper allocates its 16 KiB of HTTP/1.1 buffers (h2: its codec's) as soon as a connection
+/// is built; a client that connects ahead of its first request (a browser's preconnect) costs
+/// only its TLS session until it speaks. And a silent connection is closed after
+/// header_timeout whatever its protocol: the sniffing that no ALPN leads to, and h2, have no
+/// deadline of their own for a first byte. False: nothing came in time.
+async fn first_bytes(tls: &TlsStream<TcpStream>, deadline: Instant) -> bool {
+    let (tcp, session) = tls.get_ref();
+    // The request may have come with the handshake's last flight and be decrypted already
+    // (or the client closed): then there is nothing to wait for.
+    if !session.wants_read() {
+        return true;
+    }
+    matches!(timeout_at(deadline, tcp.readable()).await, Ok(Ok(())))
+}
+
+/// What `first` says, or false as soon as the server stops: a connection that has not spoken
+/// has nothing in flight to finish, and must not hold up the drain.
+async fn unless_stopping(server: &Server, first: impl Future<Output = bool>) -> bool {
+    let mut stopping = server.stopping.clone();
+    tokio::select! {
+        spoke = first => spoke,
+        _ = stopping.wait_for(|stop| *stop) => false,
+    }
+}
+
+/// One connection counted in `open_connections` for as long as this lives.
+struct Open<'a>(&'a Metrics);
+
+impl<'a> Open<'a> {
+    fn count(metrics: &'a Metrics) -> Self {
+        metrics.open_connections.fetch_add(1, Ordering::Relaxed);
+        Open(metrics)
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn serve_http<I>(server: &Server, io: I, info: ConnInfo, protocol: Protocol)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -243,10 +311,6 @@ where
         info,
         activity: activity.clone(),
     };
-    let metrics = &server.app.metrics;
-    metrics
-        .open_connections
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // Each connection is built inside `drive`: built here and passed in, it would take its
     // size twice in the connection's task.
     let http = &server.http;
@@ -265,9 +329,6 @@ where
             drive(server, build, &activity, peer).await;
         }
     }
-    metrics
-        .open_connections
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Drives a connection to its end, closing it gracefully once it idles past idle_timeout or

@@ -87,6 +87,79 @@ async fn silent_tcp_connection_is_closed_after_header_timeout() {
 }
 
 #[tokio::test]
+async fn silent_tls_connection_is_closed_after_header_timeout() {
+    // Completes the handshake, then sends nothing: the first request is inside
+    // header_timeout too (idle_timeout stays at 60 s, far beyond the deadline below).
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = Gateway::start(GatewayConfig::standard(&up.url()).header_timeout("1s")).await;
+    for alpn in [&[b"http/1.1".as_slice()][..], &[b"h2"], &[]] {
+        let mut tls = gw.client().connect_tls(alpn).await.expect("TLS connect");
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(CLOSE_DEADLINE, async {
+            loop {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "a silent TLS connection (ALPN {alpn:?}) was still open after {CLOSE_DEADLINE:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn silent_plain_connection_is_closed_after_header_timeout() {
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = Gateway::start(
+        GatewayConfig::standard(&up.url())
+            .header_timeout("1s")
+            .plain(),
+    )
+    .await;
+    let addr = gw.plain.expect("plain listener");
+    let mut tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("TCP connect");
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(CLOSE_DEADLINE, async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "a silent plain connection was still open after {CLOSE_DEADLINE:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_first_request_sent_a_while_after_the_handshake_is_served() {
+    // The connection is built only once the client speaks; what it then sends is all served.
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = Gateway::start(GatewayConfig::standard(&up.url())).await;
+    let mut tls = gw
+        .client()
+        .connect_tls(&[b"http/1.1"])
+        .await
+        .expect("TLS connect");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(keep_alive_get(&mut tls, "/public/a").await.status, 200);
+    assert_eq!(keep_alive_get(&mut tls, "/public/b").await.status, 200);
+    assert_eq!(
+        up.seen_targets(),
+        vec!["/public/a".to_string(), "/public/b".to_string()]
+    );
+}
+
+#[tokio::test]
 async fn gateway_keeps_serving_while_a_client_dribbles() {
     let up = MockUpstream::start(Mode::Record).await;
     let gw = Gateway::start(GatewayConfig::standard(&up.url()).header_timeout("5s")).await;

@@ -207,3 +207,24 @@ async fn sigterm_lets_the_request_in_flight_finish_then_exits_zero() {
     .expect("gateway exited");
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+#[tokio::test]
+async fn sigterm_does_not_wait_for_connections_that_never_spoke() {
+    // header_timeout 60 s and shutdown_grace 30 s: only closing the silent connections at
+    // once lets the gateway exit within the deadline below.
+    let up = MockUpstream::start(Mode::Record).await;
+    let mut gw = Gateway::start(GatewayConfig::standard(&up.url()).header_timeout("60s")).await;
+    let mut silent = Vec::new();
+    for alpn in [&[b"http/1.1".as_slice()][..], &[b"h2"], &[]] {
+        silent.push(gw.client().connect_tls(alpn).await.expect("TLS connect"));
+    }
+    gw.signal("TERM");
+    let exit = eventually(Duration::from_secs(10), || {
+        let status = gw.exited();
+        async move { status.ok_or("still running".to_string()) }
+    })
+    .await
+    .expect("gateway exited without waiting for the silent connections");
+    assert!(exit.success(), "exit status {exit:?}");
+    drop(silent);
+}
