@@ -2,12 +2,13 @@
 """Opens N keep-alive TLS connections to a loopback proxy, one request each, then holds them
 idle and reports the proxy's resident memory (summed over --pid).
 
-Prints one row for benches/compare_table.py: "idle", name, connections held, RSS MiB while
-holding, RSS MiB before. Loopback only; closes everything before it exits.
+Prints one row for benches/compare_table.py: "idle", name, connections still open when the RSS
+is read, RSS MiB while holding, RSS MiB before. Loopback only; closes everything before it exits.
 """
 
 import argparse
 import asyncio
+import re
 import resource
 import ssl
 import sys
@@ -29,12 +30,15 @@ async def one(port, request, ctx, gate, held):
             reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
+            # The body too, so that an end of stream from the proxy later shows as at_eof().
+            length = re.search(rb"\r\ncontent-length: *(\d+)", head, re.IGNORECASE)
+            await reader.readexactly(int(length.group(1)) if length else 0)
         except (OSError, asyncio.IncompleteReadError, ssl.SSLError) as err:
             print(f"connection failed: {err}", file=sys.stderr)
             return
     if not head.startswith(b"HTTP/1.1 200"):
         print(f"unexpected answer: {head[:40]!r}", file=sys.stderr)
-    held.append(writer)
+    held.append((reader, writer))
 
 
 async def main():
@@ -61,8 +65,13 @@ async def main():
     await asyncio.gather(*(one(args.port, request, ctx, gate, held) for _ in range(args.count)))
     await asyncio.sleep(2)
     holding = rss_mib(args.pid)
-    print(f"idle\t{args.name}\t{len(held)}\t{holding:.1f}\t{before:.1f}\t-")
-    for writer in held:
+    # Only connections the proxy still holds count: one it closed (a timeout shorter than the
+    # time it took to open all of them) has freed its memory.
+    still_open = sum(1 for reader, _ in held if not reader.at_eof())
+    if still_open < len(held):
+        print(f"{len(held) - still_open} connections closed by the proxy", file=sys.stderr)
+    print(f"idle\t{args.name}\t{still_open}\t{holding:.1f}\t{before:.1f}\t-")
+    for _, writer in held:
         writer.close()
     await asyncio.sleep(1)
 
