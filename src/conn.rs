@@ -157,6 +157,12 @@ impl<I: Read + Write + Unpin + Send + 'static> Graceful
     }
 }
 
+impl<C: Graceful + ?Sized> Graceful for Pin<Box<C>> {
+    fn shutdown(self: Pin<&mut Self>) {
+        self.get_mut().as_mut().shutdown();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Protocol;
