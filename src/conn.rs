@@ -1,21 +1,16 @@
 //! One client connection as hyper serves it: the protocol (the one TLS negotiated by ALPN,
-//! else sniffed from the first bytes), the per-request service, and the graceful close.
+//! else sniffed from the first bytes), and the graceful close.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use hyper::body::Incoming;
+use hyper::rt::bounds::Http2ServerConnExec;
 use hyper::rt::{Read, Write};
 use hyper::server::conn::{http1, http2};
-use hyper::{Request, Response};
+use hyper::service::HttpService;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
-use crate::app::App;
-use crate::idle::Activity;
-use crate::pipeline::{self, ConnInfo};
 use crate::snapshot::ListenSettings;
 use crate::Body;
 
@@ -92,65 +87,41 @@ impl Builders {
     }
 }
 
-/// A request's answer in the making, boxed (see [`Handler`]).
-pub type Responding = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-/// The service of one connection: every request goes through the pipeline.
-///
-/// Its future is boxed: hyper allocates the slot for a request's future when the connection
-/// opens and keeps it while the connection idles; unboxed, that slot would be the whole
-/// 4.5 KiB request future on every idle connection.
-#[derive(Clone)]
-pub struct Handler {
-    /// The runtime.
-    pub app: Arc<App>,
-    /// Where the connection comes from.
-    pub info: ConnInfo,
-    /// The connection's idle clock: paused while a request is served.
-    pub activity: Activity,
-}
-
-impl hyper::service::Service<Request<Incoming>> for Handler {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Responding;
-
-    fn call(&self, request: Request<Incoming>) -> Responding {
-        let app = self.app.clone();
-        let info = self.info;
-        let serving = self.activity.serving();
-        Box::pin(async move {
-            let response = pipeline::handle(&app, &info, request).await;
-            drop(serving);
-            Ok(response)
-        })
-    }
-}
-
 /// A connection hyper serves that can be asked to finish what is in flight and close.
 pub trait Graceful {
     /// Takes no new request; ends once the ones in flight are answered.
     fn shutdown(self: Pin<&mut Self>);
 }
 
-impl<I: Read + Write + Unpin + Send + 'static> Graceful
-    for http1::UpgradeableConnection<I, Handler>
+impl<I, S> Graceful for http1::UpgradeableConnection<I, S>
+where
+    S: HttpService<Incoming, ResBody = Body>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: Read + Write + Unpin,
 {
     fn shutdown(self: Pin<&mut Self>) {
         self.graceful_shutdown();
     }
 }
 
-impl<I: Read + Write + Unpin + Send + 'static> Graceful
-    for http2::Connection<I, Handler, TokioExecutor>
+impl<I, S> Graceful for http2::Connection<I, S, TokioExecutor>
+where
+    S: HttpService<Incoming, ResBody = Body>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: Read + Write + Unpin,
+    TokioExecutor: Http2ServerConnExec<S::Future, Body>,
 {
     fn shutdown(self: Pin<&mut Self>) {
         self.graceful_shutdown();
     }
 }
 
-impl<I: Read + Write + Unpin + Send + 'static> Graceful
-    for auto::UpgradeableConnection<'_, I, Handler, TokioExecutor>
+impl<I, S> Graceful for auto::UpgradeableConnection<'_, I, S, TokioExecutor>
+where
+    S: HttpService<Incoming, ResBody = Body>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: Read + Write + Unpin,
+    TokioExecutor: auto::HttpServerConnExec<S::Future, Body>,
 {
     fn shutdown(self: Pin<&mut Self>) {
         self.graceful_shutdown();
