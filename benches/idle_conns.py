@@ -3,7 +3,8 @@
 idle and reports the proxy's resident memory (summed over --pid).
 
 Prints one row for benches/compare_table.py: "idle", name, connections still open when the RSS
-is read, RSS MiB while holding, RSS MiB before. Loopback only; closes everything before it exits.
+is read, RSS MiB while holding, RSS MiB before. --handshake-first also prints (to stderr) the
+RSS with every connection open but no request sent yet. Loopback only; closes everything before it exits.
 """
 
 import argparse
@@ -24,10 +25,21 @@ def rss_mib(pids):
     return total / 1024.0
 
 
-async def one(port, request, ctx, gate, held):
+async def connect(port, ctx, gate):
     async with gate:
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+            return await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+        except (OSError, ssl.SSLError) as err:
+            print(f"connection failed: {err}", file=sys.stderr)
+            return None
+
+
+async def ask(conn, request, gate, held):
+    if conn is None:
+        return
+    reader, writer = conn
+    async with gate:
+        try:
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             # The body too, so that an end of stream from the proxy later shows as at_eof().
@@ -41,6 +53,10 @@ async def one(port, request, ctx, gate, held):
     held.append((reader, writer))
 
 
+async def one(port, request, ctx, gate, held):
+    await ask(await connect(port, ctx, gate), request, gate, held)
+
+
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=10000)
@@ -48,6 +64,11 @@ async def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--name", required=True)
+    parser.add_argument(
+        "--handshake-first",
+        action="store_true",
+        help="open every connection first and print the RSS then (to stderr), then send",
+    )
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -62,7 +83,15 @@ async def main():
     before = rss_mib(args.pid)
     held = []
     gate = asyncio.Semaphore(64)
-    await asyncio.gather(*(one(args.port, request, ctx, gate, held) for _ in range(args.count)))
+    if args.handshake_first:
+        conns = await asyncio.gather(*(connect(args.port, ctx, gate) for _ in range(args.count)))
+        await asyncio.sleep(2)
+        opened = sum(1 for c in conns if c is not None)
+        print(f"{args.name}: {opened} connections after the handshake only: "
+              f"{rss_mib(args.pid):.1f} MiB", file=sys.stderr)
+        await asyncio.gather(*(ask(c, request, gate, held) for c in conns))
+    else:
+        await asyncio.gather(*(one(args.port, request, ctx, gate, held) for _ in range(args.count)))
     await asyncio.sleep(2)
     holding = rss_mib(args.pid)
     # Only connections the proxy still holds count: one it closed (a timeout shorter than the
