@@ -78,7 +78,9 @@ async fn proxy<'s>(
     }
     if let Some(endpoint) = endpoints::classify(snap, request.method(), &normalized) {
         drop(normalized);
-        return endpoints::handle(app, snap, conn, endpoint, request).await;
+        // Boxed: the auth endpoints' futures are large, and hyper keeps a slot the size of
+        // this future on every open connection, idle ones included.
+        return Box::pin(endpoints::handle(app, snap, conn, endpoint, request)).await;
     }
     let route = find_route(snap, host.as_deref(), request.method(), &normalized)?;
     trace.route = Some(route);

@@ -147,7 +147,8 @@ impl Upstream {
                 },
             }
         }
-        let mut sender = self.connect().await?;
+        // Boxed: connecting is rare next to reusing, and its future would size every request's.
+        let mut sender = Box::pin(self.connect()).await?;
         match sender.send_request(request).await {
             Ok(response) => Ok(self.lend(response, sender)),
             Err(err) => Err(self.failed(&err)),
