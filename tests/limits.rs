@@ -70,18 +70,9 @@ async fn silent_tcp_connection_is_closed_after_header_timeout() {
     let mut tcp = tokio::net::TcpStream::connect(gw.https)
         .await
         .expect("TCP connect");
-    let mut buf = [0u8; 64];
-    let closed = tokio::time::timeout(CLOSE_DEADLINE, async {
-        loop {
-            match tcp.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
+    let closed = read_until_closed(&mut tcp).await;
     assert!(
-        closed.is_ok(),
+        closed.is_some(),
         "a silent connection was still open after {CLOSE_DEADLINE:?}"
     );
 }
@@ -94,18 +85,9 @@ async fn silent_tls_connection_is_closed_after_header_timeout() {
     let gw = Gateway::start(GatewayConfig::standard(&up.url()).header_timeout("1s")).await;
     for alpn in [&[b"http/1.1".as_slice()][..], &[b"h2"], &[]] {
         let mut tls = gw.client().connect_tls(alpn).await.expect("TLS connect");
-        let mut buf = [0u8; 64];
-        let closed = tokio::time::timeout(CLOSE_DEADLINE, async {
-            loop {
-                match tls.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
+        let closed = read_until_closed(&mut tls).await;
         assert!(
-            closed.is_ok(),
+            closed.is_some(),
             "a silent TLS connection (ALPN {alpn:?}) was still open after {CLOSE_DEADLINE:?}"
         );
     }
@@ -124,18 +106,9 @@ async fn silent_plain_connection_is_closed_after_header_timeout() {
     let mut tcp = tokio::net::TcpStream::connect(addr)
         .await
         .expect("TCP connect");
-    let mut buf = [0u8; 64];
-    let closed = tokio::time::timeout(CLOSE_DEADLINE, async {
-        loop {
-            match tcp.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
+    let closed = read_until_closed(&mut tcp).await;
     assert!(
-        closed.is_ok(),
+        closed.is_some(),
         "a silent plain connection was still open after {CLOSE_DEADLINE:?}"
     );
 }
@@ -287,21 +260,9 @@ async fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
         .await
         .expect("write");
     tls.flush().await.expect("flush");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let closed = tokio::time::timeout(CLOSE_DEADLINE, async {
-        loop {
-            match tls.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(
-        closed.is_ok(),
-        "idle keep-alive connection still open after {CLOSE_DEADLINE:?}"
-    );
+    let got = read_until_closed(&mut tls).await.unwrap_or_else(|| {
+        panic!("idle keep-alive connection still open after {CLOSE_DEADLINE:?}")
+    });
     let text = String::from_utf8_lossy(&got);
     assert!(
         text.starts_with("HTTP/1.1 200"),
@@ -337,22 +298,10 @@ async fn a_login_body_that_stalls_is_408_after_the_idle_timeout() {
     let head = "POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user";
     tls.write_all(head.as_bytes()).await.expect("write");
     tls.flush().await.expect("flush");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let answered = tokio::time::timeout(CLOSE_DEADLINE, async {
-        loop {
-            match tls.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
+    let got = read_until_closed(&mut tls)
+        .await
+        .unwrap_or_else(|| panic!("stalled body still held after {CLOSE_DEADLINE:?}"));
     let text = String::from_utf8_lossy(&got);
-    assert!(
-        answered.is_ok(),
-        "stalled body still held after {CLOSE_DEADLINE:?}: {text}"
-    );
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
 }
 
@@ -430,4 +379,21 @@ async fn connection_over_max_connections_waits_for_a_free_slot() {
         ],
         "the second request reached the upstream only after the first connection closed"
     );
+}
+
+/// Everything the server sent until it closed the connection, or None if it was still open
+/// after CLOSE_DEADLINE.
+async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(CLOSE_DEADLINE, read_all).await.ok()?;
+    Some(got)
 }
