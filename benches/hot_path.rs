@@ -15,7 +15,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 
 use portcullis::forward::headers::{self, IdentityHeaders};
-use portcullis::keygen::generate_private_pem;
+use portcullis::path;
+use portcullis::request::pipeline;
 use portcullis::revoke::memory::MemoryStore;
 use portcullis::route::{Matcher, Pattern, Table};
 use portcullis::token::cache;
@@ -23,7 +24,7 @@ use portcullis::token::keys::{KeyMaterial, KeyRing, KeySpec};
 use portcullis::token::mint::{self, Grant};
 use portcullis::token::verify::{self, Expectations};
 use portcullis::token::{Alg, Claims, TokenType};
-use portcullis::{path, pipeline};
+use portcullis::tools::keygen::generate_private_pem;
 
 const ISSUER: &str = "portcullis";
 const AUDIENCE: &str = "portcullis";

@@ -3,8 +3,8 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
 
 use super::*;
-use crate::keygen::generate_private_pem;
 use crate::policy::test_support::claims;
+use crate::tools::keygen::generate_private_pem;
 
 const NOW: u64 = 1_700_000_000;
 

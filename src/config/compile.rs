@@ -12,8 +12,8 @@ use super::compile_routes::AssertionKey;
 use super::diag::{ConfigError, ConfigErrors};
 use super::raw::{self, GatewayFile};
 use super::Source;
+use crate::config::snapshot::{ListenSettings, Snapshot, TokenLifetimes};
 use crate::forward::headers::IdentityHeaders;
-use crate::snapshot::{ListenSettings, Snapshot, TokenLifetimes};
 use crate::token::keys::{KeyMaterial, KeyRing, KeySpec};
 use crate::token::verify::Expectations;
 
@@ -108,8 +108,11 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
     let listen = listen_settings(&mut diag, &base, &file);
     let trusted_proxies = trusted_proxies(&mut diag, &file.listen);
     let login = super::compile_auth::login_side(&mut diag, &base, &file);
-    let issuers =
-        crate::issuers::compile::issuers(&mut diag, &file.issuers, file.tokens.issuer.get_ref());
+    let issuers = crate::config::compile_issuers::issuers(
+        &mut diag,
+        &file.issuers,
+        file.tokens.issuer.get_ref(),
+    );
     let assertion = super::compile_assertion::load(&mut diag, &base, &file, keys.as_ref());
     let assertion_key = match (&file.assertion, &assertion) {
         (None, _) => AssertionKey::Missing,
@@ -223,7 +226,7 @@ fn load_tls(
     let cert = read_bytes(diag, base, &listen.tls_cert, "TLS certificate");
     let key = read_bytes(diag, base, &listen.tls_key, "TLS key");
     let (cert, key) = (cert?, key?);
-    match crate::tls::server_config(&cert, &key) {
+    match crate::config::tls::server_config(&cert, &key) {
         Ok(config) => Some(config),
         Err(err) => {
             diag.at(listen.tls_cert.span(), err.to_string());

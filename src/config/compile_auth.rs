@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::compile::{resolve, Diag};
 use super::raw::{self, GatewayFile, UsersBackend};
-use crate::snapshot::AuthSettings;
+use crate::config::snapshot::AuthSettings;
 use crate::throttle::Limits;
 use crate::users::file::FileStore;
 use crate::users::http::HttpStore;

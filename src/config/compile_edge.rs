@@ -3,8 +3,8 @@
 use super::compile::Diag;
 use super::raw::{self, GatewayFile};
 use crate::cookies::CookieSettings;
-use crate::endpoints::verify::ForwardAuth;
-use crate::endpoints::JWKS_PATH;
+use crate::request::endpoints::verify::ForwardAuth;
+use crate::request::endpoints::JWKS_PATH;
 
 /// Whether `path` is a plain absolute path the normalizer leaves alone (no pattern, query,
 /// fragment or path parameter): the form every configured endpoint path must have.

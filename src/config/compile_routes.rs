@@ -12,9 +12,9 @@ use super::diag::ConfigError;
 use super::raw::{self, RoutesFile};
 use super::Source;
 use crate::assertion::{RouteAssertion, Signer};
+use crate::config::snapshot::Route;
 use crate::forward::upstream::Upstream;
 use crate::route::{Matcher, Pattern, Table};
-use crate::snapshot::Route;
 
 /// What gateway.toml says about assertions, for upstreams with `assertion = true`.
 #[derive(Debug, Clone, Copy)]

@@ -4,11 +4,14 @@ pub mod compile;
 mod compile_assertion;
 pub mod compile_auth;
 mod compile_edge;
+pub mod compile_issuers;
 mod compile_policy;
 mod compile_routes;
 pub mod diag;
 pub mod duration;
 pub mod raw;
+pub mod snapshot;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 

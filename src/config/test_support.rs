@@ -23,9 +23,10 @@ file = "routes.toml"
 
 /// Writes the cert, TLS key and signing key that `GATEWAY` names into `dir`.
 pub(crate) fn write_material(dir: &Path) {
-    crate::devcerts::write_dev_cert(dir).expect("dev cert");
+    crate::tools::devcerts::write_dev_cert(dir).expect("dev cert");
     std::fs::rename(dir.join("dev-cert.pem"), dir.join("cert.pem")).expect("rename cert");
     std::fs::rename(dir.join("dev-key.pem"), dir.join("key.pem")).expect("rename key");
-    let pem = crate::keygen::generate_private_pem(crate::token::Alg::EdDSA).expect("signing key");
+    let pem =
+        crate::tools::keygen::generate_private_pem(crate::token::Alg::EdDSA).expect("signing key");
     std::fs::write(dir.join("main.pem"), pem).expect("write signing key");
 }

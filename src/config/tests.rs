@@ -42,7 +42,7 @@ fn sample_files_are_the_embedded_default_and_load() {
     assert_eq!(on_disk, DEFAULT_GATEWAY_TOML);
     let dir = tempfile::tempdir().expect("temp dir");
     let config_dir = dir.path().join("config");
-    crate::devcerts::ensure_dev_material(&dir.path().join("certs")).expect("dev material");
+    crate::tools::devcerts::ensure_dev_material(&dir.path().join("certs")).expect("dev material");
     let loaded = load(&Source::Embedded(config_dir));
     let loaded = loaded.unwrap_or_else(|e| panic!("embedded default must load:\n{e}"));
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);

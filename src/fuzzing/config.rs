@@ -29,7 +29,7 @@ fn base_dir() -> &'static Path {
 }
 
 fn write_material(dir: &Path) {
-    crate::devcerts::ensure_dev_material(&dir.join("certs")).expect("dev material");
+    crate::tools::devcerts::ensure_dev_material(&dir.join("certs")).expect("dev material");
     std::fs::create_dir_all(dir.join("config")).expect("config dir");
     let users = include_str!("../../config/users.toml");
     std::fs::write(dir.join("config/users.toml"), users).expect("users.toml");

@@ -64,7 +64,7 @@ fn spec(alg: Alg) -> KeySpec {
             .collect();
         KeyMaterial::Secret(secret.into_bytes())
     } else {
-        let pem = crate::keygen::generate_private_pem(alg).expect("key generation");
+        let pem = crate::tools::keygen::generate_private_pem(alg).expect("key generation");
         KeyMaterial::PrivatePem(pem.into_bytes())
     };
     KeySpec {

@@ -221,7 +221,7 @@ async fn discover(issuer: &Issuer, client: &Client, url: &Uri) -> Result<Uri, St
             doc.issuer, issuer.issuer
         ));
     }
-    super::compile::fetch_uri(&doc.jwks_uri).map_err(|e| format!("discovery jwks_uri: {e}"))
+    fetch_uri(&doc.jwks_uri).map_err(|e| format!("discovery jwks_uri: {e}"))
 }
 
 /// GET `uri`: the body (at most MAX_BODY_BYTES) and the response's max-age.
@@ -267,4 +267,33 @@ pub fn spawn(issuer: &Arc<Issuer>, client: Client, first: Duration) {
             wait = refresh(&issuer, &client).await;
         }
     });
+}
+
+/// A URL keys may be fetched from: https, or http to a loopback address (a local test
+/// provider); never with credentials in it.
+pub fn fetch_uri(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("{url:?} has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!("{url:?} must not contain credentials"));
+    }
+    match uri.scheme_str() {
+        Some("https") => Ok(uri),
+        Some("http") if is_loopback(authority.host()) => Ok(uri),
+        _ => Err(format!(
+            "{url:?} must be https:// (http:// only to a loopback address)"
+        )),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

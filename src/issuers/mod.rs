@@ -7,7 +7,6 @@
 //! provider's JWK Set, fetched off the request path (see [`fetch`]); `jku`, `x5u` and an
 //! embedded `jwk` in a token header are never read.
 
-pub mod compile;
 pub mod fetch;
 pub mod jwks;
 pub mod report;

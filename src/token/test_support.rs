@@ -7,7 +7,7 @@ use super::keys::{KeyMaterial, KeyRing, KeySpec};
 use super::mint::Grant;
 use super::verify::Expectations;
 use super::{Alg, TokenType, ALL_ALGS};
-use crate::keygen::generate_private_pem;
+use crate::tools::keygen::generate_private_pem;
 
 /// Issuer used by the test rings.
 pub(crate) const ISSUER: &str = "https://auth.test";

@@ -172,7 +172,7 @@ pub(crate) fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keygen::generate_private_pem;
+    use crate::tools::keygen::generate_private_pem;
 
     fn private(alg: Alg) -> KeyMaterial {
         KeyMaterial::PrivatePem(generate_private_pem(alg).unwrap().into_bytes())

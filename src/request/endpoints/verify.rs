@@ -12,13 +12,13 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-use crate::app::App;
 use crate::config::raw::ForwardTrust;
+use crate::config::snapshot::Snapshot;
+use crate::control::app::App;
 use crate::forward::headers;
 use crate::forward::proxies::{self, Cidr};
-use crate::pipeline::{self, ConnInfo};
 use crate::reject::Reject;
-use crate::snapshot::Snapshot;
+use crate::request::pipeline::{self, ConnInfo};
 use crate::{path, Body};
 
 /// The compiled `[forward_auth]` section.

@@ -9,15 +9,16 @@ use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use crate::access::Trace;
-use crate::app::App;
 use crate::config::raw::OnError;
+use crate::config::snapshot::{Route, Snapshot};
+use crate::control::app::App;
 use crate::forward::headers::{self, X_REQUEST_ID};
 use crate::forward::proxies;
 use crate::reject::{self, Reject};
-use crate::snapshot::{Route, Snapshot};
+use crate::request::access_log::Trace;
+use crate::request::endpoints;
 use crate::token::Claims;
-use crate::{endpoints, path, route, Body};
+use crate::{path, route, Body};
 
 /// What the listener knows about the connection a request came in on.
 #[derive(Debug, Clone, Copy)]

@@ -11,7 +11,7 @@ use hyper::service::HttpService;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
-use crate::snapshot::ListenSettings;
+use crate::config::snapshot::ListenSettings;
 use crate::Body;
 
 /// The HTTP version a connection is served with.

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use http::{HeaderValue, Method, StatusCode};
 
-use crate::pipeline::ConnInfo;
-use crate::snapshot::Route;
+use crate::config::snapshot::Route;
+use crate::request::pipeline::ConnInfo;
 
 /// Facts about a request the pipeline learns as it goes; logged when the answer is sent.
 #[derive(Debug, Default)]

@@ -4,7 +4,7 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::Response;
 use http_body_util::Full;
 
-use crate::snapshot::Snapshot;
+use crate::config::snapshot::Snapshot;
 use crate::Body;
 
 /// The JWK Set of the current snapshot.

@@ -6,11 +6,11 @@ use std::time::Duration;
 use http::Uri;
 use toml::Spanned;
 
-use super::fetch::Live;
-use super::jwks::AlgSet;
-use super::{Issuer, Issuers, JwksSource};
 use crate::config::compile::Diag;
 use crate::config::raw;
+use crate::issuers::fetch::{fetch_uri, Live};
+use crate::issuers::jwks::AlgSet;
+use crate::issuers::{Issuer, Issuers, JwksSource};
 
 /// Compiles every `[[issuers]]` entry; `own_issuer` is the gateway's `[tokens] issuer`.
 pub(crate) fn issuers(
@@ -119,35 +119,6 @@ fn source(diag: &mut Diag<'_>, entry: &Spanned<raw::Issuer>) -> Option<JwksSourc
             None
         }
     }
-}
-
-/// A URL keys may be fetched from: https, or http to a loopback address (a local test
-/// provider); never with credentials in it.
-pub fn fetch_uri(url: &str) -> Result<Uri, String> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    let authority = uri
-        .authority()
-        .ok_or_else(|| format!("{url:?} has no host"))?;
-    if authority.as_str().contains('@') {
-        return Err(format!("{url:?} must not contain credentials"));
-    }
-    match uri.scheme_str() {
-        Some("https") => Ok(uri),
-        Some("http") if is_loopback(authority.host()) => Ok(uri),
-        _ => Err(format!(
-            "{url:?} must be https:// (http:// only to a loopback address)"
-        )),
-    }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn algorithms(diag: &mut Diag<'_>, algs: &Spanned<Vec<crate::token::Alg>>) -> Option<AlgSet> {

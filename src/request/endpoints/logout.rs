@@ -5,10 +5,10 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 
 use super::body;
-use crate::app::App;
-use crate::pipeline::{unix_now, ConnInfo};
+use crate::config::snapshot::Snapshot;
+use crate::control::app::App;
 use crate::reject::Reject;
-use crate::snapshot::Snapshot;
+use crate::request::pipeline::{unix_now, ConnInfo};
 use crate::token::verify;
 use crate::token::TokenType;
 use crate::Body;

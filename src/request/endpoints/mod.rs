@@ -12,10 +12,10 @@ pub mod verify;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
-use crate::app::App;
-use crate::pipeline::ConnInfo;
+use crate::config::snapshot::Snapshot;
+use crate::control::app::App;
 use crate::reject::Reject;
-use crate::snapshot::Snapshot;
+use crate::request::pipeline::ConnInfo;
 use crate::Body;
 
 /// The JWKS path, fixed by convention (RFC 8414 clients look here).

@@ -19,7 +19,7 @@ pub enum DevCertError {
     },
     /// Key generation failed.
     #[error(transparent)]
-    Keygen(#[from] crate::keygen::KeygenError),
+    Keygen(#[from] crate::tools::keygen::KeygenError),
 }
 
 /// File names of the dev certificate and key inside the output directory.
@@ -61,7 +61,7 @@ pub fn ensure_dev_material(dir: &Path) -> Result<Vec<PathBuf>, DevCertError> {
     }
     let signing = dir.join(SIGNING_KEY_FILE);
     if !signing.exists() {
-        let pem = crate::keygen::generate_private_pem(crate::token::Alg::EdDSA)?;
+        let pem = crate::tools::keygen::generate_private_pem(crate::token::Alg::EdDSA)?;
         write_file(&signing, pem.as_bytes(), true)?;
         created.push(signing);
     }
@@ -97,7 +97,7 @@ mod tests {
         assert_eq!(created.len(), 3);
         let cert = std::fs::read(dir.path().join(CERT_FILE)).expect("cert written");
         let key = std::fs::read(dir.path().join(KEY_FILE)).expect("key written");
-        assert!(crate::tls::server_config(&cert, &key).is_ok());
+        assert!(crate::config::tls::server_config(&cert, &key).is_ok());
         assert!(ensure_dev_material(dir.path())
             .expect("second run")
             .is_empty());

@@ -243,7 +243,7 @@ fn pick_signer(spec: &KeySpec, sign: Option<EncodingKey>) -> Result<SignKey, Key
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keygen::generate_private_pem;
+    use crate::tools::keygen::generate_private_pem;
 
     fn secret_spec(kid: &str, alg: Alg, len: usize) -> KeySpec {
         KeySpec {

@@ -1,6 +1,6 @@
 //! `portcullis explain`: one request walked through the request path offline, stage by stage.
 //!
-//! The stages and the functions are those of [`crate::pipeline`]: Host check,
+//! The stages and the functions are those of [`crate::request::pipeline`]: Host check,
 //! [`path::normalize`] (400), [`endpoints::classify`], [`route::Table::find`] (404), then for a
 //! route that needs a token [`verify::bearer`] and [`verify::verify`] (401) and
 //! [`Policy::evaluate`](crate::policy::Policy::evaluate) (403). Refusals are [`Reject`]s, so
@@ -20,10 +20,10 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Uri};
 
 use crate::config::raw::Auth;
-use crate::endpoints::{self, Endpoint};
+use crate::config::snapshot::{Route, Snapshot};
 use crate::policy::Policy;
 use crate::reject::Reject;
-use crate::snapshot::{Route, Snapshot};
+use crate::request::endpoints::{self, Endpoint};
 use crate::token::verify::{self, TokenError};
 use crate::token::{Claims, TokenType};
 use crate::{path, route};

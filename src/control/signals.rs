@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::app::App;
 use crate::config;
+use crate::control::app::App;
 
 /// How often watched files are checked for changes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);

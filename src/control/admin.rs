@@ -13,8 +13,8 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-use crate::app::App;
-use crate::pipeline::unix_now;
+use crate::control::app::App;
+use crate::request::pipeline::unix_now;
 
 /// Serves the admin endpoints until the process ends.
 pub async fn serve(listener: TcpListener, app: Arc<App>) {

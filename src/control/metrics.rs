@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::config::snapshot::Snapshot;
 use crate::reject::Reject;
-use crate::snapshot::Snapshot;
 
 /// Upper bounds (seconds) of the upstream latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 12] = [

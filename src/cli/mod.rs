@@ -151,7 +151,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
         }) => users::user_add(config, &name, roles),
         Command::Revoke { config, jti, sub } => revoke(config, jti, sub),
         Command::Echo { listen } => runtime()?
-            .block_on(portcullis::echo::serve(listen))
+            .block_on(portcullis::tools::echo::serve(listen))
             .map(|()| ExitCode::SUCCESS)
             .context("echo upstream"),
     }
@@ -197,7 +197,7 @@ fn run(arg: ConfigArg) -> anyhow::Result<ExitCode> {
     let source = source(&arg);
     if arg.config.is_none() {
         let dir = config::compile::resolve(&source.base_dir(), "../certs");
-        let created = portcullis::devcerts::ensure_dev_material(&dir)?;
+        let created = portcullis::tools::devcerts::ensure_dev_material(&dir)?;
         for path in created {
             tracing::warn!(file = %path.display(), "created DEV material: self-signed TLS cert / dev signing key, not for production");
         }
@@ -209,12 +209,12 @@ fn run(arg: ConfigArg) -> anyhow::Result<ExitCode> {
     let runtime = runtime()?;
     let _guard = runtime.enter();
     let app = runtime
-        .block_on(portcullis::app::App::start(loaded, source))
+        .block_on(portcullis::control::app::App::start(loaded, source))
         .map_err(|err| anyhow::anyhow!("cannot open the revocation store: {err}"))?;
     let listen = app.listen.clone();
-    let shutdown = portcullis::signals::shutdown_requested();
+    let shutdown = portcullis::control::signals::shutdown_requested();
     runtime
-        .block_on(portcullis::listen::serve(app, listen, shutdown))
+        .block_on(portcullis::server::listen::serve(app, listen, shutdown))
         .context("serving")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -242,7 +242,7 @@ fn check(arg: ConfigArg) -> anyhow::Result<ExitCode> {
 }
 
 /// Upstreams `check` cannot reach right now: a warning, since they may simply start later.
-fn upstream_warnings(snap: &portcullis::snapshot::Snapshot) -> Vec<String> {
+fn upstream_warnings(snap: &portcullis::config::snapshot::Snapshot) -> Vec<String> {
     let mut seen = std::collections::BTreeMap::new();
     for index in 0..snap.routes.len() {
         if let Some(route) = snap.routes.get(index) {
@@ -274,9 +274,9 @@ fn explain(
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
-    let now = portcullis::pipeline::unix_now();
+    let now = portcullis::request::pipeline::unix_now();
     let explanation =
-        portcullis::explain::explain(&loaded.snapshot, &method, path, host, token, now);
+        portcullis::request::explain::explain(&loaded.snapshot, &method, path, host, token, now);
     print!("{explanation}");
     Ok(match explanation.allowed() {
         true => ExitCode::SUCCESS,
@@ -307,7 +307,7 @@ fn token(
         fam: None,
         ttl_secs: ttl.as_secs(),
     };
-    let now = portcullis::pipeline::unix_now();
+    let now = portcullis::request::pipeline::unix_now();
     let (token, _) = mint::mint(
         &snap.keys,
         &snap.expect.issuer,
@@ -321,7 +321,7 @@ fn token(
 
 fn keygen(alg: Alg, kid: &str, out: &Path) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    for path in portcullis::keygen::keygen(alg, kid, out)? {
+    for path in portcullis::tools::keygen::keygen(alg, kid, out)? {
         println!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -329,7 +329,7 @@ fn keygen(alg: Alg, kid: &str, out: &Path) -> anyhow::Result<ExitCode> {
 
 fn dev_certs(out: &Path) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let (cert, key) = portcullis::devcerts::write_dev_cert(out)?;
+    let (cert, key) = portcullis::tools::devcerts::write_dev_cert(out)?;
     println!("wrote {}\nwrote {}", cert.display(), key.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -340,7 +340,7 @@ fn revoke(arg: ConfigArg, jti: Option<String>, sub: Option<String>) -> anyhow::R
         bail!("`revoke` talks to the running gateway's admin listener: set [admin] addr");
     };
     let order = serde_json::json!({ "jti": jti, "sub": sub });
-    let body = runtime()?.block_on(portcullis::admin::post_revoke(admin, &order))?;
+    let body = runtime()?.block_on(portcullis::control::admin::post_revoke(admin, &order))?;
     print!("{body}");
     Ok(ExitCode::SUCCESS)
 }

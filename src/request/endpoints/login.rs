@@ -6,11 +6,11 @@ use serde::Deserialize;
 
 use super::body;
 use super::tokens::{self, Subject};
-use crate::app::App;
-use crate::metrics::LoginOutcome;
-use crate::pipeline::{unix_now, ConnInfo};
+use crate::config::snapshot::Snapshot;
+use crate::control::app::App;
+use crate::control::metrics::LoginOutcome;
 use crate::reject::Reject;
-use crate::snapshot::Snapshot;
+use crate::request::pipeline::{unix_now, ConnInfo};
 use crate::users::LoginError;
 use crate::Body;
 

@@ -94,7 +94,7 @@ pub struct AuthSettings {
     /// Seconds within which a just-spent refresh token returns the same successor pair.
     pub reuse_grace: u64,
     /// The forward-auth endpoint, when enabled.
-    pub forward_auth: Option<crate::endpoints::verify::ForwardAuth>,
+    pub forward_auth: Option<crate::request::endpoints::verify::ForwardAuth>,
     /// Cookie mode, when enabled.
     pub cookies: Option<crate::cookies::CookieSettings>,
 }

@@ -9,11 +9,11 @@ use serde::Deserialize;
 
 use super::body;
 use super::tokens::{self, Subject};
-use crate::app::App;
-use crate::pipeline::{unix_now, ConnInfo};
+use crate::config::snapshot::Snapshot;
+use crate::control::app::App;
 use crate::reject::Reject;
+use crate::request::pipeline::{unix_now, ConnInfo};
 use crate::revoke::Redeem;
-use crate::snapshot::Snapshot;
 use crate::token::verify::{self, TokenError};
 use crate::token::{Claims, TokenType};
 use crate::users::User;

@@ -4,9 +4,9 @@ use http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::body;
+use crate::config::snapshot::Snapshot;
 use crate::reject::Reject;
 use crate::revoke::Pair;
-use crate::snapshot::Snapshot;
 use crate::token::mint::{self, Grant};
 use crate::token::{TokenType, RESERVED_CLAIMS};
 use crate::Body;

@@ -16,12 +16,12 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::server::TlsStream;
 
-use crate::app::App;
-use crate::conn::{Builders, Graceful, Protocol};
-use crate::idle::{Activity, Tracked};
-use crate::metrics::Metrics;
-use crate::pipeline::{self, ConnInfo};
-use crate::snapshot::ListenSettings;
+use crate::config::snapshot::ListenSettings;
+use crate::control::app::App;
+use crate::control::metrics::Metrics;
+use crate::request::pipeline::{self, ConnInfo};
+use crate::server::conn::{Builders, Graceful, Protocol};
+use crate::server::idle::{Activity, Tracked};
 
 /// What every connection task needs, shared across the accept loops.
 struct Server {
@@ -66,9 +66,9 @@ pub async fn serve(
         stopping,
     });
     app.spawn_purger();
-    crate::signals::spawn_reloader(app.clone());
+    crate::control::signals::spawn_reloader(app.clone());
     if let Some(listener) = admin_listener {
-        tokio::spawn(crate::admin::serve(listener, app.clone()));
+        tokio::spawn(crate::control::admin::serve(listener, app.clone()));
     }
     let (exit, exiting) = watch::channel(false);
     let mut workers = Vec::new();

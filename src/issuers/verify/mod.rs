@@ -10,7 +10,7 @@ use jsonwebtoken::Validation;
 use serde_json::{Map, Value};
 
 use super::Issuer;
-use crate::snapshot::Snapshot;
+use crate::config::snapshot::Snapshot;
 use crate::token::verify::{TokenError, MAX_TOKEN_LEN};
 use crate::token::{cache, Alg, Audience, Claims, TokenType, ALL_ALGS, RESERVED_CLAIMS};
 

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use crate::config::compile_auth::{StoreChoice, UsersChoice};
 use crate::config::raw::OnError;
+use crate::config::snapshot::{self, ListenSettings, Shared};
 use crate::config::{self, Loaded, Source};
-use crate::metrics::Metrics;
+use crate::control::metrics::Metrics;
 use crate::revoke::{RevocationStore, StoreError};
-use crate::snapshot::{self, ListenSettings, Shared};
 use crate::throttle::Throttle;
 use crate::users::hash::Hasher;
 use crate::users::redis::RedisUsers;
@@ -143,7 +143,7 @@ impl App {
             loop {
                 tick.tick().await;
                 let Some(app) = app.upgrade() else { return };
-                let now = crate::pipeline::unix_now();
+                let now = crate::request::pipeline::unix_now();
                 let dropped = app.revocations.purge(now) + app.throttle.purge(now);
                 tracing::debug!(dropped, "purged expired revocations and throttle windows");
             }
