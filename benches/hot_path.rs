@@ -16,7 +16,6 @@ use http::Method;
 
 use portcullis::forward::headers::{self, IdentityHeaders};
 use portcullis::path;
-use portcullis::request::pipeline;
 use portcullis::revoke::memory::MemoryStore;
 use portcullis::route::{Matcher, Pattern, Table};
 use portcullis::token::cache;
@@ -92,7 +91,14 @@ fn signed(alg: Alg) -> (KeyRing, String, Option<String>) {
         fam: None,
         ttl_secs: 3600,
     };
-    let (token, _) = mint::mint(&ring, ISSUER, AUDIENCE, grant, pipeline::unix_now()).unwrap();
+    let (token, _) = mint::mint(
+        &ring,
+        ISSUER,
+        AUDIENCE,
+        grant,
+        portcullis::runtime::unix_now(),
+    )
+    .unwrap();
     (ring, token, pem)
 }
 
@@ -131,7 +137,7 @@ fn tokens(c: &mut Criterion) {
     let mut group = c.benchmark_group("token");
     for alg in [Alg::HS256, Alg::ES256, Alg::RS256, Alg::EdDSA] {
         let (ring, token, pem) = signed(alg);
-        let now = pipeline::unix_now();
+        let now = portcullis::runtime::unix_now();
         group.bench_function(format!("{alg}/verify"), |b| {
             b.iter(|| {
                 verify::verify(&ring, &expect, black_box(&token), TokenType::Access, now).unwrap()
@@ -155,7 +161,7 @@ fn tokens(c: &mut Criterion) {
 fn revocation(c: &mut Criterion) {
     // 10,000 revoked tokens and 1,000 revoked subjects; the lookup is for a live token.
     let store = MemoryStore::new();
-    let now = pipeline::unix_now();
+    let now = portcullis::runtime::unix_now();
     for i in 0..10_000 {
         store.revoke_jti(&format!("{i:032x}"), now + 900);
     }
@@ -197,7 +203,7 @@ fn identity_headers(c: &mut Criterion) {
         audience: AUDIENCE.into(),
         leeway_secs: 30,
     };
-    let now = pipeline::unix_now();
+    let now = portcullis::runtime::unix_now();
     let claims: Claims = verify::verify(&ring, &expect, &token, TokenType::Access, now).unwrap();
     let host = HeaderValue::from_static("gw.example:8443");
     c.bench_function("identity_rewrite", |b| {

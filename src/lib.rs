@@ -43,6 +43,7 @@ pub mod reject;
 pub mod request;
 pub mod revoke;
 pub mod route;
+pub mod runtime;
 pub mod server;
 pub mod throttle;
 pub mod token;

@@ -274,7 +274,7 @@ fn explain(
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
-    let now = portcullis::request::pipeline::unix_now();
+    let now = portcullis::runtime::unix_now();
     let explanation =
         portcullis::request::explain::explain(&loaded.snapshot, &method, path, host, token, now);
     print!("{explanation}");
@@ -307,7 +307,7 @@ fn token(
         fam: None,
         ttl_secs: ttl.as_secs(),
     };
-    let now = portcullis::request::pipeline::unix_now();
+    let now = portcullis::runtime::unix_now();
     let (token, _) = mint::mint(
         &snap.keys,
         &snap.expect.issuer,

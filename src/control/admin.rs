@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use crate::control::app::App;
-use crate::request::pipeline::unix_now;
+use crate::runtime::unix_now;
 
 /// Serves the admin endpoints until the process ends.
 pub async fn serve(listener: TcpListener, app: Arc<App>) {

@@ -143,7 +143,7 @@ impl App {
             loop {
                 tick.tick().await;
                 let Some(app) = app.upgrade() else { return };
-                let now = crate::request::pipeline::unix_now();
+                let now = crate::runtime::unix_now();
                 let dropped = app.revocations.purge(now) + app.throttle.purge(now);
                 tracing::debug!(dropped, "purged expired revocations and throttle windows");
             }

@@ -54,7 +54,7 @@ impl<B> std::fmt::Debug for Pool<B> {
 impl<B> Pool<B> {
     /// An empty pool whose connections are closed after `idle_timeout` unused.
     pub fn new(idle_timeout: Duration) -> Pool<B> {
-        let shards = crate::server::listen::worker_count();
+        let shards = crate::runtime::worker_count();
         Pool {
             shards: (0..shards).map(|_| Mutex::new(Vec::new())).collect(),
             idle_timeout,

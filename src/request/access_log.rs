@@ -5,7 +5,7 @@ use std::time::Duration;
 use http::{HeaderValue, Method, StatusCode};
 
 use crate::config::snapshot::Route;
-use crate::request::pipeline::ConnInfo;
+use crate::request::client::ConnInfo;
 
 /// Facts about a request the pipeline learns as it goes; logged when the answer is sent.
 #[derive(Debug, Default)]

@@ -19,7 +19,8 @@ use tokio_rustls::server::TlsStream;
 use crate::config::snapshot::ListenSettings;
 use crate::control::app::App;
 use crate::control::metrics::Metrics;
-use crate::request::pipeline::{self, ConnInfo};
+use crate::request::client::ConnInfo;
+use crate::request::pipeline;
 use crate::server::conn::{Builders, Graceful, Protocol};
 use crate::server::idle::{Activity, Tracked};
 
@@ -72,7 +73,7 @@ pub async fn serve(
     }
     let (exit, exiting) = watch::channel(false);
     let mut workers = Vec::new();
-    for index in 0..worker_count() {
+    for index in 0..crate::runtime::worker_count() {
         let listeners = Listeners {
             tls: tls_listener.try_clone()?,
             plain: plain_listener.as_ref().map(|l| l.try_clone()).transpose()?,
@@ -93,11 +94,6 @@ pub async fn serve(
         let _ = tokio::task::spawn_blocking(move || worker.join()).await;
     }
     Ok(())
-}
-
-/// How many worker threads serve connections: one per CPU the process may run on.
-pub fn worker_count() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// A worker's copies of the listening sockets.

@@ -10,7 +10,8 @@ use crate::config::snapshot::Snapshot;
 use crate::control::app::App;
 use crate::control::metrics::LoginOutcome;
 use crate::reject::Reject;
-use crate::request::pipeline::{unix_now, ConnInfo};
+use crate::request::client::ConnInfo;
+use crate::runtime::unix_now;
 use crate::users::LoginError;
 use crate::Body;
 

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use crate::config::snapshot::Snapshot;
 use crate::control::app::App;
 use crate::reject::Reject;
-use crate::request::pipeline::ConnInfo;
+use crate::request::client::ConnInfo;
 use crate::Body;
 
 /// The JWKS path, fixed by convention (RFC 8414 clients look here).

@@ -8,7 +8,7 @@ use super::body;
 use crate::config::snapshot::Snapshot;
 use crate::control::app::App;
 use crate::reject::Reject;
-use crate::request::pipeline::ConnInfo;
+use crate::request::client::ConnInfo;
 use crate::users::RegisterError;
 use crate::Body;
 

@@ -18,7 +18,8 @@ use crate::control::app::App;
 use crate::forward::headers;
 use crate::forward::proxies::{self, Cidr};
 use crate::reject::Reject;
-use crate::request::pipeline::{self, ConnInfo};
+use crate::request::client::ConnInfo;
+use crate::request::{authorize, host};
 use crate::{path, Body};
 
 /// The compiled `[forward_auth]` section.
@@ -51,9 +52,9 @@ pub async fn verify(
     }
     let original = Original::read(settings.trust, request)?;
     let normalized = path::normalize(original.target.path()).map_err(Reject::BadPath)?;
-    let route = pipeline::find_route(snap, original.host, &original.method, &normalized)?;
+    let route = authorize::find_route(snap, original.host, &original.method, &normalized)?;
     let claims =
-        pipeline::authorize_route(app, snap, conn, route, &original.method, request.headers())
+        authorize::authorize_route(app, snap, conn, route, &original.method, request.headers())
             .await?;
     let mut response = Response::new(Body::Right(Full::new(Bytes::new())));
     *response.status_mut() = StatusCode::OK;
@@ -88,12 +89,12 @@ impl<'r> Original<'r> {
         let target = original_target(uri)?;
         let host = match trust {
             // nginx: the subrequest's own Host, which the snippet sets to the client's.
-            ForwardTrust::Nginx => pipeline::request_host(request)?,
+            ForwardTrust::Nginx => host::request_host(request)?,
             // Traefik: its own request's Host names the auth server, not the client's.
             ForwardTrust::Traefik => {
                 let host = one(h, &X_FORWARDED_HOST)?
                     .ok_or(Reject::BadRequest("missing X-Forwarded-Host"))?;
-                Some(pipeline::valid_host(host)?)
+                Some(host::valid_host(host)?)
             }
         };
         Ok(Original {

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
@@ -100,13 +100,6 @@ pub(super) fn apply_event(mirror: &MemoryStore, payload: &str) -> bool {
     }
 }
 
-/// Wall-clock unix seconds, for the reload's "live after now".
-pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
 impl Subscriber {
     /// Follows the subscription `connect` opened; on loss, marks the mirror out of sync and
     /// reconnects with backoff, forever (the store aborts the task when dropped).
@@ -152,7 +145,13 @@ impl Subscriber {
     /// is harmless; none is missed.
     async fn reconnect(&self) -> RedisResult<Subscription> {
         let subscription = subscribe(&self.client, &self.keys).await?;
-        resync(&self.conn, &self.keys, &self.shared.mirror, unix_now()).await?;
+        resync(
+            &self.conn,
+            &self.keys,
+            &self.shared.mirror,
+            crate::runtime::unix_now(),
+        )
+        .await?;
         Ok(subscription)
     }
 
@@ -176,7 +175,7 @@ impl Subscriber {
                 }
                 _ = reload.tick() => {
                     // Events still flow, so a failed reload leaves the mirror in sync.
-                    let reloaded = resync(&self.conn, &self.keys, &self.shared.mirror, unix_now());
+                    let reloaded = resync(&self.conn, &self.keys, &self.shared.mirror, crate::runtime::unix_now());
                     if let Err(error) = reloaded.await {
                         tracing::warn!(%error, "periodic revocation resync failed");
                     }

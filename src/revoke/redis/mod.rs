@@ -221,7 +221,7 @@ impl RedisStore {
         let started = async {
             let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
             let subscription = mirror::subscribe(&client, &keys).await?;
-            mirror::resync(&conn, &keys, &shared.mirror, mirror::unix_now()).await?;
+            mirror::resync(&conn, &keys, &shared.mirror, crate::runtime::unix_now()).await?;
             Ok::<_, redis::RedisError>((conn, subscription))
         };
         let (conn, subscription) = within(CONNECT_TIMEOUT, started).await?;

@@ -12,7 +12,7 @@ use crate::revoke::{Pair, Redeem};
 const GRACE: u64 = 10;
 
 fn now() -> u64 {
-    mirror::unix_now()
+    crate::runtime::unix_now()
 }
 
 async fn store(server: &Server) -> RedisStore {
