@@ -196,7 +196,7 @@ fn load(source: &Source) -> anyhow::Result<config::Loaded> {
 fn run(arg: ConfigArg) -> anyhow::Result<ExitCode> {
     let source = source(&arg);
     if arg.config.is_none() {
-        let dir = config::compile::resolve(&source.base_dir(), "../certs");
+        let dir = config::read::resolve(&source.base_dir(), "../certs");
         let created = portcullis::tools::devcerts::ensure_dev_material(&dir)?;
         for path in created {
             tracing::warn!(file = %path.display(), "created DEV material: self-signed TLS cert / dev signing key, not for production");

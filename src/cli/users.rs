@@ -83,7 +83,7 @@ fn users_target(source: &Source) -> anyhow::Result<UsersTarget> {
     let file: config::raw::GatewayFile = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("invalid gateway.toml: {}", e.message()))?;
     match file.users.backend.get_ref() {
-        UsersBackend::File => Ok(UsersTarget::File(config::compile::resolve(
+        UsersBackend::File => Ok(UsersTarget::File(config::read::resolve(
             &source.base_dir(),
             &file.users.file,
         ))),

@@ -1,16 +1,15 @@
 //! Raw files -> typed runtime values, with every cross-field check and all errors at once.
 
-use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use http::HeaderName;
-use serde::de::DeserializeOwned;
 use toml::Spanned;
 
 use super::compile_routes::AssertionKey;
-use super::diag::{ConfigError, ConfigErrors};
+use super::diag::ConfigErrors;
 use super::raw::{self, GatewayFile};
+use super::read::{parse_file, read_bytes, resolve, Diag};
 use super::Source;
 use crate::config::snapshot::{ListenSettings, Snapshot, TokenLifetimes};
 use crate::forward::headers::IdentityHeaders;
@@ -34,53 +33,6 @@ pub struct Loaded {
     pub throttle: crate::throttle::Limits,
     /// Things that work but are probably mistakes (shadowed routes).
     pub warnings: Vec<String>,
-}
-
-/// Collects errors against one file.
-pub(crate) struct Diag<'a> {
-    pub(crate) file: &'a Path,
-    pub(crate) source: &'a str,
-    pub(crate) errors: &'a mut Vec<ConfigError>,
-}
-
-impl Diag<'_> {
-    /// Records an error at a span; an empty span (a default value) points at the file.
-    pub(crate) fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let err = if span.is_empty() && span.start == 0 {
-            ConfigError::file(self.file, message)
-        } else {
-            ConfigError::at(self.file, self.source, span, message)
-        };
-        self.errors.push(err);
-    }
-
-    /// A (line, col) for warnings.
-    pub(crate) fn position(&self, span: Range<usize>) -> String {
-        let (line, col) = super::diag::line_col(self.source, span.start);
-        format!("{}:{line}:{col}", self.file.display())
-    }
-}
-
-/// Reads and parses one TOML file, or records why not.
-pub(crate) fn parse_file<T: DeserializeOwned>(
-    source: &Source,
-    path: &Path,
-    errors: &mut Vec<ConfigError>,
-) -> Option<(String, T)> {
-    let text = match source.read(path) {
-        Ok(text) => text,
-        Err(err) => {
-            errors.push(ConfigError::file(path, format!("cannot read file: {err}")));
-            return None;
-        }
-    };
-    match toml::from_str::<T>(&text) {
-        Ok(value) => Some((text, value)),
-        Err(err) => {
-            errors.push(ConfigError::from_toml(path, &text, &err));
-            None
-        }
-    }
 }
 
 /// Loads gateway.toml and the files it names, validating everything.
@@ -177,45 +129,6 @@ fn routes_file_of_broken(source: &Source, gateway_path: &Path) -> Option<String>
         .get("file")?
         .as_str()
         .map(str::to_owned)
-}
-
-/// Resolves a configured path against the config directory, folding `..` lexically
-/// so that the embedded default works where no `config/` directory exists.
-pub fn resolve(base: &Path, path: &str) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in base.join(path).components() {
-        match part {
-            std::path::Component::ParentDir
-                if matches!(
-                    out.components().next_back(),
-                    Some(std::path::Component::Normal(_))
-                ) =>
-            {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-pub(crate) fn read_bytes(
-    diag: &mut Diag<'_>,
-    base: &Path,
-    path: &Spanned<String>,
-    what: &str,
-) -> Option<Vec<u8>> {
-    let full = resolve(base, path.get_ref());
-    match super::read_limited(&full) {
-        Ok(bytes) => Some(bytes),
-        Err(err) => {
-            diag.at(
-                path.span(),
-                format!("cannot read {what} {}: {err}", full.display()),
-            );
-            None
-        }
-    }
 }
 
 fn load_tls(

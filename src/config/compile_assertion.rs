@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::compile::{read_bytes, Diag};
 use super::raw::GatewayFile;
+use super::read::{read_bytes, Diag};
 use crate::assertion::{Signer, MAX_TTL_SECS};
 use crate::token::keys::KeyRing;
 

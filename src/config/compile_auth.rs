@@ -3,8 +3,8 @@
 use std::ops::Range;
 use std::path::Path;
 
-use super::compile::{resolve, Diag};
 use super::raw::{self, GatewayFile, UsersBackend};
+use super::read::{resolve, Diag};
 use crate::config::snapshot::AuthSettings;
 use crate::throttle::Limits;
 use crate::users::file::FileStore;

@@ -1,7 +1,7 @@
 //! `[forward_auth]` and `[cookies]` -> the settings of the endpoints that serve other proxies and browsers.
 
-use super::compile::Diag;
 use super::raw::{self, GatewayFile};
+use super::read::Diag;
 use crate::cookies::CookieSettings;
 use crate::request::endpoints::verify::ForwardAuth;
 use crate::request::endpoints::JWKS_PATH;

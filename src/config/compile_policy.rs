@@ -2,8 +2,8 @@
 
 use toml::Spanned;
 
-use super::compile::Diag;
 use super::raw::{self, Auth};
+use super::read::Diag;
 use crate::policy::{scopes, ClaimPath, ClaimRule, Condition, Policy};
 
 /// Compiles roles, scopes and claims; None after reporting what is wrong.

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use http::Method;
 
-use super::compile::{parse_file, Diag};
 use super::compile_policy::route_policy;
 use super::diag::ConfigError;
 use super::raw::{self, RoutesFile};
+use super::read::{parse_file, Diag};
 use super::Source;
 use crate::assertion::{RouteAssertion, Signer};
 use crate::config::snapshot::Route;

@@ -10,6 +10,7 @@ mod compile_routes;
 pub mod diag;
 pub mod duration;
 pub mod raw;
+pub mod read;
 pub mod snapshot;
 pub mod tls;
 
@@ -145,6 +146,6 @@ pub fn watched_files(source: &Source) -> Vec<PathBuf> {
     if let Some(assertion) = &file.assertion {
         named.push(assertion.get_ref().private_key.get_ref().clone());
     }
-    files.extend(named.iter().map(|path| compile::resolve(&base, path)));
+    files.extend(named.iter().map(|path| read::resolve(&base, path)));
     files
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use http::Uri;
 use toml::Spanned;
 
-use crate::config::compile::Diag;
 use crate::config::raw;
+use crate::config::read::Diag;
 use crate::issuers::fetch::{fetch_uri, Live};
 use crate::issuers::jwks::AlgSet;
 use crate::issuers::{Issuer, Issuers, JwksSource};
