@@ -2,9 +2,9 @@
 
 use super::raw::{self, GatewayFile};
 use super::read::Diag;
+use crate::config::snapshot::ForwardAuth;
 use crate::cookies::CookieSettings;
-use crate::request::endpoints::verify::ForwardAuth;
-use crate::request::endpoints::JWKS_PATH;
+use crate::token::jwks::JWKS_PATH;
 
 /// Whether `path` is a plain absolute path the normalizer leaves alone (no pattern, query,
 /// fragment or path parameter): the form every configured endpoint path must have.

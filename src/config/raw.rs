@@ -9,6 +9,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::duration::HumanDuration;
+pub use crate::cookies::SameSite;
+pub use crate::forward::proxies::ForwardTrust;
+pub use crate::policy::Auth;
+pub use crate::revoke::OnError;
 use crate::token::Alg;
 
 /// gateway.toml.
@@ -297,17 +301,6 @@ fn default_upstream_timeout() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(30))
 }
 
-/// Whether a route needs a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Auth {
-    /// Public: no token checked, no identity added.
-    None,
-    /// A valid access token is needed (the default).
-    #[default]
-    Required,
-}
-
 /// One `[[routes]]` entry.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -469,17 +462,6 @@ pub enum StoreBackend {
     Redis,
 }
 
-/// What a request gets when the revocation store cannot answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum OnError {
-    /// 503: nobody gets in unchecked (the default).
-    #[default]
-    Deny,
-    /// Let valid tokens through unchecked, logging loudly.
-    Allow,
-}
-
 /// `[store]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -540,16 +522,6 @@ impl Default for Endpoints {
 
 fn default_prefix() -> Spanned<String> {
     Spanned::new(0..0, "/auth".to_string())
-}
-
-/// Whose headers carry the original request to the forward-auth endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ForwardTrust {
-    /// nginx `auth_request`: X-Original-Method, X-Original-URI, the request's Host.
-    Nginx,
-    /// Traefik ForwardAuth: X-Forwarded-Method, X-Forwarded-Uri, X-Forwarded-Host.
-    Traefik,
 }
 
 /// `[forward_auth]`.
@@ -621,18 +593,6 @@ fn default_unknown_kid_refetch() -> HumanDuration {
 }
 fn default_fetch_timeout() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(5))
-}
-
-/// The SameSite attribute of the gateway's cookies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-pub enum SameSite {
-    /// Never sent on a cross-site request (the default).
-    #[default]
-    Strict,
-    /// Sent on top-level cross-site navigations (GET links).
-    Lax,
-    /// Always sent (needs Secure, which every cookie of the gateway has).
-    None,
 }
 
 /// `[cookies]`.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::forward::headers::IdentityHeaders;
+use crate::forward::proxies::{Cidr, ForwardTrust};
 use crate::forward::upstream::Upstream;
 use crate::policy::Policy;
 use crate::route::Table;
@@ -94,9 +95,20 @@ pub struct AuthSettings {
     /// Seconds within which a just-spent refresh token returns the same successor pair.
     pub reuse_grace: u64,
     /// The forward-auth endpoint, when enabled.
-    pub forward_auth: Option<crate::request::endpoints::verify::ForwardAuth>,
+    pub forward_auth: Option<ForwardAuth>,
     /// Cookie mode, when enabled.
     pub cookies: Option<crate::cookies::CookieSettings>,
+}
+
+/// The compiled `[forward_auth]` section.
+#[derive(Debug, Clone)]
+pub struct ForwardAuth {
+    /// The endpoint's path (normalized, no trailing '/').
+    pub path: String,
+    /// Whose headers carry the original request; the other kind is ignored.
+    pub trust: ForwardTrust,
+    /// Peers allowed to ask; any peer when empty.
+    pub callers: Vec<Cidr>,
 }
 
 /// Listener settings, fixed for the life of the process.

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::compile_auth::{StoreChoice, UsersChoice};
-use crate::config::raw::OnError;
 use crate::config::snapshot::{self, ListenSettings, Shared};
 use crate::config::{self, Loaded, Source};
 use crate::control::metrics::Metrics;
+use crate::revoke::OnError;
 use crate::revoke::{RevocationStore, StoreError};
 use crate::throttle::Throttle;
 use crate::users::hash::Hasher;

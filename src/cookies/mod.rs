@@ -10,10 +10,21 @@
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, COOKIE, SET_COOKIE};
 use http::Method;
 
-use crate::config::raw::SameSite;
 use crate::reject::Reject;
 use crate::revoke::Pair;
 use crate::token::verify::{self, TokenError};
+
+/// The SameSite attribute of the gateway's cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+pub enum SameSite {
+    /// Never sent on a cross-site request (the default).
+    #[default]
+    Strict,
+    /// Sent on top-level cross-site navigations (GET links).
+    Lax,
+    /// Always sent (needs Secure, which every cookie of the gateway has).
+    None,
+}
 
 /// The access token's cookie.
 pub const ACCESS: &str = "__Host-portcullis-access";

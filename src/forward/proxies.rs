@@ -5,6 +5,16 @@ use std::net::IpAddr;
 
 use http::header::{HeaderMap, HeaderValue};
 
+/// Whose headers carry the original request to the forward-auth endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardTrust {
+    /// nginx `auth_request`: X-Original-Method, X-Original-URI, the request's Host.
+    Nginx,
+    /// Traefik ForwardAuth: X-Forwarded-Method, X-Forwarded-Uri, X-Forwarded-Host.
+    Traefik,
+}
+
 /// An address range such as `10.0.0.0/8` or `::1/128`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {

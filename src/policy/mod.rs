@@ -7,9 +7,19 @@
 pub mod claims;
 pub mod scopes;
 
-use crate::config::raw::Auth;
 use crate::token::Claims;
 pub use claims::{ClaimPath, ClaimRule, Condition, Scalar};
+
+/// Whether a route needs a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Auth {
+    /// Public: no token checked, no identity added.
+    None,
+    /// A valid access token is needed (the default).
+    #[default]
+    Required,
+}
 
 /// What a route demands of a request, compiled from routes.toml.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,11 +1,11 @@
 //! What a route demands of a request: token -> revocation -> policy, with every denial
 //! audited once. Shared by the proxy and forward-auth, so both decide the same way.
 
-use crate::config::raw::OnError;
 use crate::config::snapshot::{Route, Snapshot};
 use crate::control::app::App;
 use crate::reject::Reject;
 use crate::request::client::ConnInfo;
+use crate::revoke::OnError;
 use crate::runtime::unix_now;
 use crate::token::Claims;
 

@@ -10,6 +10,17 @@ pub mod redis;
 
 use std::fmt;
 
+/// What a request gets when the revocation store cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// 503: nobody gets in unchecked (the default).
+    #[default]
+    Deny,
+    /// Let valid tokens through unchecked, logging loudly.
+    Allow,
+}
+
 /// One enum over the stores.
 // One per process, so the memory store's inline shards (a few KB) cost nothing, and keeping
 // them inline spares the memory store's hot path a pointer hop.

@@ -12,6 +12,9 @@ use serde_json::{json, Map, Value};
 use super::keys::{der_element, KeyRing};
 use super::Alg;
 
+/// The JWKS path, fixed by convention (RFC 8414 clients look here).
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
 /// GET /.well-known/jwks.json body: every asymmetric key (signing and verify_only) with kid,
 /// alg, use = "sig", and its public parameters; HMAC keys never appear.
 pub fn jwks(ring: &KeyRing) -> Value {

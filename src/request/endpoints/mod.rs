@@ -18,8 +18,7 @@ use crate::reject::Reject;
 use crate::request::client::ConnInfo;
 use crate::Body;
 
-/// The JWKS path, fixed by convention (RFC 8414 clients look here).
-pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+pub use crate::token::jwks::JWKS_PATH;
 
 /// Which gateway endpoint a normalized path names, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,26 +12,15 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-use crate::config::raw::ForwardTrust;
-use crate::config::snapshot::Snapshot;
+use crate::config::snapshot::{ForwardAuth, Snapshot};
 use crate::control::app::App;
 use crate::forward::headers;
-use crate::forward::proxies::{self, Cidr};
+use crate::forward::proxies;
+use crate::forward::proxies::ForwardTrust;
 use crate::reject::Reject;
 use crate::request::client::ConnInfo;
 use crate::request::{authorize, host};
 use crate::{path, Body};
-
-/// The compiled `[forward_auth]` section.
-#[derive(Debug, Clone)]
-pub struct ForwardAuth {
-    /// The endpoint's path (normalized, no trailing '/').
-    pub path: String,
-    /// Whose headers carry the original request; the other kind is ignored.
-    pub trust: ForwardTrust,
-    /// Peers allowed to ask; any peer when empty.
-    pub callers: Vec<Cidr>,
-}
 
 static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");

@@ -19,8 +19,8 @@ use http::header::{HeaderValue, AUTHORIZATION};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Uri};
 
-use crate::config::raw::Auth;
 use crate::config::snapshot::{Route, Snapshot};
+use crate::policy::Auth;
 use crate::policy::Policy;
 use crate::reject::Reject;
 use crate::request::endpoints::{self, Endpoint};
