@@ -16,7 +16,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::keys::KeyRing;
 use super::verify::{self, Expectations, TokenError};
@@ -28,18 +27,6 @@ pub const CAPACITY: usize = 2048;
 /// Longest token that is cached (longer ones are verified every time): bounds the memory a
 /// thread's cache can hold to a few MiB.
 pub const MAX_CACHED_LEN: usize = 2048;
-
-/// Which key ring a cache entry was verified with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Generation(u64);
-
-impl Generation {
-    /// A generation no earlier one equals.
-    pub fn next() -> Generation {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        Generation(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-}
 
 struct ThreadCache {
     generation: u64,
@@ -61,7 +48,7 @@ pub fn verify(
     typ: TokenType,
     now: u64,
 ) -> Result<Claims, TokenError> {
-    let generation = ring.generation().0;
+    let generation = ring.generation().get();
     let hit = CACHE.with_borrow_mut(|cache| {
         if cache.generation != generation {
             cache.entries.clear();
@@ -102,7 +89,7 @@ fn store(cache: &mut ThreadCache, generation: u64, token: &str, claims: &Claims,
 /// Entries in this thread's cache for `ring`.
 #[cfg(test)]
 fn cached(ring: &KeyRing) -> usize {
-    CACHE.with_borrow(|cache| match cache.generation == ring.generation().0 {
+    CACHE.with_borrow(|cache| match cache.generation == ring.generation().get() {
         true => cache.entries.len(),
         false => 0,
     })

@@ -4,12 +4,29 @@ mod material;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use jsonwebtoken::{DecodingKey, EncodingKey};
 
-use super::cache::Generation;
 use super::Alg;
 pub(crate) use material::{der_element, rcgen_alg};
+
+/// Which key ring a token was verified with: caches of verified tokens are per generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation(u64);
+
+impl Generation {
+    /// The number, for a cache to compare.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// A generation no earlier one equals.
+    pub fn next() -> Generation {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Generation(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
 
 /// Key bytes as configured: an HMAC secret, a private PEM, or a public PEM.
 #[derive(Clone)]
