@@ -45,6 +45,7 @@ pub mod revoke;
 pub mod route;
 pub mod runtime;
 pub mod server;
+pub mod store;
 pub mod throttle;
 pub mod token;
 pub mod tools;

@@ -10,6 +10,8 @@ pub mod redis;
 
 use std::fmt;
 
+use crate::store::StoreError;
+
 /// What a request gets when the revocation store cannot answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -31,17 +33,6 @@ pub enum RevocationStore {
     Memory(memory::MemoryStore),
     /// Shared by every instance through Redis, read from a local mirror.
     Redis(redis::RedisStore),
-}
-
-/// Why the store could not answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// The backing store cannot be reached or kept in sync.
-    #[error("revocation store unavailable")]
-    Unavailable,
-    /// The store's URL cannot be used (no URL in the message: it may hold a password).
-    #[error("invalid redis URL: {0}")]
-    InvalidUrl(&'static str),
 }
 
 /// A token pair issued by refresh, kept for the reuse grace interval.

@@ -10,7 +10,7 @@ pub mod redis;
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::revoke::StoreError;
+use crate::store::StoreError;
 
 /// How many failures each key may have per window.
 #[derive(Debug, Clone, Copy)]

@@ -54,16 +54,15 @@ pub(crate) mod server;
 mod tests;
 
 use std::fmt;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, IntoConnectionInfo, Script};
+use redis::Script;
 
 use super::memory::MemoryStore;
-use super::StoreError;
+use crate::store::{open_client, within, StoreError};
 
 /// The key prefix when the configuration names none.
 pub const DEFAULT_PREFIX: &str = "portcullis:";
@@ -347,40 +346,6 @@ impl RedisStore {
     /// True when the mirror holds no entry.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// A client for `url` (redis:// or unix socket; nothing is connected yet), or `InvalidUrl`.
-pub(crate) fn open_client(url: &str) -> Result<Client, StoreError> {
-    // rediss:// verifies the server against the system trust store (SSL_CERT_FILE and
-    // SSL_CERT_DIR are honoured, for a private CA).
-    let info = url
-        .into_connection_info()
-        .map_err(|_| StoreError::InvalidUrl("not a redis://, rediss:// or unix socket URL"))?;
-    if !info.addr().is_supported() {
-        return Err(StoreError::InvalidUrl(
-            "this URL scheme is not supported by this build",
-        ));
-    }
-    Client::open(info).map_err(|_| StoreError::InvalidUrl("unusable URL"))
-}
-
-/// Runs one Redis operation under a deadline; every failure is `Unavailable` (the cause is
-/// logged by whoever handles it, here at debug level to keep a Redis outage from flooding).
-pub(crate) async fn within<T>(
-    limit: Duration,
-    operation: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, operation).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => {
-            tracing::debug!(error = %err, "redis operation failed");
-            Err(StoreError::Unavailable)
-        }
-        Err(_) => {
-            tracing::debug!(timeout_ms = limit.as_millis(), "redis operation timed out");
-            Err(StoreError::Unavailable)
-        }
     }
 }
 

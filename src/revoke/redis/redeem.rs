@@ -25,7 +25,8 @@ use redis::Script;
 use tokio::time::{sleep, Instant};
 
 use super::{within, Kind, RedisStore, WRITE_TIMEOUT};
-use crate::revoke::{Pair, Redeem, StoreError};
+use crate::revoke::{Pair, Redeem};
+use crate::store::StoreError;
 
 /// How long the remembered pair outlives the grace interval in Redis (real seconds).
 const RECORD_MARGIN_SECS: u64 = 60;

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use redis::Client;
+
 use super::server::Server;
 use super::*;
 use crate::revoke::{Pair, Redeem};

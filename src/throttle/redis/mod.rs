@@ -33,8 +33,8 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::Script;
 
 use super::{client_key, Limits};
-use crate::revoke::redis::{open_client, within};
-use crate::revoke::StoreError;
+use crate::store::StoreError;
+use crate::store::{open_client, within};
 
 /// Longest any throttle operation waits for Redis before failing open.
 const TIMEOUT: Duration = Duration::from_millis(200);

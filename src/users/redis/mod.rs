@@ -28,8 +28,8 @@ use redis::Script;
 
 use super::hash::{HashError, Hasher};
 use super::{login_hash_error, name, LoginError, RegisterError, User, RESERVED_CLAIMS};
-use crate::revoke::redis::{open_client, within};
-use crate::revoke::StoreError;
+use crate::store::StoreError;
+use crate::store::{open_client, within};
 
 /// Longest one read or write waits for Redis.
 const TIMEOUT: Duration = Duration::from_millis(500);
