@@ -37,6 +37,7 @@ pub mod control;
 pub mod cookies;
 pub mod forward;
 pub mod issuers;
+pub mod outbound;
 pub mod path;
 pub mod policy;
 pub mod reject;

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use super::jwks::{self, KeySet};
 use super::{Issuer, JwksSource};
-use crate::users::http::error_chain;
+use crate::outbound::error_chain;
 
 /// Largest discovery document or JWK Set read.
 const MAX_BODY_BYTES: usize = 256 * 1024;

@@ -17,6 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
 use super::{LoginError, User, RESERVED_CLAIMS};
+use crate::outbound::error_chain;
 
 /// The largest backend answer read; a user record is a few hundred bytes.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -160,18 +161,6 @@ impl Failure {
     fn new(reason: &'static str, cause: String) -> Failure {
         Failure::Outage { reason, cause }
     }
-}
-
-/// An error and its sources on one line: hyper's top-level message alone says too little.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
 }
 
 #[cfg(test)]
