@@ -10,7 +10,6 @@ use http_body_util::Full;
 use crate::path::PathError;
 use crate::policy::Deny;
 use crate::token::verify::TokenError;
-use crate::Body;
 
 /// Why a request is answered by the gateway instead of the upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +54,126 @@ pub enum Reject {
     Unavailable(&'static str),
     /// Something that should not fail did; details are in the log (500).
     Internal,
+}
+
+/// Why an authorization was denied, as /metrics counts it: one variant per label, so that
+/// rewording a message cannot move its count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// No token was sent.
+    MissingToken,
+    /// The token is not a well-formed JWT.
+    MalformedToken,
+    /// The token's header names no key.
+    MissingKid,
+    /// The token names a key the gateway does not know.
+    UnknownKid,
+    /// The token's alg is not its key's.
+    AlgMismatch,
+    /// The signature does not verify.
+    BadSignature,
+    /// Past exp.
+    Expired,
+    /// Before nbf.
+    NotYetValid,
+    /// Another iss.
+    WrongIssuer,
+    /// aud does not name the gateway.
+    WrongAudience,
+    /// A refresh token used as an access token, or the reverse.
+    WrongType,
+    /// A required claim is absent.
+    MissingClaim,
+    /// The token, its subject or its family was revoked.
+    Revoked,
+    /// The token holds a role the route refuses.
+    ForbiddenRole,
+    /// The token lacks a role the route needs.
+    MissingRole,
+    /// The token lacks a scope the route needs.
+    MissingScope,
+    /// A claim the route pins has another value.
+    ClaimMismatch,
+    /// The revocation store could not answer.
+    StoreUnavailable,
+    /// Anything else (a CSRF check, for one).
+    Other,
+}
+
+impl DenyReason {
+    /// Every reason, in declaration order (`reason as usize` indexes it).
+    pub const ALL: [DenyReason; 19] = [
+        DenyReason::MissingToken,
+        DenyReason::MalformedToken,
+        DenyReason::MissingKid,
+        DenyReason::UnknownKid,
+        DenyReason::AlgMismatch,
+        DenyReason::BadSignature,
+        DenyReason::Expired,
+        DenyReason::NotYetValid,
+        DenyReason::WrongIssuer,
+        DenyReason::WrongAudience,
+        DenyReason::WrongType,
+        DenyReason::MissingClaim,
+        DenyReason::Revoked,
+        DenyReason::ForbiddenRole,
+        DenyReason::MissingRole,
+        DenyReason::MissingScope,
+        DenyReason::ClaimMismatch,
+        DenyReason::StoreUnavailable,
+        DenyReason::Other,
+    ];
+
+    /// The `reason` label of `portcullis_auth_decisions_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            DenyReason::MissingToken => "missing bearer token",
+            DenyReason::MalformedToken => "malformed token",
+            DenyReason::MissingKid => "token has no kid",
+            DenyReason::UnknownKid => "unknown key id",
+            DenyReason::AlgMismatch => "algorithm does not match the key",
+            DenyReason::BadSignature => "bad signature",
+            DenyReason::Expired => "token expired",
+            DenyReason::NotYetValid => "token not yet valid",
+            DenyReason::WrongIssuer => "wrong issuer",
+            DenyReason::WrongAudience => "wrong audience",
+            DenyReason::WrongType => "wrong token type",
+            DenyReason::MissingClaim => "missing claim",
+            DenyReason::Revoked => "token revoked",
+            DenyReason::ForbiddenRole => "forbidden role",
+            DenyReason::MissingRole => "missing role",
+            DenyReason::MissingScope => "missing scope",
+            DenyReason::ClaimMismatch => "claim mismatch",
+            DenyReason::StoreUnavailable => "revocation store unavailable",
+            DenyReason::Other => "other",
+        }
+    }
+
+    fn of_token(err: TokenError) -> DenyReason {
+        match err {
+            TokenError::Missing => DenyReason::MissingToken,
+            TokenError::Malformed => DenyReason::MalformedToken,
+            TokenError::MissingKid => DenyReason::MissingKid,
+            TokenError::UnknownKid => DenyReason::UnknownKid,
+            TokenError::AlgMismatch => DenyReason::AlgMismatch,
+            TokenError::BadSignature => DenyReason::BadSignature,
+            TokenError::Expired => DenyReason::Expired,
+            TokenError::NotYetValid => DenyReason::NotYetValid,
+            TokenError::WrongIssuer => DenyReason::WrongIssuer,
+            TokenError::WrongAudience => DenyReason::WrongAudience,
+            TokenError::WrongType => DenyReason::WrongType,
+            TokenError::MissingClaim => DenyReason::MissingClaim,
+        }
+    }
+
+    fn of_policy(deny: Deny) -> DenyReason {
+        match deny {
+            Deny::ForbiddenRole => DenyReason::ForbiddenRole,
+            Deny::MissingRole => DenyReason::MissingRole,
+            Deny::MissingScope => DenyReason::MissingScope,
+            Deny::ClaimMismatch => DenyReason::ClaimMismatch,
+        }
+    }
 }
 
 /// The realm named in every `WWW-Authenticate` challenge.
@@ -109,7 +228,18 @@ impl Reject {
         }
     }
 
-    /// The human reason: for the client, the audit log and metrics. Never holds input.
+    /// The /metrics label of a refused authorization.
+    pub fn deny_reason(self) -> DenyReason {
+        match self {
+            Reject::Token(err) => DenyReason::of_token(err),
+            Reject::Forbidden(deny) => DenyReason::of_policy(deny),
+            Reject::Revoked => DenyReason::Revoked,
+            Reject::Unavailable(_) => DenyReason::StoreUnavailable,
+            _ => DenyReason::Other,
+        }
+    }
+
+    /// The human reason: for the client and the audit log. Never holds input.
     pub fn reason(self) -> &'static str {
         match self {
             Reject::BadPath(e) => e.reason(),
@@ -155,12 +285,12 @@ impl Reject {
 }
 
 /// Builds the response for a refusal: status, challenge and a JSON body.
-pub fn respond(reject: Reject) -> Response<Body> {
+pub fn respond(reject: Reject) -> Response<Full<Bytes>> {
     let body = serde_json::json!({
         "error": reject.code(),
         "error_description": reject.reason(),
     });
-    let mut response = Response::new(Body::Right(Full::new(Bytes::from(body.to_string()))));
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = reject.status();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -189,6 +319,29 @@ pub fn respond(reject: Reject) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deny_reasons_index_their_own_table_with_distinct_labels() {
+        for (i, reason) in DenyReason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i, "{reason:?} out of order in ALL");
+        }
+        let mut labels: Vec<_> = DenyReason::ALL.iter().map(|r| r.label()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), DenyReason::ALL.len());
+    }
+
+    #[test]
+    fn a_refusal_counts_under_the_reason_it_gives() {
+        for reject in [
+            Reject::Token(TokenError::Expired),
+            Reject::Forbidden(Deny::MissingRole),
+            Reject::Revoked,
+            Reject::Unavailable("revocation store unavailable"),
+        ] {
+            assert_eq!(reject.deny_reason().label(), reject.reason());
+        }
+    }
 
     #[test]
     fn missing_token_challenge_has_no_error_code() {

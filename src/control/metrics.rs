@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::config::snapshot::Snapshot;
-use crate::reject::Reject;
+use crate::reject::{DenyReason, Reject};
 
 /// Upper bounds (seconds) of the upstream latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -44,36 +44,12 @@ pub struct Metrics {
     pub reloads_failed: AtomicU64,
     gateway_answers: [AtomicU64; GATEWAY_STATUSES.len()],
     auth_allowed: AtomicU64,
-    denials: [AtomicU64; DENY_REASONS.len()],
+    denials: [AtomicU64; DenyReason::ALL.len()],
     logins: [AtomicU64; 4],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
 }
-
-/// Denial reasons are a closed set of static strings; counted by a fixed table.
-const DENY_REASONS: [&str; 20] = [
-    "missing bearer token",
-    "malformed token",
-    "token has no kid",
-    "unknown key id",
-    "algorithm does not match the key",
-    "bad signature",
-    "token expired",
-    "token not yet valid",
-    "wrong issuer",
-    "wrong audience",
-    "wrong token type",
-    "missing claim",
-    "token revoked",
-    "forbidden role",
-    "missing role",
-    "missing scope",
-    "claim mismatch",
-    "revocation store unavailable",
-    "other",
-    "",
-];
 
 impl Metrics {
     /// Records an answer the gateway gave itself.
@@ -85,19 +61,11 @@ impl Metrics {
     }
 
     /// Records an authorization decision on a protected route.
-    pub fn auth_decision(&self, denied: Option<&'static str>) {
+    pub fn auth_decision(&self, denied: Option<DenyReason>) {
         match denied {
-            None => {
-                self.auth_allowed.fetch_add(1, Relaxed);
-            }
-            Some(reason) => {
-                let i = DENY_REASONS
-                    .iter()
-                    .position(|r| *r == reason)
-                    .unwrap_or(DENY_REASONS.len() - 2);
-                self.denials[i].fetch_add(1, Relaxed);
-            }
-        }
+            None => self.auth_allowed.fetch_add(1, Relaxed),
+            Some(reason) => self.denials[reason as usize].fetch_add(1, Relaxed),
+        };
     }
 
     /// Records a login outcome.
@@ -137,14 +105,11 @@ impl Metrics {
             "portcullis_auth_decisions_total{{decision=\"allow\",reason=\"\"}} {}",
             self.auth_allowed.load(Relaxed)
         );
-        for (reason, count) in DENY_REASONS
-            .iter()
-            .zip(&self.denials)
-            .filter(|(r, _)| !r.is_empty())
-        {
+        for (reason, count) in DenyReason::ALL.iter().zip(&self.denials) {
             let _ = writeln!(
                 out,
-                "portcullis_auth_decisions_total{{decision=\"deny\",reason=\"{reason}\"}} {}",
+                "portcullis_auth_decisions_total{{decision=\"deny\",reason=\"{}\"}} {}",
+                reason.label(),
                 count.load(Relaxed)
             );
         }

@@ -40,7 +40,7 @@ pub async fn authorize_route(
         return Ok(None);
     }
     if let Err(rejected) = crate::cookies::check_csrf(snap.auth.cookies.as_ref(), method, headers) {
-        app.metrics.auth_decision(Some(rejected.reason()));
+        app.metrics.auth_decision(Some(rejected.deny_reason()));
         audit_denied(conn, route, None, rejected);
         return Err(rejected);
     }
@@ -63,7 +63,8 @@ async fn authorize(
     let claims = match verified {
         Ok(claims) => claims,
         Err(err) => {
-            app.metrics.auth_decision(Some(err.reason()));
+            app.metrics
+                .auth_decision(Some(Reject::Token(err).deny_reason()));
             audit_denied(conn, route, None, Reject::Token(err));
             return Err(Reject::Token(err));
         }
@@ -89,7 +90,7 @@ async fn authorize(
         }
         Err(_) => Some(Reject::Unavailable("revocation store unavailable")),
     };
-    app.metrics.auth_decision(refused.map(Reject::reason));
+    app.metrics.auth_decision(refused.map(Reject::deny_reason));
     if let Some(rejected) = refused {
         audit_denied(conn, route, Some(&claims.sub), rejected);
         return Err(rejected);

@@ -45,7 +45,7 @@ pub async fn handle(app: &App, conn: &ConnInfo, request: Request<Incoming>) -> R
         Ok(response) => response,
         Err(rejected) => {
             app.metrics.gateway_answer(rejected);
-            reject::respond(rejected)
+            reject::respond(rejected).map(Body::Right)
         }
     };
     if let Some(route) = trace.route {

@@ -37,7 +37,7 @@ pub async fn logout(
     match (result, &snap.auth.cookies) {
         (Err(rejected), Some(settings)) if rejected.status() == StatusCode::UNAUTHORIZED => {
             app.metrics.gateway_answer(rejected);
-            let mut response = crate::reject::respond(rejected);
+            let mut response = crate::reject::respond(rejected).map(Body::Right);
             crate::cookies::clear(settings, response.headers_mut());
             Ok(response)
         }
