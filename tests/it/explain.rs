@@ -1,9 +1,7 @@
 //! `portcullis explain`: what the gateway would do with a request, said offline, and the
 //! running gateway answering that same request the same way.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 
 /// Exit codes of `explain`.

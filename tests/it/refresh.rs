@@ -1,9 +1,7 @@
 //! The rest of a session: refresh rotation and reuse detection, logout, and
 //! `portcullis revoke` by token id or by subject.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 
 const ALICE_PW: &str = "correct horse battery";

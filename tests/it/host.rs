@@ -1,9 +1,7 @@
 //! Host confusion: a host-specific admin route must not be dodged by spelling the host
 //! differently, sending two of them, or naming another host in the request target.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 
 /// `admin.example` needs role admin; every other host falls through to a public route.

@@ -1,10 +1,8 @@
 //! Forwarding: protocols, streaming bodies, upstream faults, host and prefix routing.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use http::{StatusCode, Version};
 
 const TEN_MB: u64 = 10 * 1024 * 1024;

@@ -1,9 +1,7 @@
 //! The `audit` log target: every auth event of a session is recorded, and nothing secret
 //! (password, token, password hash) ever appears anywhere in the gateway's output.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 
 const ALICE_PW: &str = "correct horse battery";

@@ -1,11 +1,9 @@
 //! Several gateways sharing one real redis-server: revocations cross instances, a dead
 //! Redis follows `on_error`, a restarted Redis is rejoined without a gateway restart.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 
 fn store(redis: &Redis, on_error: &str) -> String {

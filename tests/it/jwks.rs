@@ -1,9 +1,7 @@
 //! GET /.well-known/jwks.json: the public half of each asymmetric key, enough for anyone to
 //! verify a token the gateway issued; never an HMAC secret, never a private component.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};

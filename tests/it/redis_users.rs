@@ -2,9 +2,7 @@
 //! users, so a user registered on one logs in on the other, and `portcullis user add`
 //! writes there too.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 
 const ALICE_PW: &str = "correct horse battery";

@@ -1,9 +1,7 @@
 //! X-Auth-Assertion against the real binary: the echo upstream reports the assertion it
 //! received, and the test verifies it as an upstream would, with the gateway's JWKS.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::JwkSet;

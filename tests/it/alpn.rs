@@ -2,11 +2,9 @@
 //! that negotiated h2 is never served HTTP/1.1; a client that offered no ALPN gets either,
 //! picked by its first bytes.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};

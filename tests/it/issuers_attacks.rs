@@ -1,8 +1,6 @@
 //! External issuers under attack: tokens that must never pass, each with its exact 401.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 use serde_json::{json, Value};
 

@@ -1,9 +1,7 @@
 //! Path normalization and route matching: no spelling of a path reaches a route it should not.
 //! Requests are written byte for byte over TLS so no client library can tidy the path first.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 
 async fn gateway() -> (Gateway, MockUpstream) {

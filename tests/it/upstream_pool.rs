@@ -1,13 +1,11 @@
 //! Upstream keep-alive: connections are reused, a connection is only reused once its
 //! response has fully arrived, and one the upstream closed is never used again.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -1,8 +1,6 @@
 //! /metrics counters move as requests are made; the access log has one line per request.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// The value of one exact sample line in the exposition.
 fn sample(metrics: &str, series: &str) -> f64 {

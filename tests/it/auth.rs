@@ -1,8 +1,6 @@
 //! Bearer tokens: what gets through, and the exact 401/403 answer for everything that does not.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};

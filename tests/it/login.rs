@@ -1,9 +1,7 @@
 //! POST /auth/login: the pair it answers, the one 401 for every bad credential, the body
 //! rules (415, 413, 400) and failed-login throttling (429 + Retry-After).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 use serde_json::json;
 

@@ -1,11 +1,9 @@
 //! `[users] backend = "http"`: the password check is delegated to an existing backend;
 //! its 200 becomes a token pair with its roles, its 401 the usual 401, its silence a 503.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 use serde_json::json;
 

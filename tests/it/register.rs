@@ -2,11 +2,9 @@
 //! name in any case, 400 for an invalid name or a weak password; concurrent registrations
 //! all land in users.toml and survive a restart.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 use serde_json::json;
 

@@ -3,9 +3,7 @@
 //! Tokens are signed in the test with the key the gateway trusts, carrying the claims an
 //! external identity provider would put there (`scope`, `scp`, nested objects).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 use serde_json::{json, Value};
 

@@ -1,10 +1,8 @@
 //! Hot reload (SIGHUP and file change) and graceful shutdown (SIGTERM), against the real binary.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 
 fn routes(upstream: &str, role: &str) -> String {

@@ -1,10 +1,8 @@
 //! Behind a load balancer: X-Forwarded-For / -Proto are believed only from trusted proxies.
 
-mod common;
-
 use std::net::SocketAddr;
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PUBLIC_ROUTE: &str = r#"

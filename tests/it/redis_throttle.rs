@@ -1,9 +1,7 @@
 //! Failed-login throttling shared by two gateways on one real redis-server: the limit holds
 //! for the pair, not per instance.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 
 const ALICE_PW: &str = "correct horse battery";

@@ -1,8 +1,6 @@
 //! What the upstream sees: the real identity and forwarding headers, never a forged one.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 
 async fn gateway_with_echo(cfg: impl FnOnce(String) -> GatewayConfig) -> (Gateway, Upstream) {

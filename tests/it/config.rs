@@ -1,10 +1,8 @@
 //! `portcullis check`, `keygen`, `dev-certs`: the operator commands around the config files.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 const GATEWAY_OK: &str = r#"[listen]
 addr = "127.0.0.1:18443"

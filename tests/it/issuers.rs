@@ -1,9 +1,7 @@
 //! External issuers: a Keycloak-like provider on loopback, its keys fetched by the gateway,
 //! its tokens verified, revoked and authorized like the gateway's own (attacks: issuers_attacks.rs).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use http::StatusCode;
 use serde_json::{json, Value};
 

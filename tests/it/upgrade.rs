@@ -1,9 +1,7 @@
 //! Upgrade handshakes (WebSocket and the like) over HTTP/1.1 TLS: the tunnel works for a
 //! valid token, and without one the upstream never hears of the handshake.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::client::TlsStream;
 

@@ -2,9 +2,7 @@
 //! would, for nginx `auth_request` (a real nginx in front of the echo upstream) and for
 //! Traefik ForwardAuth headers; nothing is forwarded, and nothing missing is guessed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const NGINX: &str = "[forward_auth]\nenabled = true\ntrust = \"nginx\"\n";
 const TRAEFIK: &str = "[forward_auth]\nenabled = true\ntrust = \"traefik\"\n";

@@ -1,11 +1,9 @@
 //! Cookie mode: the pair in `__Host-`/`__Secure-` cookies, CSRF double submit on unsafe
 //! methods, a bearer header always first, and no token ever reaching an upstream.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 
 const ACCESS: &str = "__Host-portcullis-access";
 const REFRESH: &str = "__Secure-portcullis-refresh";

@@ -1,0 +1,36 @@
+//! The black-box tests: each module starts the real `portcullis` binary (through
+//! [`common`], the harness) and talks to it over sockets, the way a user would. One test
+//! binary, so the harness is compiled once.
+
+mod common;
+
+mod alpn;
+mod assertion;
+mod audit;
+mod auth;
+mod config;
+mod cookies;
+mod deploy;
+mod explain;
+mod forward_auth;
+mod headers;
+mod host;
+mod issuers;
+mod issuers_attacks;
+mod jwks;
+mod limits;
+mod login;
+mod metrics;
+mod paths;
+mod policy_claims;
+mod proxies;
+mod proxy;
+mod redis;
+mod redis_throttle;
+mod redis_users;
+mod refresh;
+mod register;
+mod reload;
+mod upgrade;
+mod upstream_pool;
+mod users_http;
