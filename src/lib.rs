@@ -57,8 +57,3 @@ pub type Body = http_body_util::Either<
     forward::pool::UpstreamBody<hyper::body::Incoming>,
     http_body_util::Full<bytes::Bytes>,
 >;
-
-/// Property checks for the fuzz targets in `fuzz/` and their corpus replay; not an API.
-#[cfg(any(test, fuzzing))]
-#[doc(hidden)]
-pub mod fuzzing;

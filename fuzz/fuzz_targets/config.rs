@@ -1,4 +1,8 @@
-//! Fuzz target `config`: the property checks live in `portcullis::fuzzing::config`.
+//! Fuzz target `config`: the property checks live in `fuzz/checks/config.rs`, shared with the
+//! seed replay that `cargo test` runs.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| portcullis::fuzzing::config(data));
+#[path = "../checks/mod.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::config(data));

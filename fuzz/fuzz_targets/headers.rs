@@ -1,4 +1,8 @@
-//! Fuzz target `headers`: the property checks live in `portcullis::fuzzing::headers`.
+//! Fuzz target `headers`: the property checks live in `fuzz/checks/headers.rs`, shared with the
+//! seed replay that `cargo test` runs.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| portcullis::fuzzing::headers(data));
+#[path = "../checks/mod.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::headers(data));

@@ -1,4 +1,8 @@
-//! Fuzz target `path`: the property checks live in `portcullis::fuzzing::path`.
+//! Fuzz target `path`: the property checks live in `fuzz/checks/path.rs`, shared with the
+//! seed replay that `cargo test` runs.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| portcullis::fuzzing::path(data));
+#[path = "../checks/mod.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::path(data));

@@ -1,4 +1,8 @@
-//! Fuzz target `route`: the property checks live in `portcullis::fuzzing::route`.
+//! Fuzz target `route`: the property checks live in `fuzz/checks/route.rs`, shared with the
+//! seed replay that `cargo test` runs.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| portcullis::fuzzing::route(data));
+#[path = "../checks/mod.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::route(data));

@@ -1,4 +1,8 @@
-//! Fuzz target `token`: the property checks live in `portcullis::fuzzing::token`.
+//! Fuzz target `token`: the property checks live in `fuzz/checks/token.rs`, shared with the
+//! seed replay that `cargo test` runs.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| portcullis::fuzzing::token(data));
+#[path = "../checks/mod.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::token(data));

@@ -4,6 +4,3 @@ pub mod headers;
 pub mod pool;
 pub mod proxies;
 pub mod upstream;
-
-#[cfg(test)]
-mod proptests;

@@ -214,6 +214,4 @@ fn push_decoded(out: &mut String, segment: &str) -> Result<(), PathError> {
 }
 
 #[cfg(test)]
-mod proptests;
-#[cfg(test)]
 mod tests;

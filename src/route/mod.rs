@@ -136,6 +136,4 @@ pub fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Cow<'a, str> {
 }
 
 #[cfg(test)]
-mod proptests;
-#[cfg(test)]
 mod tests;

@@ -7,8 +7,6 @@ pub mod mint;
 pub mod verify;
 
 #[cfg(test)]
-mod proptests;
-#[cfg(test)]
 pub(crate) mod test_support;
 
 use serde::{Deserialize, Serialize};

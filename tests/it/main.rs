@@ -3,6 +3,8 @@
 //! binary, so the harness is compiled once.
 
 mod common;
+#[path = "../../fuzz/checks/mod.rs"]
+mod fuzz_checks;
 
 mod alpn;
 mod assertion;
@@ -13,6 +15,7 @@ mod cookies;
 mod deploy;
 mod explain;
 mod forward_auth;
+mod fuzz_seeds;
 mod headers;
 mod host;
 mod issuers;
@@ -23,6 +26,7 @@ mod login;
 mod metrics;
 mod paths;
 mod policy_claims;
+mod proptests;
 mod proxies;
 mod proxy;
 mod redis;

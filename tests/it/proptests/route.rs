@@ -4,9 +4,9 @@
 use http::Method;
 use proptest::prelude::*;
 
-use super::{Matcher, Pattern, Table};
-use crate::fuzzing::route::first_match;
-use crate::path::normalize;
+use crate::fuzz_checks::route::first_match;
+use portcullis::path::normalize;
+use portcullis::route::{Matcher, Pattern, Table};
 
 /// Normalized segments, so that every pattern built from them parses.
 const SEGMENTS: [&str; 6] = ["a", "b", "api", "A", "%3B", "x-y"];

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use http::Method;
 
-use crate::config::{load, Source, DEFAULT_ROUTES_TOML};
+use portcullis::config::{load, Source, DEFAULT_ROUTES_TOML};
 
 /// A directory with generated TLS and signing material, laid out like the repository
 /// (`config/` beside `certs/`), so the sample files load as they are.
@@ -29,7 +29,7 @@ fn base_dir() -> &'static Path {
 }
 
 fn write_material(dir: &Path) {
-    crate::tools::devcerts::ensure_dev_material(&dir.join("certs")).expect("dev material");
+    portcullis::tools::devcerts::ensure_dev_material(&dir.join("certs")).expect("dev material");
     std::fs::create_dir_all(dir.join("config")).expect("config dir");
     let users = include_str!("../../config/users.toml");
     std::fs::write(dir.join("config/users.toml"), users).expect("users.toml");
@@ -64,7 +64,7 @@ pub fn config(data: &[u8]) {
 }
 
 /// Every error names a file and, when it has a position, one inside that file's text.
-fn check_errors(source: &Source, errors: &[crate::config::ConfigError]) {
+fn check_errors(source: &Source, errors: &[portcullis::config::ConfigError]) {
     assert!(!errors.is_empty(), "refused without a reason");
     for err in errors {
         assert!(!err.message.trim().is_empty(), "empty message: {err:?}");
@@ -84,10 +84,10 @@ fn check_errors(source: &Source, errors: &[crate::config::ConfigError]) {
 
 /// A loaded config holds every route of routes.toml, and each one is reachable unless an
 /// earlier route takes its requests.
-fn check_loaded(source: &Source, loaded: &crate::config::Loaded) {
+fn check_loaded(source: &Source, loaded: &portcullis::config::Loaded) {
     let routes_text = source.read(&source.base_dir().join("routes.toml"));
     let table = &loaded.snapshot.routes;
-    let file = routes_text.map(|text| toml::from_str::<crate::config::raw::RoutesFile>(&text));
+    let file = routes_text.map(|text| toml::from_str::<portcullis::config::raw::RoutesFile>(&text));
     if let Ok(Ok(file)) = file {
         assert_eq!(file.routes.len(), table.len(), "routes lost in compilation");
     }

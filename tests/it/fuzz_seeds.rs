@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::TARGETS;
+use crate::fuzz_checks::TARGETS;
 
 #[test]
 fn every_seed_passes_its_target() {

@@ -6,12 +6,13 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 
 use super::input::Input;
-use crate::token::keys::{KeyMaterial, KeyRing, KeySpec};
-use crate::token::mint::{mint, Grant};
-use crate::token::verify::{bearer, verify, Expectations, TokenError};
-use crate::token::{Alg, TokenType, ALL_ALGS};
+use portcullis::token::keys::{KeyMaterial, KeyRing, KeySpec};
+use portcullis::token::mint::{mint, Grant};
+use portcullis::token::verify::{bearer, verify, Expectations, TokenError};
+use portcullis::token::{Alg, TokenType, ALL_ALGS};
 
-const NOW: u64 = 1_700_000_000;
+/// The time every token is minted and checked at.
+pub const NOW: u64 = 1_700_000_000;
 
 /// One ring per signing algorithm (each holding every key), and a valid token from each.
 struct Setup {
@@ -64,7 +65,7 @@ fn spec(alg: Alg) -> KeySpec {
             .collect();
         KeyMaterial::Secret(secret.into_bytes())
     } else {
-        let pem = crate::tools::keygen::generate_private_pem(alg).expect("key generation");
+        let pem = portcullis::tools::keygen::generate_private_pem(alg).expect("key generation");
         KeyMaterial::PrivatePem(pem.into_bytes())
     };
     KeySpec {
@@ -73,6 +74,16 @@ fn spec(alg: Alg) -> KeySpec {
         material,
         verify_only: false,
     }
+}
+
+/// The ring signing with `alg`, a valid access token it minted, and what verifies it.
+pub fn minted(alg: Alg) -> (&'static KeyRing, &'static str, &'static Expectations) {
+    let setup = setup();
+    let at = ALL_ALGS
+        .iter()
+        .position(|a| *a == alg)
+        .expect("every alg is listed");
+    (&setup.rings[at], &setup.tokens[at], &setup.expect)
 }
 
 /// Either a raw Authorization header or a valid token altered at a few places.

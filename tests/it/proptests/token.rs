@@ -1,36 +1,14 @@
 //! Property tests for token verification: no alteration of a minted token gets through.
 
-use std::sync::OnceLock;
-
 use proptest::prelude::*;
 
-use super::keys::KeyRing;
-use super::mint::mint;
-use super::test_support::{expect, grant, ring_for, ISSUER};
-use super::verify::{verify, TokenError};
-use super::{Alg, TokenType, ALL_ALGS};
+use portcullis::token::verify::{verify, TokenError};
+use portcullis::token::{Claims, TokenType, ALL_ALGS};
 
-const NOW: u64 = 1_700_000_000;
-
-/// A ring signing with `alg` and a token it minted, built once per test process.
-fn minted(alg: Alg) -> (&'static KeyRing, &'static str) {
-    static MINTED: OnceLock<Vec<(KeyRing, String)>> = OnceLock::new();
-    let all = MINTED.get_or_init(|| {
-        ALL_ALGS
-            .into_iter()
-            .map(|alg| {
-                let ring = ring_for(alg);
-                let token = mint(&ring, ISSUER, "api", grant(TokenType::Access), NOW);
-                (ring, token.expect("mint").0)
-            })
-            .collect()
-    });
-    let (ring, token) = &all[ALL_ALGS.iter().position(|a| *a == alg).expect("listed")];
-    (ring, token)
-}
+use crate::fuzz_checks::token::{minted, NOW};
 
 /// Only errors from before the claims are trusted: the signature never checked out.
-fn refused_unauthenticated(result: Result<super::Claims, TokenError>) -> bool {
+fn refused_unauthenticated(result: Result<Claims, TokenError>) -> bool {
     matches!(
         result,
         Err(TokenError::Malformed
@@ -44,14 +22,14 @@ fn refused_unauthenticated(result: Result<super::Claims, TokenError>) -> bool {
 #[test]
 fn every_byte_of_every_alg_matters() {
     for alg in ALL_ALGS {
-        let (ring, token) = minted(alg);
-        assert!(verify(ring, &expect(), token, TokenType::Access, NOW).is_ok());
+        let (ring, token, expect) = minted(alg);
+        assert!(verify(ring, expect, token, TokenType::Access, NOW).is_ok());
         for at in 0..token.len() {
             let mut bytes = token.as_bytes().to_vec();
             // Stay inside the base64url alphabet, so the change is not caught by parsing alone.
             bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
             let altered = String::from_utf8(bytes).expect("ascii");
-            let result = verify(ring, &expect(), &altered, TokenType::Access, NOW);
+            let result = verify(ring, expect, &altered, TokenType::Access, NOW);
             assert!(refused_unauthenticated(result), "{alg} byte {at}");
         }
     }
@@ -66,13 +44,13 @@ proptest! {
         at in any::<prop::sample::Index>(),
         byte in 0u8..0x80,
     ) {
-        let (ring, token) = minted(alg);
+        let (ring, token, expect) = minted(alg);
         let at = at.index(token.len());
         prop_assume!(token.as_bytes()[at] != byte);
         let mut bytes = token.as_bytes().to_vec();
         bytes[at] = byte;
         let altered = String::from_utf8(bytes).expect("ascii");
-        let result = verify(ring, &expect(), &altered, TokenType::Access, NOW);
+        let result = verify(ring, expect, &altered, TokenType::Access, NOW);
         prop_assert!(refused_unauthenticated(result), "{} byte {} -> {:?}", alg, at, byte);
     }
 
@@ -82,10 +60,10 @@ proptest! {
         cut in any::<prop::sample::Index>(),
         extra in "[A-Za-z0-9_.-]{0,3}",
     ) {
-        let (ring, token) = minted(alg);
+        let (ring, token, expect) = minted(alg);
         let altered = format!("{}{extra}", &token[..cut.index(token.len())]);
         prop_assume!(altered != token);
-        let result = verify(ring, &expect(), &altered, TokenType::Access, NOW);
+        let result = verify(ring, expect, &altered, TokenType::Access, NOW);
         prop_assert!(refused_unauthenticated(result), "{} {:?}", alg, altered);
     }
 }

@@ -2,8 +2,8 @@
 
 use proptest::prelude::*;
 
-use super::normalize;
-use crate::fuzzing::path::{check_normal_form, model};
+use crate::fuzz_checks::path::{check_normal_form, model};
+use portcullis::path::normalize;
 
 /// Segments: plain, dot and dot-dot in raw and encoded spellings, escapes of every kind.
 fn segment() -> impl Strategy<Value = String> {

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::path::{normalize, PathError};
+use portcullis::path::{normalize, PathError};
 
 /// Normalizes any UTF-8 input and checks the result (or the refusal) against the model.
 pub fn path(data: &[u8]) {

@@ -4,8 +4,8 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::input::Input;
-use crate::forward::headers::{add_identity, sanitize_request, IdentityHeaders};
-use crate::token::{Audience, Claims, TokenType};
+use portcullis::forward::headers::{add_identity, sanitize_request, IdentityHeaders};
+use portcullis::token::{Audience, Claims, TokenType};
 
 pub(crate) const PREFIXES: [&str; 5] = ["X-Auth-", "x_auth_", "X.Auth.", "x-", "co"];
 pub(crate) const IDENTITY_NAMES: [&str; 5] = [

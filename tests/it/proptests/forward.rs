@@ -5,9 +5,11 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
 
-use super::headers::IdentityHeaders;
-use crate::fuzzing::headers::{check_rewrite, fold_prefix, CLIENT_NAMES, IDENTITY_NAMES, PREFIXES};
-use crate::token::{Audience, Claims, TokenType};
+use crate::fuzz_checks::headers::{
+    check_rewrite, fold_prefix, CLIENT_NAMES, IDENTITY_NAMES, PREFIXES,
+};
+use portcullis::forward::headers::IdentityHeaders;
+use portcullis::token::{Audience, Claims, TokenType};
 
 /// `name` with each letter in either case and each '-' as '-', '_' or '.'.
 fn spelling(name: &'static str) -> impl Strategy<Value = String> {

@@ -3,8 +3,8 @@
 use http::Method;
 
 use super::input::Input;
-use crate::path::normalize;
-use crate::route::{is_valid_authority, Matcher, Pattern, Table};
+use portcullis::path::normalize;
+use portcullis::route::{is_valid_authority, Matcher, Pattern, Table};
 
 /// Segments a pattern or path is built from; few, so that rules and requests overlap.
 const SEGMENTS: [&str; 10] = ["a", "b", "api", "*", "**", "", ".", "..", "%61", "A"];
