@@ -12,8 +12,10 @@
 //! - [`config`]: files in, [`config::snapshot::Snapshot`] out.
 //! - The stages, leaves that know nothing of the pipeline above them: [`path`], [`route`],
 //!   [`token`], [`issuers`], [`revoke`], [`policy`], [`forward`], [`assertion`],
-//!   [`cookies`]; login-side stores [`users`] and [`throttle`]; shared leaves [`reject`],
-//!   [`store`], [`clock`], [`outbound`]; offline helpers in [`tools`].
+//!   [`cookies`]; login-side stores [`users`] and [`throttle`]; shared leaves [`reject`]
+//!   (every refusal's status and body), [`store`] (Redis plumbing), [`runtime`] (clock,
+//!   worker count), [`outbound`] (the gateway's own HTTP calls); offline helpers in
+//!   [`tools`].
 //!
 //! One request, module by module:
 //!
