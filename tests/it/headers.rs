@@ -21,59 +21,38 @@ fn is_request_id(v: &str) -> bool {
 }
 
 #[tokio::test]
-async fn forged_identity_headers_never_reach_the_upstream() {
+async fn forged_identity_headers_never_reach_the_upstream_over_http1_and_http2() {
     let (gw, _echo) = gateway_with_echo(|u| GatewayConfig::standard(&u)).await;
-    let resp = gw
-        .client()
-        .get("/api/me")
-        .bearer(&gw.token("alice", &["user"]))
-        .header("X-Auth-User", "admin")
-        .header("x_auth_user", "admin")
-        .header("X.Auth.User", "admin")
-        .header("X-AUTH-ROLES", "admin")
-        .header("x-auth-tenant", "acme")
-        .header("X_Auth_Roles", "admin")
-        .send_h1()
-        .await;
-    assert_eq!(resp.status, StatusCode::OK, "body: {}", resp.text());
-    assert_eq!(resp.echoed_header("x-auth-user").as_deref(), Some("alice"));
-    assert_eq!(resp.echoed_header("x-auth-roles").as_deref(), Some("user"));
-    for name in resp.echoed_header_names() {
-        let f = folded(&name);
-        if f.starts_with("x-auth-") {
-            assert!(
-                f == "x-auth-user" || f == "x-auth-roles",
-                "client header {name:?} reached the upstream"
-            );
-            assert_eq!(name, f, "client-spelled {name:?} reached the upstream");
+    for version in [http::Version::HTTP_11, http::Version::HTTP_2] {
+        let resp = gw
+            .client()
+            .get("/api/me")
+            .bearer(&gw.token("alice", &["user"]))
+            .header("X-Auth-User", "admin")
+            .header("x_auth_user", "admin")
+            .header("X.Auth.User", "admin")
+            .header("X-AUTH-ROLES", "admin")
+            .header("x-auth-tenant", "acme")
+            .header("X_Auth_Roles", "admin")
+            .send(version)
+            .await;
+        assert_eq!(resp.status, StatusCode::OK, "{version:?}: {}", resp.text());
+        assert_eq!(resp.echoed_header("x-auth-user").as_deref(), Some("alice"));
+        assert_eq!(resp.echoed_header("x-auth-roles").as_deref(), Some("user"));
+        for name in resp.echoed_header_names() {
+            let f = folded(&name);
+            if f.starts_with("x-auth-") {
+                assert!(
+                    f == "x-auth-user" || f == "x-auth-roles",
+                    "{version:?}: client header {name:?} reached the upstream"
+                );
+                assert_eq!(
+                    name, f,
+                    "{version:?}: client-spelled {name:?} reached the upstream"
+                );
+            }
         }
     }
-}
-
-#[tokio::test]
-async fn forged_identity_headers_are_stripped_over_http2() {
-    let (gw, _echo) = gateway_with_echo(|u| GatewayConfig::standard(&u)).await;
-    let resp = gw
-        .client()
-        .get("/api/me")
-        .bearer(&gw.token("alice", &["user"]))
-        .header("x-auth-user", "admin")
-        .header("x_auth_user", "admin")
-        .header("x.auth.roles", "admin")
-        .send_h2()
-        .await;
-    assert_eq!(resp.status, StatusCode::OK, "body: {}", resp.text());
-    assert_eq!(resp.echoed_header("x-auth-user").as_deref(), Some("alice"));
-    assert_eq!(resp.echoed_header("x-auth-roles").as_deref(), Some("user"));
-    let forged: Vec<String> = resp
-        .echoed_header_names()
-        .into_iter()
-        .filter(|n| n.contains('_') || n.contains('.'))
-        .collect();
-    assert!(
-        forged.is_empty(),
-        "forged headers reached the upstream: {forged:?}"
-    );
 }
 
 #[tokio::test]

@@ -53,58 +53,44 @@ async fn client_without_alpn_gets_http1() {
     assert_eq!(tls.get_ref().1.alpn_protocol(), None);
 }
 
+/// Both protocols a client may speak to the gateway.
+const VERSIONS: [Version; 2] = [Version::HTTP_11, Version::HTTP_2];
+
 #[tokio::test]
-async fn ten_megabyte_upload_streams_through_intact_over_http1() {
+async fn ten_megabyte_upload_streams_through_intact_over_http1_and_http2() {
     let up = MockUpstream::start(Mode::Digest).await;
     let gw = Gateway::start(GatewayConfig::standard(&up.url())).await;
-    let resp = gw
-        .client()
-        .post("/open/upload")
-        .pattern_body(TEN_MB)
-        .send_h1()
-        .await;
-    assert_eq!(resp.status, StatusCode::OK, "body: {}", resp.text());
     let want = Digest::of_pattern(TEN_MB);
-    let got = resp.json();
-    assert_eq!(got["len"], want.len, "upstream got {got}");
-    assert_eq!(got["fnv"], want.hash.to_string(), "upstream got {got}");
+    for version in VERSIONS {
+        let resp = gw
+            .client()
+            .post("/open/upload")
+            .pattern_body(TEN_MB)
+            .send(version)
+            .await;
+        assert_eq!(resp.status, StatusCode::OK, "{version:?}: {}", resp.text());
+        assert_eq!(resp.version, version);
+        let got = resp.json();
+        assert_eq!(got["len"], want.len, "{version:?}: upstream got {got}");
+        assert_eq!(
+            got["fnv"],
+            want.hash.to_string(),
+            "{version:?}: upstream got {got}"
+        );
+    }
 }
 
 #[tokio::test]
-async fn ten_megabyte_upload_streams_through_intact_over_http2() {
-    let up = MockUpstream::start(Mode::Digest).await;
-    let gw = Gateway::start(GatewayConfig::standard(&up.url())).await;
-    let resp = gw
-        .client()
-        .post("/open/upload")
-        .pattern_body(TEN_MB)
-        .send_h2()
-        .await;
-    assert_eq!(resp.status, StatusCode::OK, "body: {}", resp.text());
-    let want = Digest::of_pattern(TEN_MB);
-    let got = resp.json();
-    assert_eq!(got["len"], want.len, "upstream got {got}");
-    assert_eq!(got["fnv"], want.hash.to_string(), "upstream got {got}");
-}
-
-#[tokio::test]
-async fn ten_megabyte_download_streams_through_intact_over_http1() {
+async fn ten_megabyte_download_streams_through_intact_over_http1_and_http2() {
     let up = MockUpstream::start(Mode::Download(TEN_MB)).await;
     let gw = Gateway::start(GatewayConfig::standard(&up.url())).await;
-    let resp = gw.client().get("/public/big.bin").send_h1().await;
-    assert_eq!(resp.status, StatusCode::OK);
-    assert_eq!(resp.body.len() as u64, TEN_MB);
-    assert_eq!(resp.digest(), Digest::of_pattern(TEN_MB));
-}
-
-#[tokio::test]
-async fn ten_megabyte_download_streams_through_intact_over_http2() {
-    let up = MockUpstream::start(Mode::Download(TEN_MB)).await;
-    let gw = Gateway::start(GatewayConfig::standard(&up.url())).await;
-    let resp = gw.client().get("/public/big.bin").send_h2().await;
-    assert_eq!(resp.status, StatusCode::OK);
-    assert_eq!(resp.body.len() as u64, TEN_MB);
-    assert_eq!(resp.digest(), Digest::of_pattern(TEN_MB));
+    for version in VERSIONS {
+        let resp = gw.client().get("/public/big.bin").send(version).await;
+        assert_eq!(resp.status, StatusCode::OK, "{version:?}");
+        assert_eq!(resp.version, version);
+        assert_eq!(resp.body.len() as u64, TEN_MB, "{version:?}");
+        assert_eq!(resp.digest(), Digest::of_pattern(TEN_MB), "{version:?}");
+    }
 }
 
 #[tokio::test]

@@ -206,6 +206,14 @@ impl RequestBuilder {
         (self.client, req, self.deadline)
     }
 
+    /// Send over `version` (HTTP/1.1 or HTTP/2, chosen by ALPN); panics if the exchange fails.
+    pub async fn send(self, version: Version) -> Response {
+        match version {
+            Version::HTTP_2 => self.send_h2().await,
+            _ => self.send_h1().await,
+        }
+    }
+
     /// Send over HTTP/1.1 (ALPN http/1.1); panics if the exchange fails.
     pub async fn send_h1(self) -> Response {
         self.try_send_h1()

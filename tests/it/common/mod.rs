@@ -30,26 +30,15 @@ mod redis;
 mod tokens;
 mod upstream;
 
-// Each test crate uses part of the harness; an unused re-export is not a mistake there.
-#[allow(unused_imports)]
 pub use auth::*;
-#[allow(unused_imports)]
 pub use backend::*;
-#[allow(unused_imports)]
 pub use client::*;
-#[allow(unused_imports)]
 pub use gateway::*;
-#[allow(unused_imports)]
 pub use idp::*;
-#[allow(unused_imports)]
 pub use nginx::*;
-#[allow(unused_imports)]
 pub use raw::*;
-#[allow(unused_imports)]
 pub use redis::*;
-#[allow(unused_imports)]
 pub use tokens::*;
-#[allow(unused_imports)]
 pub use upstream::*;
 
 use std::fs::File;
