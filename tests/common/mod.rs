@@ -17,6 +17,7 @@
 //! - `redis`: `Redis`, a real redis-server per test.
 //! - `backend`: `CredentialBackend`, an existing password checker for the http user store.
 //! - `idp`: `Idp`, an external identity provider (discovery + JWK Set) for `[[issuers]]`.
+//! - `scripted`: `ScriptedUpstream`, a raw TCP upstream for framing faults, stalls, hang-ups.
 #![allow(dead_code)]
 
 mod auth;
@@ -27,6 +28,7 @@ mod idp;
 mod nginx;
 mod raw;
 mod redis;
+mod scripted;
 mod tokens;
 mod upstream;
 
@@ -47,6 +49,8 @@ pub use nginx::*;
 pub use raw::*;
 #[allow(unused_imports)]
 pub use redis::*;
+#[allow(unused_imports)]
+pub use scripted::*;
 #[allow(unused_imports)]
 pub use tokens::*;
 #[allow(unused_imports)]
