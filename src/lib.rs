@@ -46,7 +46,7 @@ pub mod users;
 
 /// The body of every response the gateway sends: the upstream's, streamed, or its own.
 pub type Body = http_body_util::Either<
-    forward::pool::UpstreamBody<forward::upstream::RequestBody>,
+    forward::body::UpstreamBody<forward::upstream::RequestBody>,
     http_body_util::Full<bytes::Bytes>,
 >;
 

@@ -119,7 +119,7 @@ async fn proxy<'s>(
     *request.version_mut() = Version::HTTP_11;
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let sent = Instant::now();
-    let mut response = route.upstream.send(request).await?;
+    let mut response = route.upstream.send(request, route.read_timeout).await?;
     let upstream_took = sent.elapsed();
     app.metrics.upstream_latency(upstream_took);
     trace.upstream = Some(upstream_took);

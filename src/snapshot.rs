@@ -27,6 +27,8 @@ pub struct Route {
     pub policy: Policy,
     /// Prefix removed before forwarding.
     pub strip_prefix: Option<String>,
+    /// How long the upstream may send no response body bytes before the response is cut.
+    pub read_timeout: std::time::Duration,
     /// Signs X-Auth-Assertion when the upstream asks for it.
     pub assertion: Option<crate::assertion::RouteAssertion>,
     /// Requests answered on this route, by status class.

@@ -92,7 +92,8 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
         // Still check the routes file, so the operator sees every error in one pass.
         if let Some(routes_file) = routes_file_of_broken(source, &gateway_path) {
             let path = resolve(&base, &routes_file);
-            super::compile_routes::load_routes(source, &path, AssertionKey::Unknown, &mut errors);
+            let (key, read_timeout) = (AssertionKey::Unknown, raw::DEFAULT_READ_TIMEOUT);
+            super::compile_routes::load_routes(source, &path, key, read_timeout, &mut errors);
         }
         return Err(ConfigErrors(errors));
     };
@@ -116,9 +117,17 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
         (Some(_), Some(signer)) => AssertionKey::Loaded(signer, file.tokens.audience.get_ref()),
         (Some(_), None) => AssertionKey::Unknown,
     };
+    let read_timeout = super::compile_routes::read_timeout(&mut diag, &file.proxy.read_timeout);
     let routes_path = resolve(&base, &file.routes.file);
-    let routes =
-        super::compile_routes::load_routes(source, &routes_path, assertion_key, &mut errors);
+    // A bad default is already reported; the routes are still checked against some value.
+    let default_read_timeout = read_timeout.unwrap_or(raw::DEFAULT_READ_TIMEOUT);
+    let routes = super::compile_routes::load_routes(
+        source,
+        &routes_path,
+        assertion_key,
+        default_read_timeout,
+        &mut errors,
+    );
     let (
         Some(tls),
         Some(keys),

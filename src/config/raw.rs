@@ -30,6 +30,9 @@ pub struct GatewayFile {
     pub identity: Identity,
     /// Where the route table lives.
     pub routes: RoutesRef,
+    /// Defaults for forwarding to upstreams.
+    #[serde(default)]
+    pub proxy: Proxy,
     /// The user store behind /auth/login.
     #[serde(default)]
     pub users: Users,
@@ -253,6 +256,30 @@ fn default_true() -> bool {
     true
 }
 
+/// `[proxy]`: what every route gets unless it says otherwise.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    /// How long an upstream may send no response body bytes before the response is cut.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: Spanned<HumanDuration>,
+}
+
+impl Default for Proxy {
+    fn default() -> Self {
+        Proxy {
+            read_timeout: default_read_timeout(),
+        }
+    }
+}
+
+/// `[proxy] read_timeout` when gateway.toml sets none: nginx's `proxy_read_timeout`.
+pub const DEFAULT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn default_read_timeout() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration(DEFAULT_READ_TIMEOUT))
+}
+
 /// `[routes]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -346,6 +373,9 @@ pub struct Route {
     /// Prefix removed from the path before forwarding.
     #[serde(default)]
     pub strip_prefix: Option<Spanned<String>>,
+    /// Overrides `[proxy] read_timeout` of gateway.toml for this route.
+    #[serde(default)]
+    pub read_timeout: Option<Spanned<HumanDuration>>,
 }
 
 fn default_auth() -> Spanned<Auth> {

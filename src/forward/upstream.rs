@@ -7,7 +7,9 @@
 //! went out. Any other request that was written is never sent twice.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +22,8 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::pool::{Pool, UpstreamBody};
+use super::body::UpstreamBody;
+use super::pool::Pool;
 use crate::reject::Reject;
 
 /// How long an unused upstream connection is kept open.
@@ -82,7 +85,7 @@ impl Upstream {
             base_path,
             connect_timeout,
             timeout,
-            pool: Arc::new(Pool::new(POOL_IDLE_TIMEOUT)),
+            pool: Arc::new(Pool::new(name, POOL_IDLE_TIMEOUT)),
         })
     }
 
@@ -133,11 +136,29 @@ impl Upstream {
             .map_err(|_| Reject::BadRequest("request target cannot be forwarded"))
     }
 
-    /// Sends the request; connection failures are 502 and a slow connect or response head 504.
-    pub async fn send(&self, request: Request<Incoming>) -> Result<UpstreamResponse, Reject> {
-        match tokio::time::timeout(self.timeout, self.exchange(request.map(Either::Left))).await {
-            Err(_) => Err(Reject::UpstreamTimeout),
-            Ok(result) => result,
+    /// Responses from this upstream cut because their body stalled, since it was built.
+    pub fn stalls(&self) -> u64 {
+        self.pool.stalls()
+    }
+
+    /// Sends the request; connection failures and a body bad from its first byte are 502, a
+    /// slow connect or response head 504. The body is cut after `read_timeout` without bytes.
+    pub async fn send(
+        &self,
+        request: Request<Incoming>,
+        read_timeout: Duration,
+    ) -> Result<UpstreamResponse, Reject> {
+        let exchange = self.exchange(request.map(Either::Left), read_timeout);
+        let mut response = match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => return Err(Reject::UpstreamTimeout),
+            Ok(result) => result?,
+        };
+        // Nothing has reached the client yet: a body bad from its first byte is still a 502.
+        let mut body = Pin::new(response.body_mut());
+        let first = std::future::poll_fn(|cx| Poll::Ready(body.as_mut().take_first(cx)));
+        match first.await {
+            Ok(()) => Ok(response),
+            Err(err) => Err(self.failed(&err)),
         }
     }
 
@@ -150,6 +171,7 @@ impl Upstream {
     async fn exchange(
         &self,
         mut request: Request<RequestBody>,
+        read_timeout: Duration,
     ) -> Result<UpstreamResponse, Reject> {
         for _ in 0..POOLED_TRIES {
             let Some(mut sender) = self.pool.checkout() else {
@@ -157,7 +179,7 @@ impl Upstream {
             };
             let copy = replay_copy(&request);
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.lend(response, sender)),
+                Ok(response) => return Ok(self.lend(response, sender, read_timeout)),
                 Err(mut failed) => match (failed.take_message(), copy) {
                     (Some(unsent), _) => request = unsent,
                     (None, Some(copy)) if connection_lost(failed.error()) => {
@@ -173,7 +195,7 @@ impl Upstream {
         // Boxed: connecting is rare next to reusing, and its future would size every request's.
         let mut sender = Box::pin(self.connect()).await?;
         match sender.send_request(request).await {
-            Ok(response) => Ok(self.lend(response, sender)),
+            Ok(response) => Ok(self.lend(response, sender, read_timeout)),
             Err(err) => Err(self.failed(&err)),
         }
     }
@@ -183,10 +205,11 @@ impl Upstream {
         &self,
         response: Response<Incoming>,
         sender: SendRequest<RequestBody>,
+        read_timeout: Duration,
     ) -> UpstreamResponse {
         let reusable = response.status() != StatusCode::SWITCHING_PROTOCOLS;
         let lease = reusable.then(|| (sender, Arc::clone(&self.pool)));
-        response.map(|body| UpstreamBody::new(body, lease))
+        response.map(|body| UpstreamBody::new(body, lease, read_timeout))
     }
 
     fn failed(&self, err: &hyper::Error) -> Reject {
