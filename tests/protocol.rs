@@ -5,6 +5,9 @@ mod common;
 
 use common::*;
 use http::StatusCode;
+use serde_json::json;
+
+const ALICE_PW: &str = "correct horse battery";
 
 #[tokio::test]
 async fn bearer_followed_by_several_spaces_is_accepted() {
@@ -29,5 +32,35 @@ async fn bearer_followed_by_several_spaces_is_accepted() {
         .header("authorization", &auth)
         .send_h1()
         .await;
+    assert_eq!(resp.status, StatusCode::UNAUTHORIZED, "{}", resp.text());
+}
+
+#[tokio::test]
+async fn auth_endpoints_take_json_objects_only() {
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = AuthSetup::new(&up.url())
+        .user("alice", ALICE_PW, &[])
+        .users("registration = true")
+        .start()
+        .await;
+    let pair = gw.login_ok("alice", ALICE_PW).await;
+    let arrays = [
+        ("/auth/login", json!(["alice", ALICE_PW])),
+        ("/auth/refresh", json!([pair.refresh])),
+        ("/auth/register", json!(["carol", "a long enough secret"])),
+    ];
+    for (path, body) in arrays {
+        let resp = gw.post_json(path, &body).await;
+        assert_eq!(
+            resp.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            resp.text()
+        );
+        assert_eq!(resp.json()["error"], "invalid_request", "{path}");
+    }
+    // Nothing was spent or created by the refused bodies.
+    assert_eq!(gw.refresh(&pair.refresh).await.status, StatusCode::OK);
+    let resp = gw.login("carol", "a long enough secret").await;
     assert_eq!(resp.status, StatusCode::UNAUTHORIZED, "{}", resp.text());
 }
