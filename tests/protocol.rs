@@ -67,8 +67,8 @@ async fn max_header_bytes_is_enforced_to_the_byte_on_http1() {
     let host = gw.authority();
     let resp = gw.client().raw(head_of(limit, &host).as_bytes()).await;
     assert_eq!(resp.status, 200, "{}", resp.head);
-    // One byte over, and the 66.6 KB head that used to slip through hyper's buffer limit.
-    for size in [limit + 1, 66_600, limit * 3 / 2] {
+    // The 66.6 KB head that used to slip through hyper's buffer limit, and one byte over.
+    for size in [66_600, limit * 3 / 2, limit + 1] {
         let resp = gw.client().raw(head_of(size, &host).as_bytes()).await;
         assert_head_refused(&resp, "request head too large");
     }
