@@ -12,14 +12,21 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::app::App;
 use crate::pipeline::unix_now;
 
-/// Serves the admin endpoints until the process ends.
-pub async fn serve(listener: TcpListener, app: Arc<App>) {
+/// Serves the admin endpoints until shutdown starts, then closes the listener: a probe
+/// during the drain is refused, which reads as not ready (requests already accepted are
+/// still answered).
+pub async fn serve(listener: TcpListener, app: Arc<App>, mut stopping: watch::Receiver<bool>) {
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopping.wait_for(|stop| *stop) => return,
+        };
+        let Ok((stream, peer)) = accepted else {
             // Out of file descriptors and the like: back off instead of spinning.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;

@@ -4,7 +4,8 @@
 //!
 //! 1. [`listen`] accepts under the connection cap; [`tls`] handshakes and ALPN picks
 //!    HTTP/1.1 or HTTP/2; hyper-util serves the connection with header and idle timeouts.
-//! 2. [`pipeline`] loads the current [`snapshot`] once; every later stage borrows it.
+//! 2. [`pipeline`] loads the current [`snapshot`] once; every later stage borrows it, after
+//!    [`limits`] has held the request head to `max_header_bytes` and `max_header_fields` (431).
 //! 3. [`path::normalize`] resolves the path or refuses a trick (400).
 //! 4. [`route::Table::find`] picks the first matching route in file order (404 if none).
 //! 5. If the route needs a token: [`token::verify`], or for a token of an external
@@ -29,6 +30,7 @@ pub mod forward;
 mod idle;
 pub mod issuers;
 pub mod keygen;
+pub mod limits;
 pub mod listen;
 pub mod metrics;
 pub mod path;

@@ -16,7 +16,9 @@ const LATENCY_BUCKETS: [f64; 12] = [
 ];
 
 /// Statuses the gateway answers itself, each with its own counter.
-const GATEWAY_STATUSES: [u16; 12] = [400, 401, 403, 404, 405, 409, 413, 415, 429, 502, 503, 504];
+const GATEWAY_STATUSES: [u16; 13] = [
+    400, 401, 403, 404, 405, 409, 413, 415, 429, 431, 502, 503, 504,
+];
 
 /// Login outcomes.
 #[derive(Debug, Clone, Copy)]

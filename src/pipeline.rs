@@ -71,6 +71,7 @@ async fn proxy<'s>(
     mut request: Request<Incoming>,
     trace: &mut Trace<'s>,
 ) -> Result<Response<Body>, Reject> {
+    crate::limits::check_head(&app.listen, &request)?;
     let host = request_host(&request)?.map(str::to_owned);
     let normalized = path::normalize(request.uri().path()).map_err(Reject::BadPath)?;
     if trace.logging {

@@ -41,6 +41,8 @@ pub enum Reject {
     UnsupportedMediaType,
     /// A gateway endpoint got a body over its limit (413).
     PayloadTooLarge,
+    /// The request head is over `max_header_bytes` or `max_header_fields` (431).
+    HeadTooLarge(&'static str),
     /// Login failed: unknown user, wrong password or disabled user, one answer for all (401).
     BadCredentials,
     /// Too many failed logins; retry after this many seconds (429).
@@ -77,6 +79,7 @@ impl Reject {
             Reject::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Reject::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Reject::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Reject::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Reject::Taken => StatusCode::CONFLICT,
             Reject::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -100,6 +103,7 @@ impl Reject {
             Reject::MethodNotAllowed => "method_not_allowed",
             Reject::UnsupportedMediaType => "unsupported_media_type",
             Reject::PayloadTooLarge => "payload_too_large",
+            Reject::HeadTooLarge(_) => "request_header_fields_too_large",
             Reject::BadCredentials => "invalid_credentials",
             Reject::Throttled(_) => "too_many_attempts",
             Reject::RefreshReuse | Reject::UserGone => "invalid_grant",
@@ -125,6 +129,7 @@ impl Reject {
             Reject::MethodNotAllowed => "method not allowed",
             Reject::UnsupportedMediaType => "expected Content-Type: application/json",
             Reject::PayloadTooLarge => "request body too large",
+            Reject::HeadTooLarge(reason) => reason,
             Reject::BadCredentials => "invalid username or password",
             Reject::Throttled(_) => "too many failed attempts, retry later",
             Reject::RefreshReuse => "refresh token reuse detected; the session is revoked",

@@ -116,6 +116,8 @@ pub struct ListenSettings {
     pub idle_timeout: Duration,
     /// Largest accepted request head.
     pub max_header_bytes: usize,
+    /// Most header fields a request may carry.
+    pub max_header_fields: usize,
     /// Connections served at once.
     pub max_connections: usize,
     /// Time in-flight requests get to finish on SIGTERM.

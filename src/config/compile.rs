@@ -13,6 +13,7 @@ use super::diag::{ConfigError, ConfigErrors};
 use super::raw::{self, GatewayFile};
 use super::Source;
 use crate::forward::headers::IdentityHeaders;
+use crate::limits::{MAX_HEADER_BYTES, MAX_HEADER_FIELDS};
 use crate::snapshot::{ListenSettings, Snapshot, TokenLifetimes};
 use crate::token::keys::{KeyMaterial, KeyRing, KeySpec};
 use crate::token::verify::Expectations;
@@ -245,10 +246,18 @@ fn listen_settings(diag: &mut Diag<'_>, base: &Path, file: &GatewayFile) -> Opti
     let listen = &file.listen;
     let mut ok = true;
     let header_bytes = *listen.max_header_bytes.get_ref();
-    if !(8192..=1024 * 1024).contains(&header_bytes) {
+    if !(8192..=MAX_HEADER_BYTES).contains(&header_bytes) {
         diag.at(
             listen.max_header_bytes.span(),
-            format!("max_header_bytes = {header_bytes} is out of range (expected 8192 to 1048576)"),
+            format!("max_header_bytes = {header_bytes} is out of range (expected 8192 to {MAX_HEADER_BYTES})"),
+        );
+        ok = false;
+    }
+    let header_fields = *listen.max_header_fields.get_ref();
+    if !(10..=MAX_HEADER_FIELDS).contains(&header_fields) {
+        diag.at(
+            listen.max_header_fields.span(),
+            format!("max_header_fields = {header_fields} is out of range (expected 10 to {MAX_HEADER_FIELDS})"),
         );
         ok = false;
     }
@@ -266,6 +275,7 @@ fn listen_settings(diag: &mut Diag<'_>, base: &Path, file: &GatewayFile) -> Opti
         header_timeout: listen.header_timeout.get(),
         idle_timeout: listen.idle_timeout.get(),
         max_header_bytes: header_bytes,
+        max_header_fields: header_fields,
         max_connections: *listen.max_connections.get_ref(),
         shutdown_grace: listen.shutdown_grace.get(),
         tls_cert: resolve(base, listen.tls_cert.get_ref()),

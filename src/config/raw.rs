@@ -104,6 +104,9 @@ pub struct Listen {
     /// Largest request head accepted; larger gets 431.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: Spanned<usize>,
+    /// Most header fields a request may carry; more gets 431.
+    #[serde(default = "default_max_header_fields")]
+    pub max_header_fields: Spanned<usize>,
     /// Connections served at once; more wait in the kernel backlog.
     #[serde(default = "default_max_connections")]
     pub max_connections: Spanned<usize>,
@@ -127,6 +130,9 @@ fn default_idle_timeout() -> HumanDuration {
 }
 fn default_max_header_bytes() -> Spanned<usize> {
     Spanned::new(0..0, 16 * 1024)
+}
+fn default_max_header_fields() -> Spanned<usize> {
+    Spanned::new(0..0, 100)
 }
 fn default_max_connections() -> Spanned<usize> {
     Spanned::new(0..0, 10_000)

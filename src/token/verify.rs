@@ -74,6 +74,9 @@ pub struct Expectations {
 }
 
 /// The token from `Authorization: Bearer <token>`, or why there is none.
+///
+/// The scheme in any case, then one or more spaces (RFC 6750 2.1: `"Bearer" 1*SP b64token`),
+/// then the token; no tab, and nothing after the token.
 pub fn bearer(headers: &HeaderMap) -> Result<&str, TokenError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(TokenError::Missing)?;
@@ -87,6 +90,7 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, TokenError> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(TokenError::Missing);
     }
+    let token = token.trim_start_matches(' ');
     let token_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
     if token.is_empty() || !token.bytes().all(token_byte) {
         return Err(TokenError::Malformed);
