@@ -1,6 +1,7 @@
 //! Tokens: the key ring, bearer verification and minting, plus the claim types they share.
 
 pub mod cache;
+pub mod dupkeys;
 pub mod jwks;
 pub mod keys;
 pub mod mint;
