@@ -8,7 +8,7 @@ use crate::reject::Reject;
 use crate::revoke::Pair;
 use crate::snapshot::Snapshot;
 use crate::token::mint::{self, Grant};
-use crate::token::{TokenType, RESERVED_CLAIMS};
+use crate::token::{fits_roles_header, TokenType, RESERVED_CLAIMS};
 use crate::Body;
 
 /// Who a pair is for.
@@ -34,10 +34,11 @@ pub fn issue_pair(
         .filter(|(name, _)| !RESERVED_CLAIMS.contains(&name.as_str()))
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
+    let roles = headable_roles(subject);
     let mint_one = |typ, ttl: std::time::Duration| {
         let grant = Grant {
             sub: subject.name,
-            roles: subject.roles,
+            roles: &roles,
             extra: extra.clone(),
             typ,
             fam: Some(fam.to_string()),
@@ -68,6 +69,21 @@ pub fn issue_pair(
             Err(Reject::Internal)
         }
     }
+}
+
+/// The subject's roles the roles header can carry: a store (the http one above all) may
+/// return "staff,admin", which the upstream would read as two roles. Dropped, as in
+/// providers' tokens, and logged: the store's record needs fixing.
+fn headable_roles(subject: &Subject<'_>) -> Vec<String> {
+    let (kept, dropped): (Vec<String>, Vec<String>) = subject
+        .roles
+        .iter()
+        .cloned()
+        .partition(|r| fits_roles_header(r));
+    if !dropped.is_empty() {
+        tracing::warn!(user = %subject.name, ?dropped, "roles the roles header cannot carry left out of the token");
+    }
+    kept
 }
 
 /// The 200 answer carrying a pair, in OAuth 2.0 token-response shape; in cookie mode

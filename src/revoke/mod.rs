@@ -131,8 +131,9 @@ impl RevocationStore {
         }
     }
 
-    /// Revokes every token of `sub` with iat < `before` ("everything now" is before = now + 1,
-    /// the caller's choice). Kept for good: the store cannot know when such tokens run out.
+    /// Revokes every token of `sub` with iat < `before`. "Everything now" is
+    /// now + 1 + leeway (see `admin::subject_cut_off`): verification accepts an iat up to
+    /// now + leeway. Kept for good: the store cannot know when such tokens run out.
     pub async fn revoke_subject(&self, sub: &str, before: u64) -> Result<(), StoreError> {
         match self {
             RevocationStore::Memory(store) => {

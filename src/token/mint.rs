@@ -3,7 +3,7 @@
 use jsonwebtoken::Header;
 
 use super::keys::KeyRing;
-use super::{Audience, Claims, TokenType, RESERVED_CLAIMS};
+use super::{fits_roles_header, fits_user_header, Audience, Claims, TokenType, RESERVED_CLAIMS};
 
 /// What a token grants, and for how long.
 #[derive(Clone, Debug)]
@@ -28,6 +28,12 @@ pub enum MintError {
     /// An extra claim tried to set a claim portcullis sets itself.
     #[error("extra claim {0:?} is reserved")]
     ReservedClaim(String),
+    /// The subject cannot be carried unchanged in the user header.
+    #[error("subject cannot be carried in an identity header")]
+    BadSubject,
+    /// A role holds a comma, a control character or a space at either end, or is empty.
+    #[error("role {0:?} cannot be carried in the roles header")]
+    BadRole(String),
     /// now + ttl does not fit in a timestamp.
     #[error("token lifetime overflows the clock")]
     TtlOverflow,
@@ -54,6 +60,13 @@ pub fn mint(
         .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
     {
         return Err(MintError::ReservedClaim(name.clone()));
+    }
+    // Verification refuses such a sub and drops such roles: never mint what it would change.
+    if !fits_user_header(grant.sub) {
+        return Err(MintError::BadSubject);
+    }
+    if let Some(role) = grant.roles.iter().find(|r| !fits_roles_header(r)) {
+        return Err(MintError::BadRole(role.clone()));
     }
     let exp = now
         .checked_add(grant.ttl_secs)
@@ -127,6 +140,22 @@ mod tests {
         g.extra.insert("sub".into(), "root".into());
         let err = mint(&ring, ISSUER, "api", g, 1).unwrap_err();
         assert_eq!(err, MintError::ReservedClaim("sub".into()));
+    }
+
+    #[test]
+    fn a_sub_or_role_the_identity_headers_cannot_carry_is_not_minted() {
+        let ring = ring_for(Alg::HS256);
+        let mut g = grant(TokenType::Access);
+        g.sub = "al\nice";
+        assert_eq!(
+            mint(&ring, ISSUER, "api", g, 1).unwrap_err(),
+            MintError::BadSubject
+        );
+        let roles = ["staff,admin".to_string()];
+        let mut g = grant(TokenType::Access);
+        g.roles = &roles;
+        let err = mint(&ring, ISSUER, "api", g, 1).unwrap_err();
+        assert_eq!(err, MintError::BadRole("staff,admin".into()));
     }
 
     #[test]
