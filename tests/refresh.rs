@@ -153,6 +153,25 @@ async fn logout_without_a_body_revokes_the_access_token() {
 }
 
 #[tokio::test]
+async fn logout_with_only_the_bearer_token_ends_the_whole_sign_in() {
+    let (gw, _up) = gateway("").await;
+    let first = gw.login_ok("alice", ALICE_PW).await;
+    let next = Pair::from_response(&gw.refresh(&first.refresh).await);
+    let other = gw.login_ok("alice", ALICE_PW).await;
+    let resp = gw.logout(&next.access, None).await;
+    assert_eq!(resp.status, StatusCode::NO_CONTENT, "body: {}", resp.text());
+    // An older access token of the same sign-in, and its refresh token, die with it.
+    assert_revoked(&gw, &first.access).await;
+    assert_invalid_token(
+        &gw.refresh(&next.refresh).await,
+        "token revoked",
+        &next.refresh,
+    );
+    // Another sign-in of the same user goes on.
+    assert_open(&gw, &other.access).await;
+}
+
+#[tokio::test]
 async fn logout_needs_a_valid_access_token() {
     let (gw, _up) = gateway("").await;
     let pair = gw.login_ok("alice", ALICE_PW).await;
