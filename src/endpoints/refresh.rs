@@ -34,12 +34,13 @@ pub async fn refresh(
     request: Request<Incoming>,
 ) -> Result<http::Response<Body>, Reject> {
     let request_id = super::request_id(&request);
-    let token = match &snap.auth.cookies {
-        Some(cookies) if body::is_empty(&request) => cookie_token(cookies, &request)?,
-        _ => {
-            body::read_json::<RefreshBody>(request, app.listen.idle_timeout)
-                .await?
-                .refresh_token
+    // By cookie, the caller may be any script on the page: the pair goes in cookies only.
+    let (token, in_body) = match &snap.auth.cookies {
+        Some(cookies) if body::is_empty(&request) => (cookie_token(cookies, &request)?, false),
+        cookies => {
+            let in_body = crate::cookies::tokens_in_body(cookies.as_ref(), request.headers());
+            let read = body::read_json::<RefreshBody>(request, app.listen.idle_timeout).await?;
+            (read.refresh_token, in_body)
         }
     };
     let now = unix_now();
@@ -72,7 +73,7 @@ pub async fn refresh(
     match redeemed? {
         Redeem::Issued(pair) => {
             tracing::info!(target: "audit", event = "refresh", user = %claims.sub, client = %ip, request_id, family = %fam);
-            Ok(tokens::pair_response(snap, &pair))
+            Ok(tokens::pair_response(snap, &pair, in_body))
         }
         Redeem::Reuse => {
             tracing::warn!(target: "audit", event = "refresh_reuse_detected", user = %claims.sub, client = %ip, request_id, family = %fam);

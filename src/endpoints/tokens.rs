@@ -71,9 +71,14 @@ pub fn issue_pair(
 }
 
 /// The 200 answer carrying a pair, in OAuth 2.0 token-response shape; in cookie mode
-/// the pair (and a fresh CSRF value) is also set as cookies.
-pub fn pair_response(snap: &Snapshot, pair: &Pair) -> http::Response<Body> {
-    let mut response = pair_json(snap, pair);
+/// the pair (and a fresh CSRF value) is also set as cookies, and the body carries the
+/// tokens only when `in_body` (see `cookies::tokens_in_body`): otherwise it says only
+/// when the session expires.
+pub fn pair_response(snap: &Snapshot, pair: &Pair, in_body: bool) -> http::Response<Body> {
+    let mut response = match in_body {
+        true => pair_json(snap, pair),
+        false => expiry_json(snap),
+    };
     if let Some(cookies) = &snap.auth.cookies {
         crate::cookies::set_pair(cookies, response.headers_mut(), pair);
     }
@@ -88,6 +93,16 @@ fn pair_json(snap: &Snapshot, pair: &Pair) -> http::Response<Body> {
             "token_type": "Bearer",
             "expires_in": snap.lifetimes.access.as_secs(),
             "refresh_token": pair.refresh_token,
+            "refresh_expires_in": snap.lifetimes.refresh.as_secs(),
+        }),
+    )
+}
+
+fn expiry_json(snap: &Snapshot) -> http::Response<Body> {
+    body::json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "expires_in": snap.lifetimes.access.as_secs(),
             "refresh_expires_in": snap.lifetimes.refresh.as_secs(),
         }),
     )
