@@ -94,6 +94,34 @@ async fn spent_refresh_token_after_the_grace_revokes_the_whole_family() {
 }
 
 #[tokio::test]
+async fn a_refresh_loop_is_answered_429_with_retry_after() {
+    let (gw, _up) = gateway("").await;
+    let other = gw.login_ok("alice", ALICE_PW).await;
+    let mut pair = gw.login_ok("alice", ALICE_PW).await;
+    let mut throttled = None;
+    for _ in 0..50 {
+        let resp = gw.refresh(&pair.refresh).await;
+        if resp.status == StatusCode::TOO_MANY_REQUESTS {
+            throttled = Some(resp);
+            break;
+        }
+        pair = Pair::from_response(&resp);
+    }
+    let resp = throttled.expect("50 refreshes of one session in a row are never throttled");
+    assert_eq!(resp.json()["error"], "too_many_requests", "{}", resp.text());
+    let retry_after: u64 = resp
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Throttling spends and revokes nothing: the session goes on, and so does another.
+    assert_open(&gw, &pair.access).await;
+    Pair::from_response(&gw.refresh(&other.refresh).await);
+    assert!(gw.audit_events("refresh_reuse_detected").is_empty());
+    assert_eq!(gw.audit_events("refresh_throttled").len(), 1);
+}
+
+#[tokio::test]
 async fn access_token_is_not_a_refresh_token() {
     let (gw, _up) = gateway("").await;
     let pair = gw.login_ok("alice", ALICE_PW).await;

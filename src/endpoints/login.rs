@@ -75,7 +75,8 @@ pub async fn login(
         roles: &user.roles,
         claims: &user.claims,
     };
-    let pair = tokens::issue_pair(snap, &subject, &family, now)?;
+    let next = crate::revoke::Successor::new(now);
+    let pair = tokens::issue_pair(snap, &subject, &family, &next)?;
     tracing::info!(target: "audit", event = "login_ok", user = %user.name, client = %ip, request_id, family = %family);
     Ok(tokens::pair_response(snap, &pair, in_body))
 }

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::body;
 use crate::reject::Reject;
-use crate::revoke::Pair;
+use crate::revoke::{Pair, Successor};
 use crate::snapshot::Snapshot;
 use crate::token::mint::{self, Grant};
 use crate::token::{TokenType, RESERVED_CLAIMS};
@@ -21,12 +21,13 @@ pub struct Subject<'a> {
     pub claims: &'a Map<String, Value>,
 }
 
-/// Mints an access token and a refresh token of family `fam`.
+/// Mints an access token and a refresh token of family `fam`, with the ids and issue
+/// time `next` fixes.
 pub fn issue_pair(
     snap: &Snapshot,
     subject: &Subject<'_>,
     fam: &str,
-    now: u64,
+    next: &Successor,
 ) -> Result<Pair, Reject> {
     let extra: Map<String, Value> = subject
         .claims
@@ -34,7 +35,7 @@ pub fn issue_pair(
         .filter(|(name, _)| !RESERVED_CLAIMS.contains(&name.as_str()))
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
-    let mint_one = |typ, ttl: std::time::Duration| {
+    let mint_one = |typ, ttl: std::time::Duration, jti: &str| {
         let grant = Grant {
             sub: subject.name,
             roles: subject.roles,
@@ -43,20 +44,21 @@ pub fn issue_pair(
             fam: Some(fam.to_string()),
             ttl_secs: ttl.as_secs(),
         };
-        mint::mint(
+        let (issuer, audience) = (&snap.expect.issuer, &snap.expect.audience);
+        mint::mint_as(
             &snap.keys,
-            &snap.expect.issuer,
-            &snap.expect.audience,
+            issuer,
+            audience,
             grant,
-            now,
+            next.iat,
+            jti.to_string(),
         )
         .map(|(token, _)| token)
     };
-    let minted = mint_one(TokenType::Access, snap.lifetimes.access).and_then(|access| {
-        Ok((
-            access,
-            mint_one(TokenType::Refresh, snap.lifetimes.refresh)?,
-        ))
+    let (access, refresh) = (&next.access_jti, &next.refresh_jti);
+    let minted = mint_one(TokenType::Access, snap.lifetimes.access, access).and_then(|access| {
+        let refresh = mint_one(TokenType::Refresh, snap.lifetimes.refresh, refresh)?;
+        Ok((access, refresh))
     });
     match minted {
         Ok((access_token, refresh_token)) => Ok(Pair {
