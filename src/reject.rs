@@ -49,6 +49,8 @@ pub enum Reject {
     Throttled(u64),
     /// A spent refresh token was presented again: its family is revoked (401).
     RefreshReuse,
+    /// The token family rotated too often; retry after this many seconds (429).
+    RefreshThrottled(u64),
     /// The user behind a refresh token is disabled or gone (401).
     UserGone,
     /// Registration: the name is taken (409).
@@ -80,7 +82,7 @@ impl Reject {
             Reject::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Reject::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Reject::Throttled(_) | Reject::RefreshThrottled(_) => StatusCode::TOO_MANY_REQUESTS,
             Reject::Taken => StatusCode::CONFLICT,
             Reject::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Reject::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -106,6 +108,7 @@ impl Reject {
             Reject::HeadTooLarge(_) => "request_header_fields_too_large",
             Reject::BadCredentials => "invalid_credentials",
             Reject::Throttled(_) => "too_many_attempts",
+            Reject::RefreshThrottled(_) => "too_many_requests",
             Reject::RefreshReuse | Reject::UserGone => "invalid_grant",
             Reject::Taken => "conflict",
             Reject::Unavailable(_) => "unavailable",
@@ -132,6 +135,7 @@ impl Reject {
             Reject::HeadTooLarge(reason) => reason,
             Reject::BadCredentials => "invalid username or password",
             Reject::Throttled(_) => "too many failed attempts, retry later",
+            Reject::RefreshThrottled(_) => "too many refreshes for this session, retry later",
             Reject::RefreshReuse => "refresh token reuse detected; the session is revoked",
             Reject::UserGone => "user is disabled or no longer exists",
             Reject::Taken => "username is taken",
@@ -171,7 +175,7 @@ pub fn respond(reject: Reject) -> Response<Body> {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     match reject {
-        Reject::Throttled(secs) => {
+        Reject::Throttled(secs) | Reject::RefreshThrottled(secs) => {
             headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         Reject::Unavailable(_) => {

@@ -95,6 +95,8 @@ pub struct AuthSettings {
     pub default_roles: Vec<String>,
     /// Seconds within which a just-spent refresh token returns the same successor pair.
     pub reuse_grace: u64,
+    /// Rotations allowed per token family and window.
+    pub refresh_limit: crate::revoke::RefreshLimit,
     /// The forward-auth endpoint, when enabled.
     pub forward_auth: Option<crate::endpoints::verify::ForwardAuth>,
     /// Cookie mode, when enabled.

@@ -94,6 +94,34 @@ async fn spent_refresh_token_after_the_grace_revokes_the_whole_family() {
 }
 
 #[tokio::test]
+async fn a_refresh_loop_is_answered_429_with_retry_after() {
+    let (gw, _up) = gateway("").await;
+    let other = gw.login_ok("alice", ALICE_PW).await;
+    let mut pair = gw.login_ok("alice", ALICE_PW).await;
+    let mut throttled = None;
+    for _ in 0..50 {
+        let resp = gw.refresh(&pair.refresh).await;
+        if resp.status == StatusCode::TOO_MANY_REQUESTS {
+            throttled = Some(resp);
+            break;
+        }
+        pair = Pair::from_response(&resp);
+    }
+    let resp = throttled.expect("50 refreshes of one session in a row are never throttled");
+    assert_eq!(resp.json()["error"], "too_many_requests", "{}", resp.text());
+    let retry_after: u64 = resp
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Throttling spends and revokes nothing: the session goes on, and so does another.
+    assert_open(&gw, &pair.access).await;
+    Pair::from_response(&gw.refresh(&other.refresh).await);
+    assert!(gw.audit_events("refresh_reuse_detected").is_empty());
+    assert_eq!(gw.audit_events("refresh_throttled").len(), 1);
+}
+
+#[tokio::test]
 async fn access_token_is_not_a_refresh_token() {
     let (gw, _up) = gateway("").await;
     let pair = gw.login_ok("alice", ALICE_PW).await;
@@ -150,6 +178,25 @@ async fn logout_without_a_body_revokes_the_access_token() {
     let resp = gw.logout(&pair.access, None).await;
     assert_eq!(resp.status, StatusCode::NO_CONTENT, "body: {}", resp.text());
     assert_revoked(&gw, &pair.access).await;
+}
+
+#[tokio::test]
+async fn logout_with_only_the_bearer_token_ends_the_whole_sign_in() {
+    let (gw, _up) = gateway("").await;
+    let first = gw.login_ok("alice", ALICE_PW).await;
+    let next = Pair::from_response(&gw.refresh(&first.refresh).await);
+    let other = gw.login_ok("alice", ALICE_PW).await;
+    let resp = gw.logout(&next.access, None).await;
+    assert_eq!(resp.status, StatusCode::NO_CONTENT, "body: {}", resp.text());
+    // An older access token of the same sign-in, and its refresh token, die with it.
+    assert_revoked(&gw, &first.access).await;
+    assert_invalid_token(
+        &gw.refresh(&next.refresh).await,
+        "token revoked",
+        &next.refresh,
+    );
+    // Another sign-in of the same user goes on.
+    assert_open(&gw, &other.access).await;
 }
 
 #[tokio::test]

@@ -168,6 +168,20 @@ pub struct Tokens {
     /// Redeeming a just-spent refresh token again within this returns the same new pair.
     #[serde(default = "default_reuse_grace")]
     pub refresh_reuse_grace: HumanDuration,
+    /// Rotations one token family may make per `refresh_limit_window`; more get 429.
+    #[serde(default = "default_refresh_limit")]
+    pub refresh_limit: u32,
+    /// The window `refresh_limit` counts in.
+    #[serde(default = "default_refresh_limit_window")]
+    pub refresh_limit_window: HumanDuration,
+}
+
+fn default_refresh_limit() -> u32 {
+    10
+}
+
+fn default_refresh_limit_window() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
 }
 
 fn default_reuse_grace() -> HumanDuration {

@@ -45,13 +45,26 @@ pub enum MintError {
     },
 }
 
-/// Signs a token for `grant`, returning it with the claims it carries.
+/// Signs a token for `grant` with a fresh `jti`, returning it with the claims it carries.
 pub fn mint(
     ring: &KeyRing,
     issuer: &str,
     audience: &str,
     grant: Grant<'_>,
     now: u64,
+) -> Result<(String, Claims), MintError> {
+    mint_as(ring, issuer, audience, grant, now, new_id())
+}
+
+/// `mint` with the `jti` given: refresh rotation fixes a pair's ids before signing it, so
+/// that a retry signs the same pair again.
+pub fn mint_as(
+    ring: &KeyRing,
+    issuer: &str,
+    audience: &str,
+    grant: Grant<'_>,
+    now: u64,
+    jti: String,
 ) -> Result<(String, Claims), MintError> {
     // A flattened duplicate would shadow or contradict the real claim when decoded.
     if let Some(name) = grant
@@ -78,7 +91,7 @@ pub fn mint(
         iat: now,
         nbf: now,
         exp,
-        jti: new_id(),
+        jti,
         roles: grant.roles.to_vec(),
         typ: grant.typ,
         fam: grant.fam,
