@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the per-request work: path normalization and route match (10 and
 //! 1,000 routes), token verification per algorithm (full, and a hit in the per-thread cache
 //! of verified tokens) next to the bare aws-lc-rs signature check it wraps, the revocation
-//! lookup, and the identity-header rewrite.
+//! lookup, the identity-header rewrite, and the request-head checks (size, field count,
+//! bearer extraction).
 //!
 //! Run: `cargo bench --bench hot_path`. Keys are generated at run time; none is stored.
 
@@ -219,5 +220,51 @@ fn identity_headers(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, routing, tokens, revocation, identity_headers);
+/// The checks every request's head goes through before routing: its size and field count
+/// against the listener limits, and the bearer token taken out of `Authorization`.
+fn request_head(c: &mut Criterion) {
+    let mut request = http::Request::get("/api/v1/items?page=2").body(()).unwrap();
+    for (name, value) in [
+        ("host", "gw.example:8443"),
+        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) bench/1.0"),
+        ("accept", "application/json"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("accept-language", "en-GB,en;q=0.9"),
+        ("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig"),
+        ("cookie", "theme=dark; lang=en"),
+        ("x-request-id", "0123456789abcdef"),
+    ] {
+        request.headers_mut().insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    let settings = portcullis::config::snapshot::ListenSettings {
+        addr: ([127, 0, 0, 1], 8443).into(),
+        plain_addr: None,
+        admin_addr: None,
+        header_timeout: std::time::Duration::from_secs(10),
+        idle_timeout: std::time::Duration::from_secs(60),
+        max_header_bytes: 16384,
+        max_header_fields: 100,
+        max_connections: 10_000,
+        shutdown_grace: std::time::Duration::from_secs(30),
+        tls_cert: std::path::PathBuf::new(),
+    };
+    c.bench_function("request_head/check_8_fields", |b| {
+        b.iter(|| portcullis::limits::check_head(black_box(&settings), black_box(&request)))
+    });
+    c.bench_function("request_head/bearer", |b| {
+        b.iter(|| verify::bearer(black_box(request.headers())).is_ok())
+    });
+}
+
+criterion_group!(
+    benches,
+    routing,
+    tokens,
+    revocation,
+    identity_headers,
+    request_head
+);
 criterion_main!(benches);

@@ -21,7 +21,9 @@
 //!
 //! 1. [`server`] accepts under the connection cap; [`config::tls`] handshakes and ALPN picks
 //!    HTTP/1.1 or HTTP/2; the connection is served with header and idle timeouts.
-//! 2. [`request::pipeline`] loads the current snapshot once; every later stage borrows it.
+//! 2. [`request::pipeline`] loads the current snapshot once; every later stage borrows it,
+//!    after [`limits`] has held the request head to `max_header_bytes` and
+//!    `max_header_fields` (431).
 //! 3. [`path::normalize`] resolves the path or refuses a trick (400).
 //! 4. [`request::endpoints`] answers `/auth/*` and the JWKS path itself.
 //! 5. [`route::Table::find`] picks the first matching route in file order (404 if none).
@@ -39,6 +41,7 @@ pub mod control;
 pub mod cookies;
 pub mod forward;
 pub mod issuers;
+pub mod limits;
 pub mod outbound;
 pub mod path;
 pub mod policy;
@@ -56,6 +59,6 @@ pub mod users;
 
 /// The body of every response the gateway sends: the upstream's, streamed, or its own.
 pub type Body = http_body_util::Either<
-    forward::pool::UpstreamBody<hyper::body::Incoming>,
+    forward::body::UpstreamBody<forward::upstream::RequestBody>,
     http_body_util::Full<bytes::Bytes>,
 >;

@@ -40,12 +40,16 @@ pub enum Reject {
     UnsupportedMediaType,
     /// A gateway endpoint got a body over its limit (413).
     PayloadTooLarge,
+    /// The request head is over `max_header_bytes` or `max_header_fields` (431).
+    HeadTooLarge(&'static str),
     /// Login failed: unknown user, wrong password or disabled user, one answer for all (401).
     BadCredentials,
     /// Too many failed logins; retry after this many seconds (429).
     Throttled(u64),
     /// A spent refresh token was presented again: its family is revoked (401).
     RefreshReuse,
+    /// The token family rotated too often; retry after this many seconds (429).
+    RefreshThrottled(u64),
     /// The user behind a refresh token is disabled or gone (401).
     UserGone,
     /// Registration: the name is taken (409).
@@ -76,6 +80,8 @@ pub enum DenyReason {
     Expired,
     /// Before nbf.
     NotYetValid,
+    /// iat later than now and the leeway.
+    IssuedInFuture,
     /// Another iss.
     WrongIssuer,
     /// aud does not name the gateway.
@@ -102,7 +108,7 @@ pub enum DenyReason {
 
 impl DenyReason {
     /// Every reason, in declaration order (`reason as usize` indexes it).
-    pub const ALL: [DenyReason; 19] = [
+    pub const ALL: [DenyReason; 20] = [
         DenyReason::MissingToken,
         DenyReason::MalformedToken,
         DenyReason::MissingKid,
@@ -111,6 +117,7 @@ impl DenyReason {
         DenyReason::BadSignature,
         DenyReason::Expired,
         DenyReason::NotYetValid,
+        DenyReason::IssuedInFuture,
         DenyReason::WrongIssuer,
         DenyReason::WrongAudience,
         DenyReason::WrongType,
@@ -135,6 +142,7 @@ impl DenyReason {
             DenyReason::BadSignature => "bad signature",
             DenyReason::Expired => "token expired",
             DenyReason::NotYetValid => "token not yet valid",
+            DenyReason::IssuedInFuture => "token issued in the future",
             DenyReason::WrongIssuer => "wrong issuer",
             DenyReason::WrongAudience => "wrong audience",
             DenyReason::WrongType => "wrong token type",
@@ -159,6 +167,7 @@ impl DenyReason {
             TokenError::BadSignature => DenyReason::BadSignature,
             TokenError::Expired => DenyReason::Expired,
             TokenError::NotYetValid => DenyReason::NotYetValid,
+            TokenError::IssuedInFuture => DenyReason::IssuedInFuture,
             TokenError::WrongIssuer => DenyReason::WrongIssuer,
             TokenError::WrongAudience => DenyReason::WrongAudience,
             TokenError::WrongType => DenyReason::WrongType,
@@ -196,7 +205,8 @@ impl Reject {
             Reject::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Reject::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Reject::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Reject::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Reject::Throttled(_) | Reject::RefreshThrottled(_) => StatusCode::TOO_MANY_REQUESTS,
             Reject::Taken => StatusCode::CONFLICT,
             Reject::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Reject::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -219,8 +229,10 @@ impl Reject {
             Reject::MethodNotAllowed => "method_not_allowed",
             Reject::UnsupportedMediaType => "unsupported_media_type",
             Reject::PayloadTooLarge => "payload_too_large",
+            Reject::HeadTooLarge(_) => "request_header_fields_too_large",
             Reject::BadCredentials => "invalid_credentials",
             Reject::Throttled(_) => "too_many_attempts",
+            Reject::RefreshThrottled(_) => "too_many_requests",
             Reject::RefreshReuse | Reject::UserGone => "invalid_grant",
             Reject::Taken => "conflict",
             Reject::Unavailable(_) => "unavailable",
@@ -255,8 +267,10 @@ impl Reject {
             Reject::MethodNotAllowed => "method not allowed",
             Reject::UnsupportedMediaType => "expected Content-Type: application/json",
             Reject::PayloadTooLarge => "request body too large",
+            Reject::HeadTooLarge(reason) => reason,
             Reject::BadCredentials => "invalid username or password",
             Reject::Throttled(_) => "too many failed attempts, retry later",
+            Reject::RefreshThrottled(_) => "too many refreshes for this session, retry later",
             Reject::RefreshReuse => "refresh token reuse detected; the session is revoked",
             Reject::UserGone => "user is disabled or no longer exists",
             Reject::Taken => "username is taken",
@@ -296,7 +310,7 @@ pub fn respond(reject: Reject) -> Response<Full<Bytes>> {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     match reject {
-        Reject::Throttled(secs) => {
+        Reject::Throttled(secs) | Reject::RefreshThrottled(secs) => {
             headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         Reject::Unavailable(_) => {

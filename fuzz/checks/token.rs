@@ -118,7 +118,8 @@ fn header(setup: &Setup, input: &mut Input<'_>) {
         scheme.eq_ignore_ascii_case("bearer")
     });
     let well_formed = text.and_then(|t| {
-        let token = t.get(7..).filter(|_| t.as_bytes().get(6) == Some(&b' '))?;
+        let spaces = t.get(6..).filter(|rest| rest.starts_with(' '))?;
+        let token = spaces.trim_start_matches(' ');
         let ok = |b: u8| b.is_ascii_alphanumeric() || b"-_.".contains(&b);
         (!token.is_empty() && token.bytes().all(ok)).then_some(token)
     });

@@ -32,6 +32,14 @@ pub(super) fn hash_password() -> anyhow::Result<ExitCode> {
 
 /// `portcullis user add NAME --role R...`.
 pub(super) fn user_add(arg: ConfigArg, name: &str, roles: Vec<String>) -> anyhow::Result<ExitCode> {
+    // Tokens leave out roles the roles header cannot carry ("staff,admin" would read as two):
+    // refuse to store one rather than grant a role that silently never arrives.
+    if let Some(role) = roles
+        .iter()
+        .find(|r| !portcullis::token::fits_roles_header(r))
+    {
+        bail!("role {role:?} cannot be carried in the roles header: no comma, no control character, no space at either end");
+    }
     let source = source(&arg);
     let target = users_target(&source)?;
     let password = read_password("password: ")?;

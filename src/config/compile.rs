@@ -13,6 +13,7 @@ use super::read::{parse_file, read_bytes, resolve, Diag};
 use super::Source;
 use crate::config::snapshot::{ListenSettings, Snapshot, TokenLifetimes};
 use crate::forward::headers::IdentityHeaders;
+use crate::limits::{MAX_HEADER_BYTES, MAX_HEADER_FIELDS};
 use crate::token::keys::{KeyMaterial, KeyRing, KeySpec};
 use crate::token::verify::Expectations;
 
@@ -44,7 +45,8 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
         // Still check the routes file, so the operator sees every error in one pass.
         if let Some(routes_file) = routes_file_of_broken(source, &gateway_path) {
             let path = resolve(&base, &routes_file);
-            super::compile_routes::load_routes(source, &path, AssertionKey::Unknown, &mut errors);
+            let (key, read_timeout) = (AssertionKey::Unknown, raw::DEFAULT_READ_TIMEOUT);
+            super::compile_routes::load_routes(source, &path, key, read_timeout, &mut errors);
         }
         return Err(ConfigErrors(errors));
     };
@@ -71,9 +73,17 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
         (Some(_), Some(signer)) => AssertionKey::Loaded(signer, file.tokens.audience.get_ref()),
         (Some(_), None) => AssertionKey::Unknown,
     };
+    let read_timeout = super::compile_routes::read_timeout(&mut diag, &file.proxy.read_timeout);
     let routes_path = resolve(&base, &file.routes.file);
-    let routes =
-        super::compile_routes::load_routes(source, &routes_path, assertion_key, &mut errors);
+    // A bad default is already reported; the routes are still checked against some value.
+    let default_read_timeout = read_timeout.unwrap_or(raw::DEFAULT_READ_TIMEOUT);
+    let routes = super::compile_routes::load_routes(
+        source,
+        &routes_path,
+        assertion_key,
+        default_read_timeout,
+        &mut errors,
+    );
     let (
         Some(tls),
         Some(keys),
@@ -152,10 +162,18 @@ fn listen_settings(diag: &mut Diag<'_>, base: &Path, file: &GatewayFile) -> Opti
     let listen = &file.listen;
     let mut ok = true;
     let header_bytes = *listen.max_header_bytes.get_ref();
-    if !(8192..=1024 * 1024).contains(&header_bytes) {
+    if !(8192..=MAX_HEADER_BYTES).contains(&header_bytes) {
         diag.at(
             listen.max_header_bytes.span(),
-            format!("max_header_bytes = {header_bytes} is out of range (expected 8192 to 1048576)"),
+            format!("max_header_bytes = {header_bytes} is out of range (expected 8192 to {MAX_HEADER_BYTES})"),
+        );
+        ok = false;
+    }
+    let header_fields = *listen.max_header_fields.get_ref();
+    if !(10..=MAX_HEADER_FIELDS).contains(&header_fields) {
+        diag.at(
+            listen.max_header_fields.span(),
+            format!("max_header_fields = {header_fields} is out of range (expected 10 to {MAX_HEADER_FIELDS})"),
         );
         ok = false;
     }
@@ -173,6 +191,7 @@ fn listen_settings(diag: &mut Diag<'_>, base: &Path, file: &GatewayFile) -> Opti
         header_timeout: listen.header_timeout.get(),
         idle_timeout: listen.idle_timeout.get(),
         max_header_bytes: header_bytes,
+        max_header_fields: header_fields,
         max_connections: *listen.max_connections.get_ref(),
         shutdown_grace: listen.shutdown_grace.get(),
         tls_cert: resolve(base, listen.tls_cert.get_ref()),

@@ -165,6 +165,14 @@ fn auth_settings(diag: &mut Diag<'_>, file: &GatewayFile) -> Option<AuthSettings
         diag.at(0..0, "users.default_roles must not contain an empty role");
         return None;
     }
+    let limit = &file.tokens;
+    if limit.refresh_limit == 0 || limit.refresh_limit_window.get().as_secs() == 0 {
+        diag.at(
+            0..0,
+            "tokens.refresh_limit must be at least 1 and tokens.refresh_limit_window at least 1s",
+        );
+        return None;
+    }
     let forward_auth = super::compile_edge::forward_auth(diag, file, trimmed);
     let cookies = super::compile_edge::cookies(diag, file, trimmed);
     Some(AuthSettings {
@@ -174,6 +182,10 @@ fn auth_settings(diag: &mut Diag<'_>, file: &GatewayFile) -> Option<AuthSettings
         registration: file.users.registration,
         default_roles: file.users.default_roles.clone(),
         reuse_grace: file.tokens.refresh_reuse_grace.get().as_secs(),
+        refresh_limit: crate::revoke::RefreshLimit {
+            max: limit.refresh_limit,
+            window: limit.refresh_limit_window.get().as_secs(),
+        },
     })
 }
 

@@ -3,11 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::Method;
+use toml::Spanned;
 
 use super::compile_policy::route_policy;
 use super::diag::ConfigError;
+use super::duration::HumanDuration;
 use super::raw::{self, RoutesFile};
 use super::read::{parse_file, Diag};
 use super::Source;
@@ -27,11 +30,13 @@ pub(crate) enum AssertionKey<'a> {
     Loaded(&'a Arc<Signer>, &'a str),
 }
 
-/// Loads routes.toml; returns the table and the shadowing warnings.
+/// Loads routes.toml; returns the table and the shadowing warnings. `read_timeout` is the
+/// gateway's default for routes that set none.
 pub(crate) fn load_routes(
     source: &Source,
     path: &Path,
     assertion: AssertionKey<'_>,
+    read_timeout: Duration,
     errors: &mut Vec<ConfigError>,
 ) -> Option<(Table<Route>, Vec<String>)> {
     let (text, file) = parse_file::<RoutesFile>(source, path, errors)?;
@@ -46,7 +51,14 @@ pub(crate) fn load_routes(
     let mut spans = Vec::new();
     for route in &file.routes {
         let wants = assertions.get(route.upstream.get_ref()).cloned();
-        match compile_route(&mut diag, route, &upstreams, &file.upstreams, wants) {
+        let compiled = compile_route(
+            &mut diag,
+            route,
+            (&upstreams, &file.upstreams),
+            wants,
+            read_timeout,
+        );
+        match compiled {
             Some(rule) => {
                 rules.push(rule);
                 spans.push(route.path.span());
@@ -116,12 +128,31 @@ fn upstream_assertions(
     (wanted, ok)
 }
 
+/// A read timeout as written, or an error at its span when it is zero.
+pub(crate) fn read_timeout(
+    diag: &mut Diag<'_>,
+    value: &Spanned<HumanDuration>,
+) -> Option<Duration> {
+    let duration = value.get_ref().get();
+    if duration.is_zero() {
+        diag.at(
+            value.span(),
+            "read_timeout must be a duration above zero, such as \"60s\"",
+        );
+        return None;
+    }
+    Some(duration)
+}
+
 fn compile_route(
     diag: &mut Diag<'_>,
     route: &raw::Route,
-    upstreams: &BTreeMap<String, Arc<Upstream>>,
-    raw_names: &BTreeMap<String, raw::Upstream>,
+    (upstreams, raw_names): (
+        &BTreeMap<String, Arc<Upstream>>,
+        &BTreeMap<String, raw::Upstream>,
+    ),
     assertion: Option<RouteAssertion>,
+    default_read_timeout: Duration,
 ) -> Option<(Matcher, Route)> {
     let pattern = match Pattern::parse(route.path.get_ref()) {
         Ok(pattern) => Some(pattern),
@@ -150,6 +181,10 @@ fn compile_route(
     }
     let policy = route_policy(diag, route);
     let strip_prefix = route_strip_prefix(diag, route);
+    let read_timeout = match &route.read_timeout {
+        Some(value) => read_timeout(diag, value),
+        None => Some(default_read_timeout),
+    };
     let matcher = Matcher {
         host: host?,
         pattern: pattern?,
@@ -161,6 +196,7 @@ fn compile_route(
         upstream: upstream?,
         policy: policy?,
         strip_prefix: strip_prefix?,
+        read_timeout: read_timeout?,
         assertion,
         stats: Default::default(),
     };

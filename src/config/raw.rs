@@ -34,6 +34,9 @@ pub struct GatewayFile {
     pub identity: Identity,
     /// Where the route table lives.
     pub routes: RoutesRef,
+    /// Defaults for forwarding to upstreams.
+    #[serde(default)]
+    pub proxy: Proxy,
     /// The user store behind /auth/login.
     #[serde(default)]
     pub users: Users,
@@ -105,6 +108,9 @@ pub struct Listen {
     /// Largest request head accepted; larger gets 431.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: Spanned<usize>,
+    /// Most header fields a request may carry; more gets 431.
+    #[serde(default = "default_max_header_fields")]
+    pub max_header_fields: Spanned<usize>,
     /// Connections served at once; more wait in the kernel backlog.
     #[serde(default = "default_max_connections")]
     pub max_connections: Spanned<usize>,
@@ -128,6 +134,9 @@ fn default_idle_timeout() -> HumanDuration {
 }
 fn default_max_header_bytes() -> Spanned<usize> {
     Spanned::new(0..0, 16 * 1024)
+}
+fn default_max_header_fields() -> Spanned<usize> {
+    Spanned::new(0..0, 100)
 }
 fn default_max_connections() -> Spanned<usize> {
     Spanned::new(0..0, 10_000)
@@ -163,6 +172,20 @@ pub struct Tokens {
     /// Redeeming a just-spent refresh token again within this returns the same new pair.
     #[serde(default = "default_reuse_grace")]
     pub refresh_reuse_grace: HumanDuration,
+    /// Rotations one token family may make per `refresh_limit_window`; more get 429.
+    #[serde(default = "default_refresh_limit")]
+    pub refresh_limit: u32,
+    /// The window `refresh_limit` counts in.
+    #[serde(default = "default_refresh_limit_window")]
+    pub refresh_limit_window: HumanDuration,
+}
+
+fn default_refresh_limit() -> u32 {
+    10
+}
+
+fn default_refresh_limit_window() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
 }
 
 fn default_reuse_grace() -> HumanDuration {
@@ -257,6 +280,30 @@ fn default_true() -> bool {
     true
 }
 
+/// `[proxy]`: what every route gets unless it says otherwise.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    /// How long an upstream may send no response body bytes before the response is cut.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: Spanned<HumanDuration>,
+}
+
+impl Default for Proxy {
+    fn default() -> Self {
+        Proxy {
+            read_timeout: default_read_timeout(),
+        }
+    }
+}
+
+/// `[proxy] read_timeout` when gateway.toml sets none: nginx's `proxy_read_timeout`.
+pub const DEFAULT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn default_read_timeout() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration(DEFAULT_READ_TIMEOUT))
+}
+
 /// `[routes]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -339,6 +386,9 @@ pub struct Route {
     /// Prefix removed from the path before forwarding.
     #[serde(default)]
     pub strip_prefix: Option<Spanned<String>>,
+    /// Overrides `[proxy] read_timeout` of gateway.toml for this route.
+    #[serde(default)]
+    pub read_timeout: Option<Spanned<HumanDuration>>,
 }
 
 fn default_auth() -> Spanned<Auth> {

@@ -28,6 +28,8 @@ pub struct Route {
     pub policy: Policy,
     /// Prefix removed before forwarding.
     pub strip_prefix: Option<String>,
+    /// How long the upstream may send no response body bytes before the response is cut.
+    pub read_timeout: std::time::Duration,
     /// Signs X-Auth-Assertion when the upstream asks for it.
     pub assertion: Option<crate::assertion::RouteAssertion>,
     /// Requests answered on this route, by status class.
@@ -94,6 +96,8 @@ pub struct AuthSettings {
     pub default_roles: Vec<String>,
     /// Seconds within which a just-spent refresh token returns the same successor pair.
     pub reuse_grace: u64,
+    /// Rotations allowed per token family and window.
+    pub refresh_limit: crate::revoke::RefreshLimit,
     /// The forward-auth endpoint, when enabled.
     pub forward_auth: Option<ForwardAuth>,
     /// Cookie mode, when enabled.
@@ -126,6 +130,8 @@ pub struct ListenSettings {
     pub idle_timeout: Duration,
     /// Largest accepted request head.
     pub max_header_bytes: usize,
+    /// Most header fields a request may carry.
+    pub max_header_fields: usize,
     /// Connections served at once.
     pub max_connections: usize,
     /// Time in-flight requests get to finish on SIGTERM.

@@ -12,14 +12,21 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::control::app::App;
 use crate::runtime::unix_now;
 
-/// Serves the admin endpoints until the process ends.
-pub async fn serve(listener: TcpListener, app: Arc<App>) {
+/// Serves the admin endpoints until shutdown starts, then closes the listener: a probe
+/// during the drain is refused, which reads as not ready (requests already accepted are
+/// still answered).
+pub async fn serve(listener: TcpListener, app: Arc<App>, mut stopping: watch::Receiver<bool>) {
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopping.wait_for(|stop| *stop) => return,
+        };
+        let Ok((stream, peer)) = accepted else {
             // Out of file descriptors and the like: back off instead of spinning.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
@@ -116,8 +123,10 @@ async fn revoke(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> 
         (Some(jti), None) if !jti.is_empty() => {
             app.revocations.revoke_jti(jti, now + longest).await
         }
-        // Tokens issued in this very second are revoked too.
-        (None, Some(sub)) if !sub.is_empty() => app.revocations.revoke_subject(sub, now + 1).await,
+        (None, Some(sub)) if !sub.is_empty() => {
+            let cut_off = subject_cut_off(now, snap.expect.leeway_secs);
+            app.revocations.revoke_subject(sub, cut_off).await
+        }
         _ => {
             return text(
                 StatusCode::BAD_REQUEST,
@@ -136,6 +145,17 @@ async fn revoke(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> 
             "revocation store unavailable\n",
         ),
     }
+}
+
+/// The `iat` before which a subject's tokens are revoked at `now`.
+///
+/// Past this second (`now + 1`, so tokens of this very second go too) by `leeway`: verify
+/// accepts an `iat` up to `now + leeway`, so a token issued before the revocation by a clock
+/// (another instance, a provider) running ahead by up to `leeway` can carry any `iat` below
+/// this. The cost: a token issued in the next `leeway` seconds is refused too, so the
+/// subject signs in again after that. An `iat` further ahead is refused at verification.
+fn subject_cut_off(now: u64, leeway: u64) -> u64 {
+    now.saturating_add(1).saturating_add(leeway)
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -192,4 +212,17 @@ pub enum AdminError {
     /// The gateway refused.
     #[error("admin listener answered {0}: {1}")]
     Status(StatusCode, String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject_cut_off;
+
+    #[test]
+    fn a_subject_cut_off_covers_every_iat_verification_accepts_now() {
+        // verify accepts iat <= now + leeway; revoked means iat < cut-off.
+        let (now, leeway) = (1_700_000_000, 30);
+        assert!(now + leeway < subject_cut_off(now, leeway));
+        assert_eq!(subject_cut_off(u64::MAX, leeway), u64::MAX);
+    }
 }

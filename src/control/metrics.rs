@@ -16,7 +16,9 @@ const LATENCY_BUCKETS: [f64; 12] = [
 ];
 
 /// Statuses the gateway answers itself, each with its own counter.
-const GATEWAY_STATUSES: [u16; 12] = [400, 401, 403, 404, 405, 409, 413, 415, 429, 502, 503, 504];
+const GATEWAY_STATUSES: [u16; 13] = [
+    400, 401, 403, 404, 405, 409, 413, 415, 429, 431, 502, 503, 504,
+];
 
 /// Login outcomes.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +92,7 @@ impl Metrics {
     pub fn render(&self, snap: &Snapshot, revocations: usize, in_sync: bool) -> String {
         let mut out = String::with_capacity(4096);
         render_routes(&mut out, snap);
+        render_stalls(&mut out, snap);
         crate::issuers::report::metrics(&mut out, &snap.issuers);
         out.push_str("# TYPE portcullis_gateway_responses_total counter\n");
         for (status, count) in GATEWAY_STATUSES.iter().zip(&self.gateway_answers) {
@@ -189,6 +192,24 @@ fn render_routes(out: &mut String, snap: &Snapshot) {
                 count.load(Relaxed)
             );
         }
+    }
+}
+
+/// Responses cut for a stalled body, per upstream that some route uses.
+fn render_stalls(out: &mut String, snap: &Snapshot) {
+    out.push_str("# TYPE portcullis_upstream_read_timeouts_total counter\n");
+    let mut stalls = std::collections::BTreeMap::new();
+    for index in 0..snap.routes.len() {
+        if let Some(route) = snap.routes.get(index) {
+            stalls.insert(route.upstream.name.as_str(), route.upstream.stalls());
+        }
+    }
+    for (name, count) in stalls {
+        let name = escape(name);
+        let _ = writeln!(
+            out,
+            "portcullis_upstream_read_timeouts_total{{upstream=\"{name}\"}} {count}"
+        );
     }
 }
 

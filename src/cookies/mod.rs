@@ -7,7 +7,7 @@
 //! `__Secure-`, and a second cookie of the same name (one planted by a sibling domain) makes
 //! the request ambiguous and refused. A bearer header always wins over a cookie.
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, COOKIE, SET_COOKIE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, COOKIE, ORIGIN, SET_COOKIE};
 use http::Method;
 
 use crate::reject::Reject;
@@ -98,6 +98,22 @@ pub fn by_cookie(cookies: Option<&CookieSettings>, headers: &HeaderMap) -> bool 
     cookies.is_some()
         && !headers.contains_key(AUTHORIZATION)
         && pairs(headers).any(|(name, _)| name == ACCESS)
+}
+
+/// Whether a login or refresh answer may carry the token pair in its JSON body.
+///
+/// In cookie mode the pair lives in HttpOnly cookies so that page script, an XSS
+/// included, cannot carry the tokens off; a body any script on the page can read would
+/// undo that. So the body holds the tokens only for a client that shows no sign of being
+/// a browser page: no `Origin` and no `Sec-Fetch-*` header. Those are forbidden header
+/// names: browsers add them and a page's script can neither set nor remove them. A
+/// refresh by cookie never gets them in the body (see `endpoints::refresh`).
+pub fn tokens_in_body(cookies: Option<&CookieSettings>, headers: &HeaderMap) -> bool {
+    cookies.is_none()
+        || !(headers.contains_key(ORIGIN)
+            || headers
+                .keys()
+                .any(|name| name.as_str().starts_with("sec-fetch-")))
 }
 
 /// GET, HEAD, OPTIONS and TRACE change nothing; every other method is unsafe.

@@ -3,7 +3,7 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::token::Claims;
+use crate::token::{fits_roles_header, fits_user_header, Claims};
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) plus the non-standard ones proxies also drop.
 static HOP_BY_HOP: [HeaderName; 8] = [
@@ -205,12 +205,14 @@ pub fn add_forwarding(
     }
 }
 
-/// Adds the identity of a verified token.
+/// Adds the identity of a verified token. Verification already applies the header rules to
+/// `sub` and roles; again here, so that no path can make one role read as two.
 pub fn add_identity(headers: &mut HeaderMap, identity: &IdentityHeaders, claims: &Claims) {
-    if let Ok(user) = HeaderValue::from_str(&claims.sub) {
+    let user = Some(&claims.sub).filter(|sub| fits_user_header(sub));
+    if let Some(Ok(user)) = user.map(|sub| HeaderValue::from_str(sub)) {
         headers.insert(identity.user.clone(), user);
     }
-    if let Ok(roles) = HeaderValue::from_str(&claims.roles.join(",")) {
+    if let Ok(roles) = HeaderValue::from_str(&roles_value(&claims.roles)) {
         headers.insert(identity.roles.clone(), roles);
     }
     for (claim, name) in &identity.claims {
@@ -225,9 +227,27 @@ pub fn add_identity(headers: &mut HeaderMap, identity: &IdentityHeaders, claims:
     }
 }
 
+/// The roles header: the roles that fit it, comma separated.
+fn roles_value(roles: &[String]) -> String {
+    let mut value = String::new();
+    for role in roles.iter().filter(|role| fits_roles_header(role)) {
+        if !value.is_empty() {
+            value.push(',');
+        }
+        value.push_str(role);
+    }
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_the_header_cannot_carry_are_left_out_of_it() {
+        let roles = ["staff,admin", "dev", " admin", "ops"].map(String::from);
+        assert_eq!(roles_value(&roles), "dev,ops");
+    }
 
     #[test]
     fn fresh_request_ids_are_valid_distinct_v4_uuids() {

@@ -1,5 +1,6 @@
 //! Forwarding an approved request: header rewriting and the upstream connection pool.
 
+pub mod body;
 pub mod headers;
 pub mod pool;
 pub mod proxies;

@@ -1,5 +1,5 @@
-//! Keep-alive connections to one upstream: a stack of idle HTTP/1.1 connections, and the
-//! response body that hands its connection back when the response ends.
+//! Keep-alive connections to one upstream: a stack of idle HTTP/1.1 connections, which the
+//! response body (`body.rs`) hands back when the response ends.
 //!
 //! hyper-util's pooled client spawned a task per request to wait for the connection to be
 //! ready again, and hashed a pool key per checkout; here the pool is a short Vec behind an
@@ -8,14 +8,10 @@
 //! that opened it, and only requests on that thread use it.
 
 use std::cell::Cell;
-use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 
 /// Idle connections kept per upstream at most; beyond it a finished connection is closed.
@@ -26,7 +22,14 @@ pub struct Pool<B> {
     /// One stack per worker thread.
     shards: Box<[Mutex<Vec<Idle<B>>>]>,
     idle_timeout: Duration,
+    /// The upstream's name, for logs.
+    name: Box<str>,
+    /// Responses cut because their body stalled (the read timeout).
+    stalls: AtomicU64,
 }
+
+/// A connection lent to one exchange, and the pool it goes back to.
+pub type Lease<B> = (SendRequest<B>, Arc<Pool<B>>);
 
 thread_local! {
     /// This thread's shard in every pool; worker threads each get their own.
@@ -46,18 +49,22 @@ struct Idle<B> {
 impl<B> std::fmt::Debug for Pool<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
+            .field("name", &self.name)
             .field("idle_timeout", &self.idle_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl<B> Pool<B> {
-    /// An empty pool whose connections are closed after `idle_timeout` unused.
-    pub fn new(idle_timeout: Duration) -> Pool<B> {
+    /// An empty pool for upstream `name` whose connections are closed after `idle_timeout`
+    /// unused.
+    pub fn new(name: &str, idle_timeout: Duration) -> Pool<B> {
         let shards = crate::runtime::worker_count();
         Pool {
             shards: (0..shards).map(|_| Mutex::new(Vec::new())).collect(),
             idle_timeout,
+            name: name.into(),
+            stalls: AtomicU64::new(0),
         }
     }
 
@@ -100,6 +107,19 @@ impl<B> Pool<B> {
         }
     }
 
+    /// Logs and counts a response cut because its body sent nothing for `read_timeout`; its
+    /// connection is closed, not returned.
+    pub fn record_stall(&self, read_timeout: Duration) {
+        self.stalls.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(upstream = %self.name, ?read_timeout,
+            "upstream response body stalled: the response to the client is cut");
+    }
+
+    /// Responses cut because their body stalled, since the pool was built.
+    pub fn stalls(&self) -> u64 {
+        self.stalls.load(Ordering::Relaxed)
+    }
+
     /// How many connections are idle in this thread's shard.
     pub fn idle_count(&self) -> usize {
         self.lock().len()
@@ -112,73 +132,17 @@ impl<B> Pool<B> {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// An upstream response body that returns its connection to the pool once it has ended.
-    ///
-    /// A body dropped before its end (the client went away) closes the connection instead:
-    /// the rest of that response is still on the wire.
-    pub struct UpstreamBody<B> {
-        #[pin]
-        inner: Incoming,
-        lease: Option<Lease<B>>,
-    }
-}
-
-/// A connection lent to one exchange, and the pool it goes back to.
-pub type Lease<B> = (SendRequest<B>, Arc<Pool<B>>);
-
-impl<B> UpstreamBody<B> {
-    /// Wraps a response body; `lease` is the connection to return when it ends, if reusable.
-    pub fn new(inner: Incoming, lease: Option<Lease<B>>) -> UpstreamBody<B> {
-        let mut body = UpstreamBody { inner, lease };
-        if body.inner.is_end_stream() {
-            release(&mut body.lease);
-        }
-        body
-    }
-}
-
-impl<B> Body for UpstreamBody<B> {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let mut this = self.project();
-        let frame = std::task::ready!(this.inner.as_mut().poll_frame(cx));
-        match &frame {
-            None => release(this.lease),
-            Some(Ok(_)) if this.inner.is_end_stream() => release(this.lease),
-            Some(Ok(_)) => {}
-            Some(Err(_)) => drop(this.lease.take()),
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-fn release<B>(lease: &mut Option<Lease<B>>) {
-    if let Some((sender, pool)) = lease.take() {
-        pool.checkin(sender);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
+    use bytes::Bytes;
     use http_body_util::{BodyExt, Empty};
+    use hyper::body::Incoming;
+
+    use crate::forward::body::UpstreamBody;
     use hyper::server::conn::http1 as server;
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
@@ -230,19 +194,20 @@ mod tests {
             .expect("request");
         sender.ready().await.expect("ready");
         let response = sender.send_request(request).await.expect("response");
-        UpstreamBody::new(response.into_body(), Some((sender, Arc::clone(pool))))
+        let lease = Some((sender, Arc::clone(pool)));
+        UpstreamBody::new(response.into_body(), lease, Duration::from_secs(60))
     }
 
     #[test]
     fn an_empty_pool_has_nothing_to_check_out() {
-        let pool: Pool<Empty<Bytes>> = Pool::new(Duration::from_secs(90));
+        let pool: Pool<Empty<Bytes>> = Pool::new("api", Duration::from_secs(90));
         assert!(pool.checkout().is_none());
     }
 
     #[tokio::test]
     async fn a_connection_goes_back_when_its_body_ends_and_carries_the_next_request() {
         let (addr, accepted) = server().await;
-        let pool = Arc::new(Pool::new(Duration::from_secs(90)));
+        let pool = Arc::new(Pool::new("api", Duration::from_secs(90)));
         let body = exchange(connect(addr).await, &pool).await;
         assert_eq!(pool.idle_count(), 0, "lent while the body is unread");
         let bytes = body.collect().await.expect("body").to_bytes();
@@ -269,7 +234,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_dropped_before_its_end_closes_its_connection() {
         let (addr, _) = server().await;
-        let pool = Arc::new(Pool::new(Duration::from_secs(90)));
+        let pool = Arc::new(Pool::new("api", Duration::from_secs(90)));
         drop(exchange(connect(addr).await, &pool).await);
         assert_eq!(pool.idle_count(), 0);
         assert!(pool.checkout().is_none());
@@ -278,7 +243,7 @@ mod tests {
     #[tokio::test]
     async fn an_expired_connection_is_never_checked_out() {
         let (addr, _) = server().await;
-        let pool = Pool::new(Duration::from_millis(50));
+        let pool = Pool::new("api", Duration::from_millis(50));
         pool.checkin(connect(addr).await);
         assert_eq!(pool.idle_count(), 1);
         tokio::time::sleep(Duration::from_millis(80)).await;
@@ -290,7 +255,7 @@ mod tests {
     async fn a_connection_the_upstream_closed_is_never_checked_out() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let pool = Pool::new(Duration::from_secs(90));
+        let pool = Pool::new("api", Duration::from_secs(90));
         let sender = connect(addr).await;
         let (stream, _) = listener.accept().await.expect("accept");
         pool.checkin(sender);

@@ -1,18 +1,29 @@
 //! One keep-alive HTTP/1.1 connection pool per upstream; connect and response faults become
 //! 502/504.
+//!
+//! A bodiless request with an idempotent method (RFC 9110 9.2.2) whose pooled connection dies
+//! before answering is sent once more on a new connection, as nginx's `proxy_next_upstream
+//! error` does: the upstream may have closed that keep-alive connection just as the request
+//! went out. Any other request that was written is never sent twice.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body::Body as _;
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::pool::{Pool, UpstreamBody};
+use super::body::UpstreamBody;
+use super::pool::Pool;
 use crate::reject::Reject;
 
 /// How long an unused upstream connection is kept open.
@@ -21,8 +32,11 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Pooled connections tried for one request before a new one is opened.
 const POOLED_TRIES: usize = 3;
 
+/// The body of a request to an upstream: the client's, or none for a request sent again.
+pub type RequestBody = Either<Incoming, Empty<Bytes>>;
+
 /// A response from an upstream; its body returns the connection to the pool.
-pub type UpstreamResponse = Response<UpstreamBody<Incoming>>;
+pub type UpstreamResponse = Response<UpstreamBody<RequestBody>>;
 
 /// A named upstream with its own keep-alive pool.
 #[derive(Debug)]
@@ -34,7 +48,7 @@ pub struct Upstream {
     base_path: String,
     connect_timeout: Duration,
     timeout: Duration,
-    pool: Arc<Pool<Incoming>>,
+    pool: Arc<Pool<RequestBody>>,
 }
 
 /// Why an upstream URL is not usable.
@@ -71,7 +85,7 @@ impl Upstream {
             base_path,
             connect_timeout,
             timeout,
-            pool: Arc::new(Pool::new(POOL_IDLE_TIMEOUT)),
+            pool: Arc::new(Pool::new(name, POOL_IDLE_TIMEOUT)),
         })
     }
 
@@ -122,35 +136,66 @@ impl Upstream {
             .map_err(|_| Reject::BadRequest("request target cannot be forwarded"))
     }
 
-    /// Sends the request; connection failures are 502 and a slow connect or response head 504.
-    pub async fn send(&self, request: Request<Incoming>) -> Result<UpstreamResponse, Reject> {
-        match tokio::time::timeout(self.timeout, self.exchange(request)).await {
-            Err(_) => Err(Reject::UpstreamTimeout),
-            Ok(result) => result,
+    /// Responses from this upstream cut because their body stalled, since it was built.
+    pub fn stalls(&self) -> u64 {
+        self.pool.stalls()
+    }
+
+    /// Sends the request; connection failures and a body bad from its first byte are 502, a
+    /// slow connect or response head 504. The body is cut after `read_timeout` without bytes.
+    pub async fn send(
+        &self,
+        request: Request<Incoming>,
+        read_timeout: Duration,
+    ) -> Result<UpstreamResponse, Reject> {
+        let exchange = self.exchange(request.map(Either::Left), read_timeout);
+        let mut response = match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => return Err(Reject::UpstreamTimeout),
+            Ok(result) => result?,
+        };
+        // Nothing has reached the client yet: a body bad from its first byte is still a 502.
+        let mut body = Pin::new(response.body_mut());
+        let first = std::future::poll_fn(|cx| Poll::Ready(body.as_mut().take_first(cx)));
+        match first.await {
+            Ok(()) => Ok(response),
+            Err(err) => Err(self.failed(&err)),
         }
     }
 
     /// One request on a pooled connection, else on a new one.
     ///
     /// A pooled connection the upstream closed while it was idle fails before the request is
-    /// written; hyper hands the request back and it goes out on the next connection.
-    async fn exchange(&self, mut request: Request<Incoming>) -> Result<UpstreamResponse, Reject> {
+    /// written; hyper hands the request back and it goes out on the next connection. One that
+    /// fails after, with no answer, is retried on a new connection only if the request may be
+    /// sent twice (`replay_copy`).
+    async fn exchange(
+        &self,
+        mut request: Request<RequestBody>,
+        read_timeout: Duration,
+    ) -> Result<UpstreamResponse, Reject> {
         for _ in 0..POOLED_TRIES {
             let Some(mut sender) = self.pool.checkout() else {
                 break;
             };
+            let copy = replay_copy(&request);
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.lend(response, sender)),
-                Err(mut failed) => match failed.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(self.failed(failed.error())),
+                Ok(response) => return Ok(self.lend(response, sender, read_timeout)),
+                Err(mut failed) => match (failed.take_message(), copy) {
+                    (Some(unsent), _) => request = unsent,
+                    (None, Some(copy)) if connection_lost(failed.error()) => {
+                        tracing::debug!(upstream = %self.name, error = %failed.error(),
+                            "pooled connection lost before the answer: sending again on a new one");
+                        request = *copy;
+                        break;
+                    }
+                    (None, _) => return Err(self.failed(failed.error())),
                 },
             }
         }
         // Boxed: connecting is rare next to reusing, and its future would size every request's.
         let mut sender = Box::pin(self.connect()).await?;
         match sender.send_request(request).await {
-            Ok(response) => Ok(self.lend(response, sender)),
+            Ok(response) => Ok(self.lend(response, sender, read_timeout)),
             Err(err) => Err(self.failed(&err)),
         }
     }
@@ -159,11 +204,12 @@ impl Upstream {
     fn lend(
         &self,
         response: Response<Incoming>,
-        sender: SendRequest<Incoming>,
+        sender: SendRequest<RequestBody>,
+        read_timeout: Duration,
     ) -> UpstreamResponse {
         let reusable = response.status() != StatusCode::SWITCHING_PROTOCOLS;
         let lease = reusable.then(|| (sender, Arc::clone(&self.pool)));
-        response.map(|body| UpstreamBody::new(body, lease))
+        response.map(|body| UpstreamBody::new(body, lease, read_timeout))
     }
 
     fn failed(&self, err: &hyper::Error) -> Reject {
@@ -172,7 +218,7 @@ impl Upstream {
     }
 
     /// A new connection, its task spawned; a connect slower than `connect_timeout` is 504.
-    async fn connect(&self) -> Result<SendRequest<Incoming>, Reject> {
+    async fn connect(&self) -> Result<SendRequest<RequestBody>, Reject> {
         let stream = match tokio::time::timeout(self.connect_timeout, self.dial()).await {
             Err(_) => return Err(Reject::UpstreamTimeout),
             Ok(Err(err)) => {
@@ -216,6 +262,31 @@ impl Upstream {
     fn port(&self) -> u16 {
         self.authority.port_u16().unwrap_or(80)
     }
+}
+
+/// A copy of a request that may be sent twice: an idempotent method (RFC 9110 9.2.2) and no
+/// body, since a streamed body is spent once sent. Boxed, so that the request future hyper
+/// keeps per connection does not grow by a whole request.
+fn replay_copy(request: &Request<RequestBody>) -> Option<Box<Request<RequestBody>>> {
+    let idempotent = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    );
+    if !idempotent || !request.body().is_end_stream() {
+        return None;
+    }
+    let mut copy = Box::new(Request::new(Either::Right(Empty::new())));
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
+}
+
+/// Whether a request failed because its connection went away (closed, reset, cut short)
+/// rather than because the upstream answered something unparsable.
+fn connection_lost(err: &hyper::Error) -> bool {
+    !err.is_parse() && !err.is_user()
 }
 
 async fn connect_nodelay(addr: SocketAddr) -> std::io::Result<TcpStream> {

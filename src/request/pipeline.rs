@@ -63,6 +63,7 @@ async fn proxy<'s>(
     mut request: Request<Incoming>,
     trace: &mut Trace<'s>,
 ) -> Result<Response<Body>, Reject> {
+    crate::limits::check_head(&app.listen, &request)?;
     let host = request_host(&request)?.map(str::to_owned);
     let normalized = path::normalize(request.uri().path()).map_err(Reject::BadPath)?;
     if trace.logging {
@@ -111,7 +112,7 @@ async fn proxy<'s>(
     *request.version_mut() = Version::HTTP_11;
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let sent = Instant::now();
-    let mut response = route.upstream.send(request).await?;
+    let mut response = route.upstream.send(request, route.read_timeout).await?;
     let upstream_took = sent.elapsed();
     app.metrics.upstream_latency(upstream_took);
     trace.upstream = Some(upstream_took);

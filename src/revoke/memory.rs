@@ -1,5 +1,5 @@
-//! The in-memory revocation store: revoked jtis, subjects and families, and spent refresh
-//! tokens, for a single instance (and, later, as the Redis store's local mirror).
+//! The in-memory revocation store: revoked jtis, subjects and families, and one refresh
+//! rotation record per family, for a single instance (and as the Redis store's local mirror).
 //!
 //! Shared state: `is_revoked` runs on every proxied request on every worker thread, so its
 //! read must not contend. A store-wide counter answers "nothing revoked at all" with one
@@ -8,19 +8,19 @@
 //!
 //! The locks are `std::sync` ones, not tokio's: every critical section is a few hash-map
 //! operations and none spans an `.await`, and an async mutex only pays off when a guard must
-//! be held across one (tokio-rs/mini-redis `src/db.rs` makes the same choice). The one longer
-//! section is `redeem`, which signs a token pair under the spent-token mutex; only the refresh
-//! endpoint takes that mutex, and holding it is what lets one of two racing redemptions mint.
+//! be held across one (tokio-rs/mini-redis `src/db.rs` makes the same choice). The rotation
+//! records sit behind one mutex that only the refresh endpoint takes; no token is signed under
+//! it (the record fixes the successor's ids, and the caller signs after).
 //!
-//! Poisoning: each critical section leaves its map consistent (one insert, one retain, or a
-//! mint that records nothing until it succeeded), so a poisoned lock is recovered, not passed on.
+//! Poisoning: each critical section leaves its map consistent (one insert, one retain, or
+//! one record updated), so a poisoned lock is recovered, not passed on.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
-use super::{Pair, Redeem};
+use super::rotation::{Families, Redemption, Rotation};
 
 /// Shards per map; a power of two so the hash is masked, not divided.
 const SHARDS: usize = 16;
@@ -98,17 +98,7 @@ impl Sharded {
     }
 }
 
-/// A redeemed refresh token.
-struct Spent {
-    /// Until when a repeat redemption gets the same pair back.
-    grace_until: u64,
-    /// Until when the record is kept, so a later reuse is still recognised.
-    keep_until: u64,
-    /// The pair issued; dropped by `purge` once the grace interval is over.
-    pair: Option<Pair>,
-}
-
-/// Revocations and spent refresh tokens held in this process.
+/// Revocations and refresh rotation records held in this process.
 pub struct MemoryStore {
     /// Entries in `jtis`, `subjects` and `families` together: the hot path's fast exit.
     revoked: AtomicUsize,
@@ -118,8 +108,8 @@ pub struct MemoryStore {
     subjects: Sharded,
     /// fam -> expiry.
     families: Sharded,
-    /// Refresh jti -> its redemption; only the refresh endpoint touches it.
-    spent: Mutex<HashMap<Box<str>, Spent>>,
+    /// fam -> its rotation record; only the refresh endpoint touches it.
+    rotations: Mutex<Families>,
 }
 
 impl fmt::Debug for MemoryStore {
@@ -146,7 +136,7 @@ impl MemoryStore {
             jtis: Sharded::new(),
             subjects: Sharded::new(),
             families: Sharded::new(),
-            spent: Mutex::new(HashMap::new()),
+            rotations: Mutex::new(Families::default()),
         }
     }
 
@@ -189,65 +179,35 @@ impl MemoryStore {
     }
 
     /// Redeems a refresh token; see `RevocationStore::redeem` for the rules.
-    pub fn redeem<E>(
-        &self,
-        jti: &str,
-        fam: &str,
-        exp: u64,
-        now: u64,
-        grace: u64,
-        mint: impl FnOnce() -> Result<Pair, E>,
-    ) -> Result<Redeem, E> {
-        let mut spent = self.spent_lock();
-        if self.family_revoked(fam, now) {
-            return Ok(Redeem::Reuse);
+    pub fn redeem(&self, r: &Redemption<'_>) -> Rotation {
+        let mut rotations = self.rotations_lock();
+        if self.family_revoked(r.fam, r.now) {
+            return Rotation::Reuse;
         }
-        if let Some(record) = spent.get(jti) {
-            return Ok(match &record.pair {
-                Some(pair) if now < record.grace_until => Redeem::Issued(pair.clone()),
-                _ => {
-                    self.revoke_family(fam, exp);
-                    Redeem::Reuse
-                }
-            });
+        let rotation = rotations.redeem(r);
+        if rotation == Rotation::Reuse {
+            self.revoke_family(r.fam, r.until);
         }
-        // Minted under the lock: a racing redemption of the same jti waits here, then finds
-        // the record and gets this pair back instead of minting a second one.
-        let pair = mint()?;
-        let grace_until = now.saturating_add(grace);
-        let record = Spent {
-            grace_until,
-            keep_until: exp.max(grace_until),
-            pair: Some(pair.clone()),
-        };
-        spent.insert(jti.into(), record);
-        Ok(Redeem::Issued(pair))
+        rotation
     }
 
-    fn spent_lock(&self) -> MutexGuard<'_, HashMap<Box<str>, Spent>> {
-        self.spent.lock().unwrap_or_else(PoisonError::into_inner)
+    fn rotations_lock(&self) -> MutexGuard<'_, Families> {
+        self.rotations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Drops expired revocations and spent records, and pairs past their grace interval;
+    /// Drops expired revocations and the records of families with no live token left;
     /// returns how many entries were dropped. Subject cut-offs are kept: they carry no expiry.
     pub fn purge(&self, now: u64) -> usize {
         let revoked = self.jtis.purge(now) + self.families.purge(now);
         self.revoked.fetch_sub(revoked, Ordering::Release);
-        let mut spent = self.spent_lock();
-        let before = spent.len();
-        spent.retain(|_, record| record.keep_until > now);
-        for record in spent.values_mut() {
-            if record.grace_until <= now {
-                // Nobody can get this pair back any more; don't keep live tokens in memory.
-                record.pair = None;
-            }
-        }
-        revoked + (before - spent.len())
+        revoked + self.rotations_lock().purge(now)
     }
 
-    /// Entries held: revoked jtis, subjects and families, plus spent refresh records.
+    /// Entries held: revoked jtis, subjects and families, plus rotation records.
     pub fn len(&self) -> usize {
-        self.revoked.load(Ordering::Acquire) + self.spent_lock().len()
+        self.revoked.load(Ordering::Acquire) + self.rotations_lock().len()
     }
 
     /// True when the store holds nothing.
@@ -301,23 +261,6 @@ mod tests {
         assert!(store.is_revoked("j", "alice", NOW, None, NOW + 9));
         assert!(!store.is_revoked("j", "alice", NOW, None, NOW + 10));
         assert!(!store.is_revoked("x", "alice", NOW, Some("f"), NOW + 10));
-    }
-
-    #[test]
-    fn purge_drops_spent_pairs_after_grace_but_keeps_the_record_until_expiry() {
-        let store = MemoryStore::new();
-        let pair = || {
-            Ok::<_, ()>(Pair {
-                access_token: "a".into(),
-                refresh_token: "r".into(),
-            })
-        };
-        assert!(store.redeem("j", "f", NOW + 100, NOW, 5, pair).is_ok());
-        assert_eq!(store.purge(NOW + 5), 0);
-        assert!(store.spent_lock()["j"].pair.is_none());
-        assert_eq!(store.len(), 1);
-        assert_eq!(store.purge(NOW + 100), 1);
-        assert!(store.is_empty());
     }
 
     #[test]

@@ -7,6 +7,9 @@
 
 pub mod memory;
 pub mod redis;
+pub mod rotation;
+
+pub use rotation::{Redemption, RefreshLimit, Rotation, Successor};
 
 use std::fmt;
 
@@ -35,7 +38,7 @@ pub enum RevocationStore {
     Redis(redis::RedisStore),
 }
 
-/// A token pair issued by refresh, kept for the reuse grace interval.
+/// A token pair, as login and refresh hand it out.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Pair {
     /// The new access token.
@@ -52,15 +55,6 @@ impl fmt::Debug for Pair {
             .field("refresh_token", &format_args!("<redacted>"))
             .finish()
     }
-}
-
-/// Outcome of redeeming a refresh token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Redeem {
-    /// The pair to hand out: new, or the one already issued within the grace interval.
-    Issued(Pair),
-    /// The token was spent before (or its family revoked): the family is now revoked.
-    Reuse,
 }
 
 impl RevocationStore {
@@ -133,8 +127,9 @@ impl RevocationStore {
         }
     }
 
-    /// Revokes every token of `sub` with iat < `before` ("everything now" is before = now + 1,
-    /// the caller's choice). Kept for good: the store cannot know when such tokens run out.
+    /// Revokes every token of `sub` with iat < `before`. "Everything now" is
+    /// now + 1 + leeway (see `admin::subject_cut_off`): verification accepts an iat up to
+    /// now + leeway. Kept for good: the store cannot know when such tokens run out.
     pub async fn revoke_subject(&self, sub: &str, before: u64) -> Result<(), StoreError> {
         match self {
             RevocationStore::Memory(store) => {
@@ -157,35 +152,25 @@ impl RevocationStore {
         }
     }
 
-    /// Atomically redeems refresh token `jti` of family `fam`:
-    /// - first redemption: marks it spent, calls `mint()` (under the store's lock, so two
-    ///   racing redemptions cannot both mint), remembers the pair for `grace` seconds and
-    ///   returns `Issued(pair)`;
-    /// - again within `grace` seconds of the first: `Issued` with the same pair, no mint;
-    /// - again after grace: revokes the whole family until `exp` and returns `Reuse`;
-    /// - family already revoked: `Reuse`.
+    /// Atomically redeems refresh token `r.jti` of family `r.fam` (see `rotation.rs`):
+    /// - the family's current token (or, before its first rotation, any of its tokens):
+    ///   `Mint` with fresh successor ids, recorded as the family's next current token;
+    ///   `Throttled` instead when the family has rotated `r.limit.max` times this window;
+    /// - the previous token within `r.grace` seconds of that rotation: `Mint` with the same
+    ///   successor, so the caller signs the same pair again (a second tab, a retry);
+    /// - any other token of the family, or a revoked family: revokes the whole family until
+    ///   `r.until` and returns `Reuse`.
     ///
-    /// `exp` is how long the spent record and a triggered family revocation last: at least
-    /// this token's exp plus leeway, and better now + refresh TTL + leeway, since the pair
-    /// minted here outlives the token redeemed. `mint` returning Err records nothing and the
-    /// error is passed through.
+    /// The caller signs the pair after this returns; a failed signing leaves a successor
+    /// nobody holds, which the same token redeems again within the grace interval.
     ///
-    /// With Redis the rules hold across instances (a claim script, then the mint, then the
-    /// pair stored under the claim; see `redis/redeem.rs`). A repeat that arrives while
-    /// another instance is still minting waits up to 500 ms for that pair, then answers
-    /// `Err(Unavailable)` (503, the client retries) rather than calling it reuse.
-    pub async fn redeem<E>(
-        &self,
-        jti: &str,
-        fam: &str,
-        exp: u64,
-        now: u64,
-        grace: u64,
-        mint: impl FnOnce() -> Result<Pair, E>,
-    ) -> Result<Result<Redeem, E>, StoreError> {
+    /// With Redis the rules hold across instances (one claim script; see `redis/redeem.rs`),
+    /// and a claim that Redis runs after the caller gave up on it (a stall longer than the
+    /// write timeout: the client got a 503) still leaves the successor for its retry.
+    pub async fn redeem(&self, r: &Redemption<'_>) -> Result<Rotation, StoreError> {
         match self {
-            RevocationStore::Memory(store) => Ok(store.redeem(jti, fam, exp, now, grace, mint)),
-            RevocationStore::Redis(store) => store.redeem(jti, fam, exp, now, grace, mint).await,
+            RevocationStore::Memory(store) => Ok(store.redeem(r)),
+            RevocationStore::Redis(store) => store.redeem(r).await,
         }
     }
 
@@ -198,7 +183,7 @@ impl RevocationStore {
         }
     }
 
-    /// Number of live entries (jtis + subjects + families + spent refresh records; for Redis,
+    /// Number of live entries (jtis + subjects + families + rotation records; for Redis,
     /// the mirror's jtis + subjects + families), for tests and metrics.
     pub fn len(&self) -> usize {
         match self {
@@ -215,7 +200,6 @@ impl RevocationStore {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
     use super::*;
@@ -229,17 +213,28 @@ mod tests {
         }
     }
 
-    /// A mint closure that counts its calls and returns `pair(call number)`.
-    fn counting(calls: &AtomicUsize) -> impl FnOnce() -> Result<Pair, ()> + '_ {
-        move || Ok(pair(calls.fetch_add(1, Ordering::SeqCst) + 1))
+    const LIMIT: RefreshLimit = RefreshLimit {
+        max: 1000,
+        window: 60,
+    };
+
+    async fn redeem(store: &RevocationStore, jti: &str, now: u64) -> Rotation {
+        let r = Redemption {
+            jti,
+            fam: "fam1",
+            until: NOW + 1000,
+            now,
+            grace: 10,
+            limit: LIMIT,
+        };
+        store.redeem(&r).await.unwrap()
     }
 
-    async fn redeem(store: &RevocationStore, now: u64, calls: &AtomicUsize) -> Redeem {
-        let exp = NOW + 1000;
-        let result = store
-            .redeem("r1", "fam1", exp, now, 10, counting(calls))
-            .await;
-        result.unwrap().unwrap()
+    fn minted(rotation: Rotation) -> Successor {
+        match rotation {
+            Rotation::Mint(next) => next,
+            other => panic!("expected a mint, got {other:?}"),
+        }
     }
 
     fn revoked(store: &RevocationStore, jti: &str, fam: Option<&str>) -> bool {
@@ -293,80 +288,66 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn first_redemption_mints_once_and_repeat_within_grace_returns_the_same_pair() {
+    async fn a_repeat_within_grace_gets_the_same_successor() {
         let store = RevocationStore::memory();
-        let calls = AtomicUsize::new(0);
-        assert_eq!(redeem(&store, NOW, &calls).await, Redeem::Issued(pair(1)));
-        assert_eq!(
-            redeem(&store, NOW + 9, &calls).await,
-            Redeem::Issued(pair(1))
-        );
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let next = minted(redeem(&store, "r1", NOW).await);
+        assert_eq!(redeem(&store, "r1", NOW + 9).await, Rotation::Mint(next));
         assert!(!revoked(&store, "r1", Some("fam1")));
     }
 
     #[tokio::test]
     async fn redemption_after_grace_is_reuse_and_revokes_the_family() {
         let store = RevocationStore::memory();
-        let calls = AtomicUsize::new(0);
-        redeem(&store, NOW, &calls).await;
-        assert_eq!(redeem(&store, NOW + 10, &calls).await, Redeem::Reuse);
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        redeem(&store, "r1", NOW).await;
+        assert_eq!(redeem(&store, "r1", NOW + 10).await, Rotation::Reuse);
         assert!(revoked(&store, "new-access", Some("fam1")));
-        // The family stays revoked until the exp given to redeem.
+        // The family stays revoked until the `until` given to redeem.
         let later = |now| store.is_revoked("x", "alice", NOW, Some("fam1"), now);
         assert_eq!(later(NOW + 999), Ok(true));
         assert_eq!(later(NOW + 1000), Ok(false));
     }
 
     #[tokio::test]
-    async fn redeeming_any_token_of_a_revoked_family_is_reuse_without_minting() {
+    async fn redeeming_any_token_of_a_revoked_family_is_reuse() {
         let store = RevocationStore::memory();
         store.revoke_family("fam1", NOW + 60).await.unwrap();
-        let calls = AtomicUsize::new(0);
-        assert_eq!(redeem(&store, NOW, &calls).await, Redeem::Reuse);
-        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        assert_eq!(redeem(&store, "r1", NOW).await, Rotation::Reuse);
     }
 
     #[tokio::test]
-    async fn failed_mint_records_nothing_so_a_retry_can_redeem() {
+    async fn many_rotations_of_one_family_keep_one_record() {
         let store = RevocationStore::memory();
-        let failed = store
-            .redeem("r1", "fam1", NOW + 1000, NOW, 10, || Err("sign failed"))
-            .await;
-        assert_eq!(failed, Ok(Err("sign failed")));
-        assert!(store.is_empty());
-        let calls = AtomicUsize::new(0);
+        let mut jti = "login".to_string();
+        for _ in 0..500 {
+            jti = minted(redeem(&store, &jti, NOW).await).refresh_jti;
+        }
         assert_eq!(
-            redeem(&store, NOW + 20, &calls).await,
-            Redeem::Issued(pair(1))
+            store.len(),
+            1,
+            "one rotation record, no spent-token records"
         );
+        assert_eq!(store.purge(NOW + 1000), 1);
+        assert!(store.is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-    async fn concurrent_redemptions_of_one_token_mint_exactly_once() {
+    async fn concurrent_redemptions_of_one_token_get_one_successor() {
         let store = Arc::new(RevocationStore::memory());
-        let calls = Arc::new(AtomicUsize::new(0));
         let barrier = Arc::new(tokio::sync::Barrier::new(8));
         let tasks: Vec<_> = (0..8)
             .map(|_| {
-                let (store, calls, barrier) = (store.clone(), calls.clone(), barrier.clone());
+                let (store, barrier) = (store.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    // A slow signer widens the race window the lock has to close.
-                    let mint = || {
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                        counting(&calls)()
-                    };
-                    let result = store.redeem("r1", "fam1", NOW + 1000, NOW, 10, mint);
-                    result.await.unwrap().unwrap()
+                    minted(redeem(&store, "r1", NOW).await)
                 })
             })
             .collect();
+        let mut successors = Vec::new();
         for task in tasks {
-            assert_eq!(task.await.unwrap(), Redeem::Issued(pair(1)));
+            successors.push(task.await.unwrap());
         }
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(successors.iter().all(|s| *s == successors[0]));
     }
 
     #[test]

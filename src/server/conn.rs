@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
 use crate::config::snapshot::ListenSettings;
+use crate::limits::PARSER_HEADROOM;
 use crate::Body;
 
 /// The HTTP version a connection is served with.
@@ -49,12 +50,17 @@ pub struct Builders {
 }
 
 /// One list of HTTP/1.1 settings for both builder types, so they cannot drift apart.
+///
+/// hyper's head limits are only the outer bound on what a connection buffers: set above the
+/// configured ones, so that `limits::check_head` sees, measures exactly and answers (with
+/// the JSON body) every head up to twice the configured size or field count.
 macro_rules! http1_settings {
     ($builder:expr, $settings:expr) => {
         $builder
             .timer(TokioTimer::new())
             .header_read_timeout($settings.header_timeout)
-            .max_buf_size($settings.max_header_bytes)
+            .max_buf_size($settings.max_header_bytes * PARSER_HEADROOM)
+            .max_headers($settings.max_header_fields * PARSER_HEADROOM)
             .keep_alive(true)
     };
 }

@@ -69,7 +69,12 @@ pub async fn serve(
     app.spawn_purger();
     crate::control::signals::spawn_reloader(app.clone());
     if let Some(listener) = admin_listener {
-        tokio::spawn(crate::control::admin::serve(listener, app.clone()));
+        let stopping = server.stopping.clone();
+        tokio::spawn(crate::control::admin::serve(
+            listener,
+            app.clone(),
+            stopping,
+        ));
     }
     let (exit, exiting) = watch::channel(false);
     let mut workers = Vec::new();
@@ -85,6 +90,10 @@ pub async fn serve(
             exiting.clone(),
         )?);
     }
+    // From here the workers hold the only copies of the listening sockets: each closes its
+    // own when its accept loops end, so once the drain starts the kernel refuses new
+    // connections at once (a load balancer fails over) instead of queueing them unserved.
+    drop((tls_listener, plain_listener));
     shutdown.await;
     let _ = stop.send(true);
     drain(&server).await;

@@ -3,7 +3,7 @@
 use jsonwebtoken::Header;
 
 use super::keys::KeyRing;
-use super::{Audience, Claims, TokenType, RESERVED_CLAIMS};
+use super::{fits_roles_header, fits_user_header, Audience, Claims, TokenType, RESERVED_CLAIMS};
 
 /// What a token grants, and for how long.
 #[derive(Clone, Debug)]
@@ -28,6 +28,12 @@ pub enum MintError {
     /// An extra claim tried to set a claim portcullis sets itself.
     #[error("extra claim {0:?} is reserved")]
     ReservedClaim(String),
+    /// The subject cannot be carried unchanged in the user header.
+    #[error("subject cannot be carried in an identity header")]
+    BadSubject,
+    /// A role holds a comma, a control character or a space at either end, or is empty.
+    #[error("role {0:?} cannot be carried in the roles header")]
+    BadRole(String),
     /// now + ttl does not fit in a timestamp.
     #[error("token lifetime overflows the clock")]
     TtlOverflow,
@@ -39,13 +45,26 @@ pub enum MintError {
     },
 }
 
-/// Signs a token for `grant`, returning it with the claims it carries.
+/// Signs a token for `grant` with a fresh `jti`, returning it with the claims it carries.
 pub fn mint(
     ring: &KeyRing,
     issuer: &str,
     audience: &str,
     grant: Grant<'_>,
     now: u64,
+) -> Result<(String, Claims), MintError> {
+    mint_as(ring, issuer, audience, grant, now, new_id())
+}
+
+/// `mint` with the `jti` given: refresh rotation fixes a pair's ids before signing it, so
+/// that a retry signs the same pair again.
+pub fn mint_as(
+    ring: &KeyRing,
+    issuer: &str,
+    audience: &str,
+    grant: Grant<'_>,
+    now: u64,
+    jti: String,
 ) -> Result<(String, Claims), MintError> {
     // A flattened duplicate would shadow or contradict the real claim when decoded.
     if let Some(name) = grant
@@ -54,6 +73,13 @@ pub fn mint(
         .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
     {
         return Err(MintError::ReservedClaim(name.clone()));
+    }
+    // Verification refuses such a sub and drops such roles: never mint what it would change.
+    if !fits_user_header(grant.sub) {
+        return Err(MintError::BadSubject);
+    }
+    if let Some(role) = grant.roles.iter().find(|r| !fits_roles_header(r)) {
+        return Err(MintError::BadRole(role.clone()));
     }
     let exp = now
         .checked_add(grant.ttl_secs)
@@ -65,7 +91,7 @@ pub fn mint(
         iat: now,
         nbf: now,
         exp,
-        jti: new_id(),
+        jti,
         roles: grant.roles.to_vec(),
         typ: grant.typ,
         fam: grant.fam,
@@ -127,6 +153,22 @@ mod tests {
         g.extra.insert("sub".into(), "root".into());
         let err = mint(&ring, ISSUER, "api", g, 1).unwrap_err();
         assert_eq!(err, MintError::ReservedClaim("sub".into()));
+    }
+
+    #[test]
+    fn a_sub_or_role_the_identity_headers_cannot_carry_is_not_minted() {
+        let ring = ring_for(Alg::HS256);
+        let mut g = grant(TokenType::Access);
+        g.sub = "al\nice";
+        assert_eq!(
+            mint(&ring, ISSUER, "api", g, 1).unwrap_err(),
+            MintError::BadSubject
+        );
+        let roles = ["staff,admin".to_string()];
+        let mut g = grant(TokenType::Access);
+        g.roles = &roles;
+        let err = mint(&ring, ISSUER, "api", g, 1).unwrap_err();
+        assert_eq!(err, MintError::BadRole("staff,admin".into()));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Tokens: the key ring, bearer verification and minting, plus the claim types they share.
 
 pub mod cache;
+pub mod dupkeys;
 pub mod jwks;
 pub mod keys;
 pub mod mint;
@@ -172,9 +173,35 @@ pub const RESERVED_CLAIMS: [&str; 10] = [
     "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "roles", "typ", "fam",
 ];
 
+/// Whether `sub` reaches an upstream unchanged as the user header: not empty, no control
+/// character (a header value cannot carry one), no space at either end (HTTP parsers trim
+/// it, so " admin" would arrive as "admin").
+pub fn fits_user_header(sub: &str) -> bool {
+    !sub.is_empty()
+        && !sub.starts_with(' ')
+        && !sub.ends_with(' ')
+        && !sub.chars().any(char::is_control)
+}
+
+/// Whether `role` is one unambiguous item of the comma-separated roles header: the user
+/// header rule, and no comma ("staff,admin" would arrive as two roles).
+pub fn fits_roles_header(role: &str) -> bool {
+    fits_user_header(role) && !role.contains(',')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_rules_refuse_what_an_upstream_would_read_differently() {
+        for bad in ["", " admin", "admin ", "a\nb", "a\tb", "a\u{7f}"] {
+            assert!(!fits_user_header(bad) && !fits_roles_header(bad), "{bad:?}");
+        }
+        assert!(fits_user_header("auth0|abc def") && fits_user_header("alicé"));
+        assert!(fits_user_header("staff,admin") && !fits_roles_header("staff,admin"));
+        assert!(fits_roles_header("org:read write"));
+    }
 
     #[test]
     fn alg_names_round_trip_through_from_str_and_serde() {

@@ -17,6 +17,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use crate::limits::{MAX_HEADER_BYTES, MAX_HEADER_FIELDS};
+
+/// Headers the gateway may add to a request it forwards, and their bytes, with room to spare.
+const ADDED_FIELDS: usize = 64;
+const ADDED_BYTES: usize = 64 * 1024;
+
 /// Serves the echo upstream on `addr` until the process ends.
 pub async fn serve(addr: SocketAddr) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
@@ -26,7 +32,14 @@ pub async fn serve(addr: SocketAddr) -> std::io::Result<()> {
         tokio::spawn(async move {
             let service =
                 service_fn(|request| async move { Ok::<_, Infallible>(answer(request).await) });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // Never refuse a head the gateway forwards: the most it lets through, plus room
+            // for the identity and forwarding headers it adds (hyper's defaults are 100
+            // fields and about 400 KiB).
+            builder
+                .http1()
+                .max_headers(MAX_HEADER_FIELDS + ADDED_FIELDS)
+                .max_buf_size(MAX_HEADER_BYTES + ADDED_BYTES);
             let _ = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await;

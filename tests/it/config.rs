@@ -179,6 +179,30 @@ fn check_rejects_bad_duration() {
 }
 
 #[test]
+fn check_rejects_bad_read_timeouts_with_file_line_col() {
+    let gateway = format!("{GATEWAY_OK}\n[proxy]\nread_timeout = \"0s\"\n");
+    let routes = format!("{ROUTES_OK}read_timeout = \"soon\"\n");
+    let dir = config_dir(&gateway, &routes);
+    let out = check(&dir.join("gateway.toml"));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let zero = line_of(&gateway, "\"0s\"");
+    let soon = line_of(&routes, "soon");
+    for (file, line) in [("gateway.toml", zero), ("routes.toml", soon)] {
+        let found = diag_line(&out.stderr, file, line, "duration");
+        assert!(found.is_some(), "{file}:{line}: stderr:\n{}", out.stderr);
+    }
+}
+
+#[test]
+fn check_accepts_a_read_timeout_default_and_a_route_override() {
+    let gateway = format!("{GATEWAY_OK}\n[proxy]\nread_timeout = \"2m\"\n");
+    let routes = format!("{ROUTES_OK}read_timeout = \"10m\"\n");
+    let dir = config_dir(&gateway, &routes);
+    let out = check(&dir.join("gateway.toml"));
+    assert_eq!(out.code, Some(0), "{out:?}");
+}
+
+#[test]
 fn check_rejects_missing_key_file() {
     let gateway = GATEWAY_OK.replace("private_key = \"main.pem\"", "private_key = \"absent.pem\"");
     let dir = config_dir(&gateway, ROUTES_OK);

@@ -263,15 +263,11 @@ async fn refresh_by_cookie_needs_csrf_and_rotates_the_cookies() {
     let set = set_cookies(&resp);
     assert_ne!(set[REFRESH].0, b.refresh);
     assert_ne!(set[CSRF].0, b.csrf);
-    assert_eq!(Pair::from_response(&resp).refresh, set[REFRESH].0);
     // No cookie and no body: nothing to refresh with.
     let none = gw.client().post("/auth/refresh").send_h1().await;
     assert_eq!(none.status, 401, "{}", none.text());
     // The JSON body still works for clients that are not browsers.
-    assert_eq!(
-        gw.refresh(&Pair::from_response(&resp).refresh).await.status,
-        200
-    );
+    assert_eq!(gw.refresh(&set[REFRESH].0).await.status, 200);
 }
 
 #[tokio::test]

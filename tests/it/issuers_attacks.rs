@@ -199,3 +199,65 @@ async fn a_discovery_document_for_another_issuer_is_not_used() {
     );
     assert!(up.seen().is_empty(), "upstream saw {:?}", up.seen_targets());
 }
+
+#[tokio::test]
+async fn provider_token_issued_in_the_future_is_refused_and_revocation_covers_the_leeway() {
+    let key = IdpKey::generate("rsa-1", "RS256");
+    let idp = Idp::start(vec![key.clone()]).await;
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = idp.gateway(&up.url(), "").await;
+    let dated = |ahead: i64| {
+        let mut claims = idp.claims("bob", &["admin"]);
+        claims["iat"] = json!(now_secs() + ahead);
+        claims["exp"] = json!(now_secs() + ahead + 300);
+        idp.sign(&key, &claims)
+    };
+    let far = dated(3600);
+    let reason = "token issued in the future";
+    assert_invalid_token(&get(&gw, "/api/orders", &far).await, reason, &far);
+    // Within the 30s leeway: accepted, and `revoke --sub` must still reach it.
+    let near = dated(25);
+    assert_eq!(get(&gw, "/api/orders", &near).await.status, StatusCode::OK);
+    gw.revoke_cli(&["--sub", "bob"]);
+    assert_invalid_token(
+        &get(&gw, "/api/orders", &near).await,
+        "token revoked",
+        &near,
+    );
+}
+
+#[tokio::test]
+async fn provider_token_repeating_a_claim_is_malformed() {
+    let key = IdpKey::generate("rsa-1", "RS256");
+    let idp = Idp::start(vec![key.clone()]).await;
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = idp.gateway(&up.url(), "").await;
+    let text = idp.claims("bob", &["admin"]).to_string();
+    let header = json!({ "alg": key.alg, "typ": "JWT", "kid": key.kid }).to_string();
+    let twice = [
+        text.replacen(
+            r#""tenant":"acme""#,
+            r#""tenant":"evil","tenant":"acme""#,
+            1,
+        ),
+        text.replacen(r#""roles":["#, r#""roles":["x"],"roles":["#, 1),
+    ];
+    for payload in twice {
+        assert_ne!(payload, text, "the claims changed shape");
+        let input = format!(
+            "{}.{}",
+            b64url(header.as_bytes()),
+            b64url(payload.as_bytes())
+        );
+        let sig =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &key.encoding_key(), key.algorithm())
+                .expect("sign");
+        let token = format!("{input}.{sig}");
+        assert_invalid_token(
+            &get(&gw, "/api/orders", &token).await,
+            "malformed token",
+            &token,
+        );
+    }
+    assert!(up.seen().is_empty(), "upstream saw {:?}", up.seen_targets());
+}

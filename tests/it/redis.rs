@@ -258,6 +258,48 @@ async fn reuse_detected_on_one_gateway_revokes_the_family_on_the_other() {
 }
 
 #[tokio::test]
+async fn a_refresh_retried_after_a_redis_stall_gets_its_pair_and_keeps_the_session() {
+    let redis = Redis::start().await;
+    let up = Upstream::echo().await;
+    let gw = alice_setup(&redis, &up.url()).start().await;
+    let first = gw.login_ok("alice", ALICE_PW).await;
+    let next = Pair::from_response(&gw.refresh(&first.refresh).await);
+
+    // Writes (and so the refresh's claim script) wait for 2 s, past the 500 ms the
+    // gateway gives Redis: the refresh is answered 503, and its script runs on wake.
+    assert_eq!(
+        redis.command(&["CLIENT", "PAUSE", "2000", "WRITE"]).await,
+        "+OK"
+    );
+    let stalled = gw.refresh(&next.refresh).await;
+    assert_eq!(
+        stalled.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        stalled.text()
+    );
+    assert_eq!(stalled.header("retry-after").as_deref(), Some("1"));
+    // The client retries with the same token, as Retry-After invites.
+    let retried = eventually(DEADLINE, || async {
+        let resp = gw.refresh(&next.refresh).await;
+        match resp.status {
+            StatusCode::SERVICE_UNAVAILABLE => Err("still stalled".to_string()),
+            _ => Ok(resp),
+        }
+    })
+    .await
+    .expect("Redis answers again");
+    let pair = Pair::from_response(&retried);
+    assert_eq!(get(&gw, &pair.access).await, StatusCode::OK);
+    // The family was not revoked: the sign-in's older access token still works, and the
+    // new refresh token rotates.
+    assert_eq!(get(&gw, &first.access).await, StatusCode::OK);
+    Pair::from_response(&gw.refresh(&pair.refresh).await);
+    let reuse = gw.audit_events("refresh_reuse_detected");
+    assert!(reuse.is_empty(), "false reuse: {reuse:?}");
+}
+
+#[tokio::test]
 async fn a_tls_redis_is_reached_with_rediss_and_a_private_ca() {
     let redis = Redis::start_tls().await;
     let up = Upstream::echo().await;

@@ -92,6 +92,34 @@ async fn spent_refresh_token_after_the_grace_revokes_the_whole_family() {
 }
 
 #[tokio::test]
+async fn a_refresh_loop_is_answered_429_with_retry_after() {
+    let (gw, _up) = gateway("").await;
+    let other = gw.login_ok("alice", ALICE_PW).await;
+    let mut pair = gw.login_ok("alice", ALICE_PW).await;
+    let mut throttled = None;
+    for _ in 0..50 {
+        let resp = gw.refresh(&pair.refresh).await;
+        if resp.status == StatusCode::TOO_MANY_REQUESTS {
+            throttled = Some(resp);
+            break;
+        }
+        pair = Pair::from_response(&resp);
+    }
+    let resp = throttled.expect("50 refreshes of one session in a row are never throttled");
+    assert_eq!(resp.json()["error"], "too_many_requests", "{}", resp.text());
+    let retry_after: u64 = resp
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Throttling spends and revokes nothing: the session goes on, and so does another.
+    assert_open(&gw, &pair.access).await;
+    Pair::from_response(&gw.refresh(&other.refresh).await);
+    assert!(gw.audit_events("refresh_reuse_detected").is_empty());
+    assert_eq!(gw.audit_events("refresh_throttled").len(), 1);
+}
+
+#[tokio::test]
 async fn access_token_is_not_a_refresh_token() {
     let (gw, _up) = gateway("").await;
     let pair = gw.login_ok("alice", ALICE_PW).await;
@@ -151,6 +179,25 @@ async fn logout_without_a_body_revokes_the_access_token() {
 }
 
 #[tokio::test]
+async fn logout_with_only_the_bearer_token_ends_the_whole_sign_in() {
+    let (gw, _up) = gateway("").await;
+    let first = gw.login_ok("alice", ALICE_PW).await;
+    let next = Pair::from_response(&gw.refresh(&first.refresh).await);
+    let other = gw.login_ok("alice", ALICE_PW).await;
+    let resp = gw.logout(&next.access, None).await;
+    assert_eq!(resp.status, StatusCode::NO_CONTENT, "body: {}", resp.text());
+    // An older access token of the same sign-in, and its refresh token, die with it.
+    assert_revoked(&gw, &first.access).await;
+    assert_invalid_token(
+        &gw.refresh(&next.refresh).await,
+        "token revoked",
+        &next.refresh,
+    );
+    // Another sign-in of the same user goes on.
+    assert_open(&gw, &other.access).await;
+}
+
+#[tokio::test]
 async fn logout_needs_a_valid_access_token() {
     let (gw, _up) = gateway("").await;
     let pair = gw.login_ok("alice", ALICE_PW).await;
@@ -184,7 +231,15 @@ async fn revoke_by_jti_rejects_that_token_only() {
 
 #[tokio::test]
 async fn revoke_by_subject_rejects_every_token_it_holds_now() {
-    let (gw, _up) = gateway("").await;
+    // The cut-off lies one leeway past the revocation (a clock that far ahead may have
+    // dated a token issued before it that late): a short leeway keeps the wait short.
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = AuthSetup::new(&up.url())
+        .leeway("1s")
+        .user("alice", ALICE_PW, &["admin"])
+        .user("bob", BOB_PW, &[])
+        .start()
+        .await;
     let one = gw.login_ok("alice", ALICE_PW).await;
     let two = gw.login_ok("alice", ALICE_PW).await;
     let bob = gw.login_ok("bob", BOB_PW).await;
@@ -198,9 +253,9 @@ async fn revoke_by_subject_rejects_every_token_it_holds_now() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "body: {}", r.text());
     assert_open(&gw, &bob.access).await;
 
-    // Tokens issued after the revocation work (iat has 1-second resolution).
+    // Tokens issued past the cut-off work (iat has 1-second resolution).
     eventually(DEADLINE, || async {
-        (now_secs() > revoked_at)
+        (now_secs() > revoked_at + 1)
             .then_some(())
             .ok_or_else(|| "same second".to_string())
     })

@@ -226,3 +226,57 @@ async fn sigterm_does_not_wait_for_connections_that_never_spoke() {
     assert!(exit.success(), "exit status {exit:?}");
     drop(silent);
 }
+
+/// Whether a TCP connect to `addr` is refused outright (nothing listening), as opposed to
+/// accepted, or left pending because the listen queue is full.
+async fn refused(addr: std::net::SocketAddr) -> Result<(), String> {
+    let connect = tokio::net::TcpStream::connect(addr);
+    match tokio::time::timeout(Duration::from_secs(1), connect).await {
+        Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => Ok(()),
+        Ok(Err(err)) => Err(format!("{addr}: {err}")),
+        Ok(Ok(_)) => Err(format!("{addr} still accepts connections")),
+        Err(_) => Err(format!(
+            "{addr}: connect still pending (queued, not refused)"
+        )),
+    }
+}
+
+#[tokio::test]
+async fn sigterm_closes_every_listener_at_once_while_the_request_in_flight_finishes() {
+    // The upstream holds the request until released, and the route waits for it longer than
+    // this test polls, so the drain lasts as long as needed.
+    let up = MockUpstream::start(Mode::Held).await;
+    let routes = standard_routes(&up.url()).replace("timeout = \"10s\"", "timeout = \"60s\"");
+    let cfg = GatewayConfig::new(routes).plain();
+    let mut gw = Gateway::start(cfg).await;
+    let client = gw.client();
+    let in_flight = tokio::spawn(async move { client.get("/public/held").send_h1().await });
+    eventually(Duration::from_secs(5), || async {
+        (!up.seen().is_empty())
+            .then_some(())
+            .ok_or("not yet".to_string())
+    })
+    .await
+    .expect("request reached the upstream");
+    gw.signal("TERM");
+    let listeners = [Some(gw.https), gw.plain, Some(gw.admin)];
+    for addr in listeners.into_iter().flatten() {
+        let closed = eventually(Duration::from_secs(10), || refused(addr)).await;
+        assert!(closed.is_ok(), "{closed:?}\n{}", gw.log());
+    }
+    assert!(gw.exited().is_none(), "the gateway exited before the drain");
+    assert!(
+        !in_flight.is_finished(),
+        "the held request was answered early"
+    );
+    up.release();
+    let resp = in_flight.await.expect("request task");
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    let exit = eventually(Duration::from_secs(10), || {
+        let status = gw.exited();
+        async move { status.ok_or("still running".to_string()) }
+    })
+    .await
+    .expect("gateway exited");
+    assert!(exit.success(), "exit status {exit:?}");
+}

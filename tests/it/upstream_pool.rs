@@ -1,5 +1,7 @@
 //! Upstream keep-alive: connections are reused, a connection is only reused once its
-//! response has fully arrived, and one the upstream closed is never used again.
+//! response has fully arrived, and one the upstream closed is never used again; an idempotent
+//! bodiless request whose pooled connection dies unanswered goes out again on a new one, any
+//! other request never twice.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -141,4 +143,107 @@ async fn a_download_abandoned_midway_never_lends_its_connection_to_the_next_requ
         assert_eq!(resp.body.len(), 10 * 1024 * 1024, "a whole, fresh download");
         assert_eq!(resp.digest(), Digest::of_pattern(10 * 1024 * 1024));
     }
+}
+
+/// How a `one_answer` upstream ends a connection after answering its first request.
+#[derive(Clone, Copy)]
+enum Hangup {
+    /// 0-3 ms after the answer (by connection), as an upstream ending keep-alive at once.
+    Soon,
+    /// Once the next request has arrived, without answering it.
+    OnNextRequest,
+}
+
+/// Answers the first request of the connection with a keep-alive `200` naming its target,
+/// then hangs up as `hangup` says; a request left unread makes the close a reset.
+async fn one_answer(mut conn: Conn, hangup: Hangup) {
+    let Some(line) = conn.next_request().await else {
+        return;
+    };
+    let target = line.split(' ').nth(1).unwrap_or("?").to_string();
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{target}",
+        target.len()
+    );
+    if conn.stream.write_all(answer.as_bytes()).await.is_err() {
+        return;
+    }
+    match hangup {
+        Hangup::Soon => {
+            let after = Duration::from_millis(conn.index as u64 % 4);
+            tokio::time::sleep(after).await;
+        }
+        Hangup::OnNextRequest => {
+            conn.next_request().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn gets_survive_an_upstream_that_closes_each_connection_just_after_its_answer() {
+    let up = ScriptedUpstream::start(|conn| one_answer(conn, Hangup::Soon)).await;
+    let gw = Gateway::start(GatewayConfig::standard(&up.url)).await;
+    // One client connection, so each request follows the previous answer as closely as can be.
+    let mut tls = gw.client().connect_tls(&[b"http/1.1"]).await.expect("tls");
+    for i in 0..200 {
+        let path = format!("/public/{i}");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        tls.write_all(request.as_bytes()).await.expect("write");
+        let resp = read_sized_response(&mut tls).await.expect("response");
+        assert_eq!(resp.status, 200, "request {i}: {}", resp.body);
+        assert_eq!(resp.body, path, "request {i}");
+    }
+}
+
+#[tokio::test]
+async fn a_get_whose_pooled_connection_dies_unanswered_goes_out_again_on_a_new_one() {
+    let up = ScriptedUpstream::start(|conn| one_answer(conn, Hangup::OnNextRequest)).await;
+    let gw = Gateway::start(GatewayConfig::standard(&up.url)).await;
+    for i in 0..10 {
+        let resp = gw.client().get(&format!("/public/{i}")).send_h1().await;
+        assert_eq!(resp.status, StatusCode::OK, "request {i}: {}", resp.text());
+        assert_eq!(resp.text(), format!("/public/{i}"));
+    }
+    let sent = |i: usize| up.count(&format!("GET /public/{i}"));
+    assert!(
+        (0..10).all(|i| sent(i) <= 2),
+        "once, or once more: {:?}",
+        up.requests()
+    );
+    assert!(
+        (0..10).any(|i| sent(i) == 2),
+        "no request met a dead pooled connection: {:?}",
+        up.requests()
+    );
+}
+
+#[tokio::test]
+async fn a_post_or_a_put_with_a_body_whose_pooled_connection_dies_is_never_sent_twice() {
+    let up = ScriptedUpstream::start(|conn| one_answer(conn, Hangup::OnNextRequest)).await;
+    let gw = Gateway::start(GatewayConfig::standard(&up.url)).await;
+    let mut unanswered = 0;
+    for i in 0..6 {
+        let post = gw.client().post(&format!("/open/post{i}")).send_h1().await;
+        let put = gw
+            .client()
+            .request("PUT", &format!("/open/put{i}"))
+            .body("data")
+            .send_h1()
+            .await;
+        for (resp, line) in [
+            (post, format!("POST /open/post{i}")),
+            (put, format!("PUT /open/put{i}")),
+        ] {
+            // Answered on a new connection, or lost with the dead one: never a second copy.
+            let lost = resp.status == StatusCode::BAD_GATEWAY;
+            assert!(
+                lost || resp.status == StatusCode::OK,
+                "{line}: {}",
+                resp.status
+            );
+            unanswered += usize::from(lost);
+            assert_eq!(up.count(&line), 1, "{line}: {:?}", up.requests());
+        }
+    }
+    assert!(unanswered > 0, "no request met a dead pooled connection");
 }

@@ -106,3 +106,40 @@ async fn unreachable_backend_is_503() {
         resp.text()
     );
 }
+
+#[tokio::test]
+async fn a_role_holding_a_comma_from_the_backend_is_left_out_of_the_token() {
+    // The gateway says 403 on /admin; the upstream must not read "staff,admin" as admin.
+    let backend = CredentialBackend::start("bob", BOB_PW, &["staff,admin", "ops"]).await;
+    let (gw, up) = gateway(&backend).await;
+    let pair = gw.login_ok("bob", BOB_PW).await;
+    assert_eq!(pair.access_claims()["roles"], json!(["ops"]));
+    let api = gw.get_api(&pair.access).await;
+    assert_eq!(api.status, StatusCode::OK, "body: {}", api.text());
+    let roles = up.seen()[0].headers.get("x-auth-roles").cloned();
+    assert_eq!(
+        roles.as_ref().map(|v| v.as_bytes()),
+        Some(b"ops".as_slice())
+    );
+    let admin = gw
+        .client()
+        .get("/admin/x")
+        .bearer(&pair.access)
+        .send_h1()
+        .await;
+    assert_eq!(admin.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_sub_from_the_backend_the_user_header_cannot_carry_is_503() {
+    let backend = CredentialBackend::start("bob\n", BOB_PW, &["ops"]).await;
+    let (gw, up) = gateway(&backend).await;
+    let resp = gw.login("bob", BOB_PW).await;
+    assert_eq!(
+        resp.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "body: {}",
+        resp.text()
+    );
+    assert!(up.seen().is_empty());
+}

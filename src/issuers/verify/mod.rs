@@ -12,7 +12,10 @@ use serde_json::{Map, Value};
 use super::Issuer;
 use crate::config::snapshot::Snapshot;
 use crate::token::verify::{TokenError, MAX_TOKEN_LEN};
-use crate::token::{cache, Alg, Audience, Claims, TokenType, ALL_ALGS, RESERVED_CLAIMS};
+use crate::token::{
+    cache, dupkeys, fits_roles_header, fits_user_header, Alg, Audience, Claims, TokenType,
+    ALL_ALGS, RESERVED_CLAIMS,
+};
 
 /// Verifies a bearer token as an access token of the gateway or of an external issuer.
 ///
@@ -87,6 +90,10 @@ pub(crate) fn verify_external(
         return Err(TokenError::AlgMismatch);
     }
     let claims = decode(token, alg, &key.key)?;
+    // The map keeps the last copy of a repeated claim; the upstream may read the first.
+    if !dupkeys::token_members_unique(token) {
+        return Err(TokenError::Malformed);
+    }
     map_claims(issuer, claims, leeway, now)
 }
 
@@ -126,6 +133,10 @@ fn map_claims(
     if nbf > now.saturating_add(leeway) {
         return Err(TokenError::NotYetValid);
     }
+    // A later iat would let the token outlive a subject revocation (iat < cut-off).
+    if iat > now.saturating_add(leeway) {
+        return Err(TokenError::IssuedInFuture);
+    }
     let iss = text(&map, "iss")?.ok_or(TokenError::MissingClaim)?;
     if iss != issuer.issuer {
         return Err(TokenError::WrongIssuer);
@@ -139,7 +150,7 @@ fn map_claims(
     }
     let sub = text(&map, "sub")?.ok_or(TokenError::MissingClaim)?;
     // The subject becomes the user header: one the upstream could not receive is refused.
-    if sub.is_empty() || http::HeaderValue::from_str(&sub).is_err() {
+    if !fits_user_header(&sub) {
         return Err(TokenError::Malformed);
     }
     let jti = text(&map, "jti")?.unwrap_or_default();
@@ -182,8 +193,8 @@ fn text(map: &Map<String, Value>, name: &str) -> Result<Option<String>, TokenErr
 
 /// The roles at a claim path: an array of strings or one string; absent means none.
 ///
-/// A role that is empty or holds a comma or control character is dropped: the roles header
-/// is comma separated, and "a,admin" must not become two roles there.
+/// A role the roles header cannot carry as one item ([`fits_roles_header`]: empty, a comma,
+/// a control character, a space at either end) is dropped: "a,admin" must not become two.
 fn roles_at(map: &Map<String, Value>, path: &[String]) -> Vec<String> {
     let mut segments = path.iter();
     let Some(first) = segments.next() else {
@@ -193,8 +204,7 @@ fn roles_at(map: &Map<String, Value>, path: &[String]) -> Vec<String> {
     for segment in segments {
         at = at.and_then(|v| v.get(segment.as_str()));
     }
-    let usable =
-        |role: &&str| !role.is_empty() && !role.chars().any(|c| c == ',' || c.is_control());
+    let usable = |role: &&str| fits_roles_header(role);
     match at {
         Some(Value::Array(items)) => items
             .iter()

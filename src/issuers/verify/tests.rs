@@ -165,3 +165,38 @@ fn the_issuer_is_peeked_strictly() {
     assert_eq!(peek_issuer("a.b"), Err(TokenError::Malformed));
     assert_eq!(peek_issuer("a.b.c.d"), Err(TokenError::Malformed));
 }
+
+#[test]
+fn iat_later_than_the_leeway_allows_is_issued_in_the_future() {
+    let mut future = claims();
+    future["iat"] = json!(NOW + 31);
+    let err = check(&issuer("groups"), &future).unwrap_err();
+    assert_eq!(err, TokenError::IssuedInFuture);
+    future["iat"] = json!(NOW + 30);
+    assert!(check(&issuer("groups"), &future).is_ok(), "within leeway");
+}
+
+#[test]
+fn a_repeated_claim_is_malformed_not_last_one_wins() {
+    let text = claims().to_string();
+    let body = text.replacen(
+        r#""tenant":"acme""#,
+        r#""tenant":"evil","tenant":"acme""#,
+        1,
+    );
+    assert_ne!(body, text);
+    let header = r#"{"alg":"RS256","kid":"rs256"}"#;
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(body)
+    );
+    let key = EncodingKey::from_rsa_pem(private_pem(Alg::RS256).as_bytes()).unwrap();
+    let alg = jsonwebtoken::Algorithm::RS256;
+    let token = format!(
+        "{input}.{}",
+        jsonwebtoken::crypto::sign(input.as_bytes(), &key, alg).unwrap()
+    );
+    let err = verify_external(&issuer("groups"), &token, 30, NOW).unwrap_err();
+    assert_eq!(err, TokenError::Malformed);
+}

@@ -73,7 +73,19 @@ pub async fn read_json<T: DeserializeOwned>(
         }
         Err(_) => return Err(Reject::BadRequest("request body could not be read")),
     };
-    serde_json::from_slice(&bytes)
+    parse_object(&bytes)
+}
+
+/// Parses a JSON object into `T`: 400 for anything else.
+///
+/// serde's derived `Deserialize` also takes a struct as an array of its fields in order
+/// (`["alice", "pw"]`); the endpoints document objects only, so that form is refused first.
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Reject> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(Reject::BadRequest("expected a JSON object"));
+    }
+    serde_json::from_slice(bytes)
         .map_err(|_| Reject::BadRequest("malformed JSON or missing fields"))
 }
 
@@ -92,4 +104,37 @@ pub fn no_content() -> Response<Body> {
     let mut response = Response::new(Body::Right(Full::new(Bytes::new())));
     *response.status_mut() = StatusCode::NO_CONTENT;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_object;
+    use crate::reject::Reject;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Pair {
+        a: String,
+        b: String,
+    }
+
+    #[test]
+    fn an_object_parses_and_an_array_of_the_same_fields_is_refused() {
+        let object = parse_object::<Pair>(b" \n{\"a\":\"x\",\"b\":\"y\"}");
+        assert_eq!(object.map(|p| p.a), Ok("x".to_string()));
+        for other in [
+            &b"[\"x\",\"y\"]"[..],
+            b" [\"x\",\"y\"]",
+            b"\"x\"",
+            b"",
+            b"null",
+        ] {
+            assert_eq!(
+                parse_object::<Pair>(other),
+                Err(Reject::BadRequest("expected a JSON object")),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
 }

@@ -31,6 +31,7 @@ pub async fn login(
     request: Request<Incoming>,
 ) -> Result<http::Response<Body>, Reject> {
     let request_id = super::request_id(&request);
+    let in_body = crate::cookies::tokens_in_body(snap.auth.cookies.as_ref(), request.headers());
     let creds: Credentials = body::read_json(request, app.listen.idle_timeout).await?;
     // Throttle on the folded name, so "Alice" and "alice" share one counter.
     let throttle_key = creds.username.to_ascii_lowercase();
@@ -75,7 +76,8 @@ pub async fn login(
         roles: &user.roles,
         claims: &user.claims,
     };
-    let pair = tokens::issue_pair(snap, &subject, &family, now)?;
+    let next = crate::revoke::Successor::new(now);
+    let pair = tokens::issue_pair(snap, &subject, &family, &next)?;
     tracing::info!(target: "audit", event = "login_ok", user = %user.name, client = %ip, request_id, family = %family);
-    Ok(tokens::pair_response(snap, &pair))
+    Ok(tokens::pair_response(snap, &pair, in_body))
 }

@@ -1,4 +1,4 @@
-//! POST /auth/logout: revoke the presented access token and, if given, its refresh family.
+//! POST /auth/logout: revoke the presented access token and its whole refresh family.
 
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
@@ -75,9 +75,10 @@ async fn revoke_session(
         .await
         .map_err(unavailable)?;
     let mut family = None;
-    // The refresh cookie is scoped to the refresh path and never reaches logout, so a
-    // cookie session is ended through the family its access token names.
-    if let (true, Some(fam)) = (by_cookie, &access.fam) {
+    // Logging out ends the sign-in, not one token: every access token of the family must
+    // die with it, whether the caller sent a refresh token, a bearer header or a cookie
+    // (the refresh cookie is scoped to the refresh path and never reaches logout).
+    if let Some(fam) = &access.fam {
         let family_until = now + snap.lifetimes.refresh.as_secs() + leeway;
         app.revocations
             .revoke_family(fam, family_until)

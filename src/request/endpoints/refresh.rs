@@ -1,7 +1,8 @@
 //! POST /auth/refresh: spend a refresh token, get the next pair of its family.
 //!
 //! Presenting a spent token again after the grace interval is reuse: somebody holds a
-//! copy, so the whole family (every token descended from that login) is revoked.
+//! copy, so the whole family (every token descended from that login) is revoked. A family
+//! that rotates more than `refresh_limit` times per `refresh_limit_window` gets 429.
 
 use http::Request;
 use hyper::body::Incoming;
@@ -13,7 +14,7 @@ use crate::config::snapshot::Snapshot;
 use crate::control::app::App;
 use crate::reject::Reject;
 use crate::request::client::ConnInfo;
-use crate::revoke::Redeem;
+use crate::revoke::{Redemption, Rotation};
 use crate::runtime::unix_now;
 use crate::token::verify::{self, TokenError};
 use crate::token::{Claims, TokenType};
@@ -35,12 +36,13 @@ pub async fn refresh(
     request: Request<Incoming>,
 ) -> Result<http::Response<Body>, Reject> {
     let request_id = super::request_id(&request);
-    let token = match &snap.auth.cookies {
-        Some(cookies) if body::is_empty(&request) => cookie_token(cookies, &request)?,
-        _ => {
-            body::read_json::<RefreshBody>(request, app.listen.idle_timeout)
-                .await?
-                .refresh_token
+    // By cookie, the caller may be any script on the page: the pair goes in cookies only.
+    let (token, in_body) = match &snap.auth.cookies {
+        Some(cookies) if body::is_empty(&request) => (cookie_token(cookies, &request)?, false),
+        cookies => {
+            let in_body = crate::cookies::tokens_in_body(cookies.as_ref(), request.headers());
+            let read = body::read_json::<RefreshBody>(request, app.listen.idle_timeout).await?;
+            (read.refresh_token, in_body)
         }
     };
     let now = unix_now();
@@ -56,28 +58,34 @@ pub async fn refresh(
         claims: &user.claims,
     };
     // Long enough to outlive every token the family can still hold, leeway included.
-    let family_until = now + snap.lifetimes.refresh.as_secs() + snap.expect.leeway_secs;
-    let redeemed = app
+    let until = now + snap.lifetimes.refresh.as_secs() + snap.expect.leeway_secs;
+    let redemption = Redemption {
+        jti: &claims.jti,
+        fam: &fam,
+        until,
+        now,
+        grace: snap.auth.reuse_grace,
+        limit: snap.auth.refresh_limit,
+    };
+    let rotation = app
         .revocations
-        .redeem(
-            &claims.jti,
-            &fam,
-            family_until,
-            now,
-            snap.auth.reuse_grace,
-            || tokens::issue_pair(snap, &subject, &fam, now),
-        )
+        .redeem(&redemption)
         .await
         .map_err(|_| Reject::Unavailable("revocation store unavailable"))?;
     let ip = conn.client;
-    match redeemed? {
-        Redeem::Issued(pair) => {
+    match rotation {
+        Rotation::Mint(next) => {
+            let pair = tokens::issue_pair(snap, &subject, &fam, &next)?;
             tracing::info!(target: "audit", event = "refresh", user = %claims.sub, client = %ip, request_id, family = %fam);
-            Ok(tokens::pair_response(snap, &pair))
+            Ok(tokens::pair_response(snap, &pair, in_body))
         }
-        Redeem::Reuse => {
+        Rotation::Reuse => {
             tracing::warn!(target: "audit", event = "refresh_reuse_detected", user = %claims.sub, client = %ip, request_id, family = %fam);
             Err(Reject::RefreshReuse)
+        }
+        Rotation::Throttled(retry_after) => {
+            tracing::info!(target: "audit", event = "refresh_throttled", user = %claims.sub, client = %ip, request_id, family = %fam, retry_after);
+            Err(Reject::RefreshThrottled(retry_after))
         }
     }
 }

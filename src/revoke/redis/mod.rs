@@ -8,8 +8,7 @@
 //! | `{p}revoked:jti`      | sorted set | member jti, score = when the revocation ends (exp)    |
 //! | `{p}revoked:fam`      | sorted set | member family id, score = until                       |
 //! | `{p}revoked:sub`      | hash       | subject -> revoked-before time                        |
-//! | `{p}spent`            | sorted set | member refresh jti, score = until when reuse counts   |
-//! | `{p}spent:<jti>`      | hash       | {first_at, claim, access, refresh}, TTL grace + 60 s  |
+//! | `{p}family:<fam>`     | hash       | rotation record (see `redeem.rs`), expires with the family |
 //! | `{p}events` (channel) | pub/sub    | "jti <id> <exp>", "fam <id> <until>", "sub <id> <before>" |
 //!
 //! Sorted sets scored by expiry rather than one key per entry with a TTL: the whole mirror
@@ -19,9 +18,9 @@
 //! price is that Redis drops nothing by itself: each instance purges on its periodic resync
 //! (with its own clock; entries carry the verification leeway, so a few seconds of skew cost
 //! nothing). Subject cut-offs carry no expiry, as in the memory store: they are one small
-//! hash field per subject and are kept. The spent refresh record is in two parts: the
-//! membership in `{p}spent` lasts as long as reuse must be detected (the family's lifetime),
-//! the hash holding the live pair only for the grace interval plus a margin.
+//! hash field per subject and are kept. A family's rotation record is never mirrored (only
+//! refresh reads it, in a script), so it is one key with a TTL: one per family, whatever the
+//! number of rotations, gone when the family's last token expires.
 //!
 //! # The mirror and staying in sync
 //!
@@ -135,6 +134,7 @@ struct Keys {
     jti: String,
     fam: String,
     sub: String,
+    /// Spent refresh tokens as earlier versions kept them: no longer written, only drained.
     spent: String,
     channel: String,
     prefix: String,
@@ -160,9 +160,9 @@ impl Keys {
         }
     }
 
-    /// The hash remembering a redeemed refresh token's pair.
-    fn spent_record(&self, jti: &str) -> String {
-        format!("{}spent:{jti}", self.prefix)
+    /// The hash holding a family's rotation record.
+    fn family_record(&self, fam: &str) -> String {
+        format!("{}family:{fam}", self.prefix)
     }
 }
 

@@ -1,223 +1,120 @@
-//! Refresh rotation across instances, atomic in Redis.
+//! Refresh rotation across instances, atomic in Redis: one `CLAIM` script per redemption.
 //!
-//! The memory store mints under its lock; across processes there is no lock to mint under,
-//! and the pair must exist before it can be remembered. So redemption is two scripts around
-//! the mint:
+//! The family's record is the hash `{p}family:<fam>` (see `rotation.rs` for the rules),
+//! expiring with the family's last possible token. `CLAIM` reads it and, for the current
+//! token, records the successor this instance proposes; for the previous token within grace
+//! it returns the recorded successor. Either way the caller then signs that pair: no token
+//! is stored in Redis, and there is no second step that a stall could leave half done.
 //!
-//! 1. `CLAIM`, atomically: family revoked -> reuse; jti already spent -> within grace, the
-//!    remembered pair (or "pending" while its minter has not stored it yet), after grace,
-//!    revoke the family and reuse; otherwise mark it spent and claim it with a random id
-//!    -> fresh. Exactly one caller gets "fresh", so at most one pair is minted per token.
-//! 2. The fresh caller mints, then `STORE` puts the pair under its claim (or, when the mint
-//!    failed, `RELEASE` undoes the claim so a retry can redeem).
-//!
-//! A racing caller that finds the claim pending re-runs `CLAIM` every 25 ms for up to 500 ms:
-//! it gets the pair once stored, or becomes the minter if the claim was released. Still
-//! pending after that (the minter is stuck or died between the steps), it answers
-//! `Unavailable`: a 503 the client retries, not a reuse that would log the user out. If the
-//! minter stored nothing at all, the token counts as spent: a redemption after grace is
-//! reuse, as it must be, since the pair may have reached the client.
+//! Why not "claim, then store the pair": a caller gives up on Redis after `WRITE_TIMEOUT`
+//! (503, retry), but the script it sent still runs when Redis wakes. A claim then left
+//! unfilled turned the client's retry into reuse and revoked its session. Here the late
+//! claim only records a successor, which the retry, presenting the same token, gets back.
+//! The grace interval counts from when the script ran (the later of the caller's clock and
+//! Redis's), so a stall cannot eat it.
 
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use redis::Script;
-use tokio::time::{sleep, Instant};
 
 use super::{within, Kind, RedisStore, WRITE_TIMEOUT};
-use crate::revoke::{Pair, Redeem};
+use crate::revoke::{Redemption, Rotation, Successor};
 use crate::store::StoreError;
 
-/// How long the remembered pair outlives the grace interval in Redis (real seconds).
-const RECORD_MARGIN_SECS: u64 = 60;
-/// Polling for a pair another instance is minting.
-const PENDING_WAIT: Duration = Duration::from_millis(500);
-const PENDING_STEP: Duration = Duration::from_millis(25);
-
-/// KEYS: families, spent set, spent record. ARGV: jti, fam, family_until, now, grace,
-/// claim id, channel, record ttl, spent_until.
+/// KEYS: revoked families, the family's record. ARGV: jti, fam, until, now, grace,
+/// proposed access jti, proposed refresh jti, channel, max rotations, window.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local jti, fam, until_, now, grace = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local jti, fam, until_, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local revoked = redis.call('ZSCORE', KEYS[1], fam)
 if revoked and tonumber(revoked) > now then
   return {'reuse', revoked}
 end
-if redis.call('ZSCORE', KEYS[2], jti) then
-  local record = redis.call('HMGET', KEYS[3], 'first_at', 'access', 'refresh')
-  if record[1] and now < tonumber(record[1]) + grace then
-    if record[2] and record[3] then
-      return {'grace', record[2], record[3]}
-    end
-    return {'pending'}
+local clock = math.max(now, tonumber(redis.call('TIME')[1]))
+local r = redis.call('HMGET', KEYS[2], 'current', 'previous', 'access', 'refresh', 'iat',
+  'grace_until', 'window_start', 'rotations')
+if not r[1] or r[1] == jti then
+  local window = tonumber(ARGV[10])
+  local start, count = tonumber(r[7]) or clock, tonumber(r[8]) or 0
+  if clock >= start + window then
+    start, count = clock, 0
   end
-  redis.call('ZADD', KEYS[1], 'GT', until_, fam)
-  local kept = redis.call('ZSCORE', KEYS[1], fam)
-  redis.call('PUBLISH', ARGV[7], 'fam ' .. fam .. ' ' .. kept)
-  return {'reuse', kept}
+  if count >= tonumber(ARGV[9]) then
+    return {'throttled', tostring(start + window - clock)}
+  end
+  redis.call('HSET', KEYS[2], 'current', ARGV[7], 'previous', jti, 'access', ARGV[6],
+    'refresh', ARGV[7], 'iat', ARGV[4], 'grace_until', clock + tonumber(ARGV[5]),
+    'window_start', start, 'rotations', count + 1)
+  redis.call('EXPIREAT', KEYS[2], until_)
+  return {'mint', ARGV[6], ARGV[7], ARGV[4]}
 end
-redis.call('ZADD', KEYS[2], ARGV[9], jti)
-redis.call('DEL', KEYS[3])
-redis.call('HSET', KEYS[3], 'first_at', ARGV[4], 'claim', ARGV[6])
-redis.call('EXPIRE', KEYS[3], ARGV[8])
-return {'fresh'}
+if r[2] == jti and clock < tonumber(r[6]) then
+  return {'mint', r[3], r[4], r[5]}
+end
+redis.call('ZADD', KEYS[1], 'GT', until_, fam)
+local kept = redis.call('ZSCORE', KEYS[1], fam)
+redis.call('PUBLISH', ARGV[8], 'fam ' .. fam .. ' ' .. kept)
+return {'reuse', kept}
 ",
     )
 });
-
-/// KEYS: spent record. ARGV: claim id, access, refresh. 1 when stored under our claim.
-static STORE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[1] then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'access', ARGV[2], 'refresh', ARGV[3])
-return 1
-",
-    )
-});
-
-/// KEYS: spent set, spent record. ARGV: jti, claim id. Undoes our claim if still ours.
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('HGET', KEYS[2], 'claim') ~= ARGV[2] then
-  return 0
-end
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[1], ARGV[1])
-return 1
-",
-    )
-});
-
-/// What `CLAIM` found.
-enum Claim {
-    /// Ours to mint.
-    Fresh,
-    /// Redeemed within grace: the pair already issued.
-    Grace(Pair),
-    /// Redeemed within grace, pair not stored yet.
-    Pending,
-    /// Reuse; the family is revoked until this time.
-    Reuse(u64),
-}
 
 impl RedisStore {
     /// See `RevocationStore::redeem`; atomic across every instance sharing the Redis.
-    pub async fn redeem<E>(
-        &self,
-        jti: &str,
-        fam: &str,
-        exp: u64,
-        now: u64,
-        grace: u64,
-        mint: impl FnOnce() -> Result<Pair, E>,
-    ) -> Result<Result<Redeem, E>, StoreError> {
+    pub async fn redeem(&self, r: &Redemption<'_>) -> Result<Rotation, StoreError> {
         // A family the mirror knows as revoked is revoked in Redis too (or was, before a
         // data loss): no round trip needed to refuse it.
-        if self.shared.mirror.family_revoked(fam, now) {
-            return Ok(Ok(Redeem::Reuse));
+        if self.shared.mirror.family_revoked(r.fam, r.now) {
+            return Ok(Rotation::Reuse);
         }
-        let claim_id = uuid::Uuid::new_v4().to_string();
-        let deadline = Instant::now() + PENDING_WAIT;
-        loop {
-            match self.claim(jti, fam, exp, now, grace, &claim_id).await? {
-                Claim::Fresh => return self.mint_and_store(jti, &claim_id, mint).await,
-                Claim::Grace(pair) => return Ok(Ok(Redeem::Issued(pair))),
-                Claim::Reuse(until) => {
-                    Kind::Fam.apply(&self.shared.mirror, fam, until);
-                    return Ok(Ok(Redeem::Reuse));
-                }
-                Claim::Pending if Instant::now() >= deadline => {
-                    tracing::warn!(family = %fam, "refresh pair still being minted elsewhere; answering unavailable");
-                    return Err(StoreError::Unavailable);
-                }
-                Claim::Pending => sleep(PENDING_STEP).await,
-            }
-        }
-    }
-
-    async fn claim(
-        &self,
-        jti: &str,
-        fam: &str,
-        exp: u64,
-        now: u64,
-        grace: u64,
-        claim_id: &str,
-    ) -> Result<Claim, StoreError> {
+        let proposed = Successor::new(r.now);
         let mut invocation = CLAIM.key(&self.keys.fam);
         invocation
-            .key(&self.keys.spent)
-            .key(self.keys.spent_record(jti))
-            .arg(jti)
-            .arg(fam)
-            .arg(exp)
-            .arg(now)
-            .arg(grace)
-            .arg(claim_id)
+            .key(self.keys.family_record(r.fam))
+            .arg(r.jti)
+            .arg(r.fam)
+            .arg(r.until)
+            .arg(r.now)
+            .arg(r.grace)
+            .arg(&proposed.access_jti)
+            .arg(&proposed.refresh_jti)
             .arg(&self.keys.channel)
-            .arg(grace.saturating_add(RECORD_MARGIN_SECS))
-            .arg(exp.max(now.saturating_add(grace)));
+            .arg(r.limit.max)
+            .arg(r.limit.window);
         let mut conn = self.conn.clone();
         let reply: Vec<String> = within(WRITE_TIMEOUT, invocation.invoke_async(&mut conn)).await?;
-        match reply.as_slice() {
-            [word] if word == "fresh" => Ok(Claim::Fresh),
-            [word] if word == "pending" => Ok(Claim::Pending),
-            [word, until] if word == "reuse" => Ok(Claim::Reuse(
-                until.parse::<f64>().map_or(exp, super::to_secs),
-            )),
-            [word, access, refresh] if word == "grace" => Ok(Claim::Grace(Pair {
-                access_token: access.clone(),
-                refresh_token: refresh.clone(),
-            })),
-            _ => {
-                tracing::error!(
-                    parts = reply.len(),
-                    "unexpected reply from the refresh claim script"
-                );
-                Err(StoreError::Unavailable)
-            }
+        let rotation = parse(&reply, r.until)?;
+        if let Rotation::Reuse = rotation {
+            let until = reply.get(1).and_then(|u| u.parse::<f64>().ok());
+            let until = until.map_or(r.until, super::to_secs);
+            Kind::Fam.apply(&self.shared.mirror, r.fam, until);
         }
+        Ok(rotation)
     }
+}
 
-    /// Mints under our claim. A failed mint releases the claim; a failed store still hands
-    /// the pair out (the token is marked spent, only the grace replay is lost).
-    async fn mint_and_store<E>(
-        &self,
-        jti: &str,
-        claim_id: &str,
-        mint: impl FnOnce() -> Result<Pair, E>,
-    ) -> Result<Result<Redeem, E>, StoreError> {
-        let record = self.keys.spent_record(jti);
-        let mut conn = self.conn.clone();
-        let pair = match mint() {
-            Ok(pair) => pair,
-            Err(err) => {
-                let mut release = RELEASE.key(&self.keys.spent);
-                release.key(&record).arg(jti).arg(claim_id);
-                let released: Result<i64, _> =
-                    within(WRITE_TIMEOUT, release.invoke_async(&mut conn)).await;
-                if released.is_err() {
-                    tracing::warn!("could not release a refresh claim after a failed mint; a retry within grace will wait");
-                }
-                return Ok(Err(err));
-            }
-        };
-        let mut store = STORE.key(&record);
-        store
-            .arg(claim_id)
-            .arg(&pair.access_token)
-            .arg(&pair.refresh_token);
-        let stored: Result<i64, _> = within(WRITE_TIMEOUT, store.invoke_async(&mut conn)).await;
-        if !matches!(stored, Ok(1)) {
-            tracing::warn!(
-                "refresh pair not remembered in Redis; a repeat within grace will not get it back"
-            );
+/// The claim script's answer.
+fn parse(reply: &[String], until: u64) -> Result<Rotation, StoreError> {
+    match reply {
+        [word, access, refresh, iat] if word == "mint" => Ok(Rotation::Mint(Successor {
+            access_jti: access.clone(),
+            refresh_jti: refresh.clone(),
+            iat: iat.parse().map_err(|_| malformed(reply))?,
+        })),
+        [word, _] if word == "reuse" => Ok(Rotation::Reuse),
+        [word, secs] if word == "throttled" => {
+            let secs = secs.parse::<f64>().map_or(until, super::to_secs);
+            Ok(Rotation::Throttled(secs.max(1)))
         }
-        Ok(Ok(Redeem::Issued(pair)))
+        _ => Err(malformed(reply)),
     }
+}
+
+fn malformed(reply: &[String]) -> StoreError {
+    tracing::error!(
+        parts = reply.len(),
+        "unexpected reply from the refresh claim script"
+    );
+    StoreError::Unavailable
 }

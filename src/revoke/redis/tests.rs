@@ -1,7 +1,6 @@
 //! Two or three `RedisStore`s (the gateway instances) sharing one real redis-server each test.
 //! Times are wall-clock based: the stores purge Redis with the real clock on every reload.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +8,7 @@ use redis::Client;
 
 use super::server::Server;
 use super::*;
-use crate::revoke::{Pair, Redeem};
+use crate::revoke::{Redemption, RefreshLimit, Rotation, Successor};
 
 const GRACE: u64 = 10;
 
@@ -37,16 +36,43 @@ async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
-fn pair(n: usize) -> Pair {
-    Pair {
-        access_token: format!("access-{n}"),
-        refresh_token: format!("refresh-{n}"),
+const LIMIT: RefreshLimit = RefreshLimit {
+    max: 1000,
+    window: 60,
+};
+
+async fn redeem(
+    store: &RedisStore,
+    jti: &str,
+    fam: &str,
+    now: u64,
+) -> Result<Rotation, StoreError> {
+    let r = Redemption {
+        jti,
+        fam,
+        until: now + 3600,
+        now,
+        grace: GRACE,
+        limit: LIMIT,
+    };
+    store.redeem(&r).await
+}
+
+fn minted(rotation: Result<Rotation, StoreError>) -> Successor {
+    match rotation {
+        Ok(Rotation::Mint(next)) => next,
+        other => panic!("expected a mint, got {other:?}"),
     }
 }
 
-/// A mint closure that counts its calls and returns `pair(call number)`.
-fn counting(calls: &AtomicUsize) -> impl FnOnce() -> Result<Pair, ()> + '_ {
-    move || Ok(pair(calls.fetch_add(1, Ordering::SeqCst) + 1))
+async fn command(server: &Server, args: &[&str]) -> redis::Value {
+    let client = Client::open(server.url()).expect("a loopback URL");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("up");
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query_async(&mut conn).await.expect("the command runs")
 }
 
 fn revoked(store: &RedisStore, jti: &str, sub: &str, fam: Option<&str>) -> bool {
@@ -231,83 +257,85 @@ async fn connecting_to_a_dead_port_is_unavailable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_redemptions_on_two_instances_mint_one_pair_and_reuse_after_grace_revokes_the_family(
-) {
+async fn racing_redemptions_on_two_instances_get_one_successor_and_reuse_after_grace_revokes() {
     let server = Server::start();
     let (a, b) = (
         Arc::new(store(&server).await),
         Arc::new(store(&server).await),
     );
     let now = now();
-    let calls = Arc::new(AtomicUsize::new(0));
     let barrier = Arc::new(tokio::sync::Barrier::new(2));
     let racers: Vec<_> = [a.clone(), b.clone()]
         .into_iter()
         .map(|store| {
-            let (calls, barrier) = (calls.clone(), barrier.clone());
+            let barrier = barrier.clone();
             tokio::spawn(async move {
                 barrier.wait().await;
-                // A slow signer keeps the other instance waiting on a pending claim.
-                let mint = || {
-                    std::thread::sleep(Duration::from_millis(50));
-                    counting(&calls)()
-                };
-                let redeemed = store.redeem("r1", "fam1", now + 3600, now, GRACE, mint);
-                redeemed.await.unwrap().unwrap()
+                minted(redeem(&store, "r1", "fam1", now).await)
             })
         })
         .collect();
+    let mut successors = Vec::new();
     for racer in racers {
-        assert_eq!(racer.await.unwrap(), Redeem::Issued(pair(1)));
+        successors.push(racer.await.unwrap());
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "exactly one mint");
-    let repeat = b.redeem(
-        "r1",
-        "fam1",
-        now + 3600,
-        now + GRACE - 1,
-        GRACE,
-        counting(&calls),
-    );
-    assert_eq!(repeat.await.unwrap().unwrap(), Redeem::Issued(pair(1)));
-    let reuse = a.redeem(
-        "r1",
-        "fam1",
-        now + 3600,
-        now + GRACE,
-        GRACE,
-        counting(&calls),
-    );
-    assert_eq!(reuse.await.unwrap().unwrap(), Redeem::Reuse);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(successors[0], successors[1], "one successor for both");
+    let repeat = redeem(&b, "r1", "fam1", now + GRACE - 1).await;
+    assert_eq!(minted(repeat), successors[0]);
+    let reuse = redeem(&a, "r1", "fam1", now + GRACE).await;
+    assert_eq!(reuse, Ok(Rotation::Reuse));
     assert!(revoked(&a, "new-access", "x", Some("fam1")));
     let seen = eventually(Duration::from_millis(100), || {
         revoked(&b, "new-access", "x", Some("fam1"))
     });
     assert!(seen.await, "family revocation not mirrored on B");
-    let other = b.redeem(
-        "r2",
-        "fam1",
-        now + 3600,
-        now + GRACE,
-        GRACE,
-        counting(&calls),
+    let next = &successors[0].refresh_jti;
+    assert_eq!(
+        redeem(&b, next, "fam1", now + GRACE).await,
+        Ok(Rotation::Reuse)
     );
-    assert_eq!(other.await.unwrap().unwrap(), Redeem::Reuse);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
-async fn a_failed_mint_releases_the_claim_so_another_instance_can_redeem() {
+async fn a_claim_redis_runs_after_its_caller_gave_up_is_the_retrys_successor() {
     let server = Server::start();
     let (a, b) = (store(&server).await, store(&server).await);
     let now = now();
-    let failed = a.redeem("r1", "fam1", now + 3600, now, GRACE, || Err("sign failed"));
-    assert_eq!(failed.await, Ok(Err("sign failed")));
-    assert_eq!(zcard(&server, "portcullis:spent").await, 0);
-    let calls = AtomicUsize::new(0);
-    let retry = b.redeem("r1", "fam1", now + 3600, now + 1, GRACE, counting(&calls));
-    assert_eq!(retry.await.unwrap().unwrap(), Redeem::Issued(pair(1)));
+    let first = minted(redeem(&a, "r0", "fam1", now).await);
+    // Scripts wait while the pause lasts; the caller gives up after WRITE_TIMEOUT.
+    command(&server, &["CLIENT", "PAUSE", "1500", "WRITE"]).await;
+    let stalled = redeem(&a, &first.refresh_jti, "fam1", now).await;
+    assert_eq!(stalled, Err(StoreError::Unavailable));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let retried = loop {
+        match redeem(&b, &first.refresh_jti, "fam1", now).await {
+            Err(StoreError::Unavailable) if Instant::now() < deadline => continue,
+            other => break minted(other),
+        }
+    };
+    // The session goes on: the successor rotates, nothing was revoked.
+    minted(redeem(&a, &retried.refresh_jti, "fam1", now).await);
+    assert!(!revoked(&a, "x", "alice", Some("fam1")));
+}
+
+#[tokio::test]
+async fn a_family_keeps_one_record_in_redis_however_often_it_rotates() {
+    let server = Server::start();
+    let a = store(&server).await;
+    let now = now();
+    let mut jti = "login".to_string();
+    for _ in 0..200 {
+        jti = minted(redeem(&a, &jti, "fam1", now).await).refresh_jti;
+    }
+    let keys = command(&server, &["KEYS", "portcullis:*"]).await;
+    let keys: Vec<String> = redis::from_redis_value(keys).expect("a key list");
+    assert_eq!(keys, vec!["portcullis:family:fam1".to_string()]);
+    let ttl = command(&server, &["TTL", "portcullis:family:fam1"]).await;
+    let ttl: i64 = redis::from_redis_value(ttl).expect("a TTL");
+    assert!(
+        ttl > 0 && ttl <= 3600,
+        "the record expires with the family: {ttl}"
+    );
 }
 
 #[tokio::test]
@@ -335,8 +363,10 @@ async fn redis_down_makes_writes_and_unsynced_checks_unavailable_quickly() {
     assert_eq!(checked, Err(StoreError::Unavailable));
     let known = a.is_revoked_checked("before", "x", now, None, now).await;
     assert_eq!(known, Ok(true), "the mirror's revocations still count");
-    let redeemed = a.redeem("r1", "f1", hour, now, GRACE, || Ok::<_, ()>(pair(1)));
-    assert_eq!(redeemed.await, Err(StoreError::Unavailable));
+    assert_eq!(
+        redeem(&a, "r1", "f1", now).await,
+        Err(StoreError::Unavailable)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

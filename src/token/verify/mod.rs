@@ -32,6 +32,8 @@ pub enum TokenError {
     Expired,
     /// Before nbf (minus leeway).
     NotYetValid,
+    /// iat later than now plus leeway: no clock within the tolerated skew issued it.
+    IssuedInFuture,
     /// iss is not the expected issuer.
     WrongIssuer,
     /// aud does not include the expected audience.
@@ -54,6 +56,7 @@ impl TokenError {
             TokenError::BadSignature => "bad signature",
             TokenError::Expired => "token expired",
             TokenError::NotYetValid => "token not yet valid",
+            TokenError::IssuedInFuture => "token issued in the future",
             TokenError::WrongIssuer => "wrong issuer",
             TokenError::WrongAudience => "wrong audience",
             TokenError::WrongType => "wrong token type",
@@ -69,11 +72,14 @@ pub struct Expectations {
     pub issuer: String,
     /// Audience that aud must contain.
     pub audience: String,
-    /// Seconds of skew allowed on exp and nbf.
+    /// Seconds of skew allowed on exp, nbf and iat.
     pub leeway_secs: u64,
 }
 
 /// The token from `Authorization: Bearer <token>`, or why there is none.
+///
+/// The scheme in any case, then one or more spaces (RFC 6750 2.1: `"Bearer" 1*SP b64token`),
+/// then the token; no tab, and nothing after the token.
 pub fn bearer(headers: &HeaderMap) -> Result<&str, TokenError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(TokenError::Missing)?;
@@ -87,6 +93,7 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, TokenError> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(TokenError::Missing);
     }
+    let token = token.trim_start_matches(' ');
     let token_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
     if token.is_empty() || !token.bytes().all(token_byte) {
         return Err(TokenError::Malformed);
@@ -106,7 +113,16 @@ pub fn verify(
         return Err(TokenError::Malformed);
     }
     let key = pick_key(ring, token)?;
-    let claims = decode_claims(token, key)?;
+    let mut claims = decode_claims(token, key)?;
+    // serde keeps the last copy of a repeated custom claim; another reader may keep the first.
+    if !super::dupkeys::token_members_unique(token) {
+        return Err(TokenError::Malformed);
+    }
+    // The identity headers must say what the token says, as providers' tokens must.
+    if !super::fits_user_header(&claims.sub) {
+        return Err(TokenError::Malformed);
+    }
+    claims.roles.retain(|role| super::fits_roles_header(role));
     check_claims(&claims, expect, typ, now)?;
     Ok(claims)
 }
@@ -138,7 +154,7 @@ fn decode_claims(token: &str, key: &VerifyKey) -> Result<Claims, TokenError> {
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     // One parse, straight into Claims: every required claim is a field without a default,
-    // so serde reports its absence as "missing field", and a duplicated claim is refused.
+    // so serde reports its absence as "missing field"; repeats are refused by the caller.
     let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|e| match e
         .kind()
     {
@@ -166,6 +182,10 @@ pub(crate) fn check_claims(
     if claims.nbf > now.saturating_add(leeway) {
         return Err(TokenError::NotYetValid);
     }
+    // A later iat would let the token outlive a subject revocation (iat < cut-off).
+    if claims.iat > now.saturating_add(leeway) {
+        return Err(TokenError::IssuedInFuture);
+    }
     if claims.iss != expect.issuer {
         return Err(TokenError::WrongIssuer);
     }
@@ -178,5 +198,7 @@ pub(crate) fn check_claims(
     Ok(())
 }
 
+#[cfg(test)]
+mod claim_tests;
 #[cfg(test)]
 mod tests;

@@ -353,6 +353,14 @@ fn bearer_extracts_the_token_with_any_scheme_case() {
 }
 
 #[test]
+fn bearer_takes_one_or_more_spaces_before_the_token() {
+    for value in ["Bearer  abc.DEF", "bearer     abc.DEF"] {
+        let map = headers(&[value.as_bytes()]);
+        assert_eq!(bearer(&map), Ok("abc.DEF"), "{value}");
+    }
+}
+
+#[test]
 fn bearer_without_authorization_is_missing() {
     assert_eq!(bearer(&HeaderMap::new()), Err(TokenError::Missing));
 }
@@ -362,10 +370,11 @@ fn bearer_rejects_other_schemes_and_bad_shapes() {
     for other_scheme in [&b"Basic YWxpY2U6cHc="[..], b"Bearerabc", b"Bearer\tabc"] {
         assert_eq!(bearer(&headers(&[other_scheme])), Err(TokenError::Missing));
     }
-    let bad: [&[u8]; 7] = [
+    let bad: [&[u8]; 8] = [
         b"Bearer",
         b"Bearer ",
-        b"Bearer  abc",
+        b"Bearer   ",
+        b"Bearer \tabc",
         b"Bearer abc def",
         b"Bearer abc ",
         b"Bearer a+b/c=",

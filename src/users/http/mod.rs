@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use super::{LoginError, User, RESERVED_CLAIMS};
 use crate::outbound::error_chain;
+use crate::token::fits_user_header;
 
 /// The largest backend answer read; a user record is a few hundred bytes.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -133,10 +134,11 @@ impl HttpStore {
 fn parse_reply(body: &[u8]) -> Result<User, Failure> {
     let reply: Reply = serde_json::from_slice(body)
         .map_err(|e| Failure::new("auth backend answer malformed", e.to_string()))?;
-    if reply.sub.is_empty() {
+    // The sub becomes the user header: one it cannot carry unchanged is the backend's fault.
+    if !fits_user_header(&reply.sub) {
         return Err(Failure::new(
             "auth backend answer malformed",
-            "empty sub".into(),
+            "sub empty or not a header value".into(),
         ));
     }
     let mut claims = reply.claims;

@@ -53,6 +53,11 @@ impl AuthSetup {
         self.cfg = self.cfg.tokens(toml);
         self
     }
+    /// `[tokens] leeway`.
+    pub fn leeway(mut self, d: &str) -> Self {
+        self.cfg = self.cfg.leeway(d);
+        self
+    }
     /// Whole sections appended to gateway.toml (e.g. more `[[keys]]`).
     pub fn extra(mut self, toml: &str) -> Self {
         self.cfg = self.cfg.extra(toml);

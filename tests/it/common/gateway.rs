@@ -20,6 +20,8 @@ pub struct GatewayConfig {
     pub extra: String,
     /// Lines added to the `[tokens]` section (e.g. `refresh_reuse_grace = "1s"`).
     pub tokens: String,
+    /// `[tokens] leeway`.
+    pub leeway: String,
     pub header_timeout: String,
     pub idle_timeout: String,
     pub max_header_bytes: usize,
@@ -39,6 +41,7 @@ impl GatewayConfig {
             routes: routes.into(),
             extra: String::new(),
             tokens: String::new(),
+            leeway: "30s".into(),
             header_timeout: "10s".into(),
             idle_timeout: "60s".into(),
             max_header_bytes: 16384,
@@ -60,6 +63,10 @@ impl GatewayConfig {
     pub fn tokens(mut self, toml: &str) -> Self {
         self.tokens.push_str(toml);
         self.tokens.push('\n');
+        self
+    }
+    pub fn leeway(mut self, d: &str) -> Self {
+        self.leeway = d.into();
         self
     }
     pub fn header_timeout(mut self, d: &str) -> Self {
@@ -349,7 +356,7 @@ addr = "{admin}"
 issuer = "portcullis"
 audience = "portcullis"
 access_ttl = "15m"
-leeway = "30s"
+leeway = "{leeway}"
 signing_kid = "main"
 {tokens}
 [[keys]]
@@ -367,6 +374,7 @@ file = "routes.toml"
         mhb = cfg.max_header_bytes,
         mc = cfg.max_connections,
         tokens = cfg.tokens,
+        leeway = cfg.leeway,
         extra = cfg.extra,
     )
 }

@@ -17,6 +17,7 @@
 //! - `redis`: `Redis`, a real redis-server per test.
 //! - `backend`: `CredentialBackend`, an existing password checker for the http user store.
 //! - `idp`: `Idp`, an external identity provider (discovery + JWK Set) for `[[issuers]]`.
+//! - `scripted`: `ScriptedUpstream`, a raw TCP upstream for framing faults, stalls, hang-ups.
 #![allow(dead_code)]
 
 mod auth;
@@ -27,6 +28,7 @@ mod idp;
 mod nginx;
 mod raw;
 mod redis;
+mod scripted;
 mod tokens;
 mod upstream;
 
@@ -38,6 +40,7 @@ pub use idp::*;
 pub use nginx::*;
 pub use raw::*;
 pub use redis::*;
+pub use scripted::*;
 pub use tokens::*;
 pub use upstream::*;
 
@@ -173,7 +176,11 @@ pub fn run_cli_stdin(args: &[&str], input: &str) -> CliOutput {
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
     let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(input.as_bytes()).expect("write stdin");
+    // A CLI may refuse its arguments before it reads stdin: the pipe is closed then.
+    match stdin.write_all(input.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("write stdin: {e}"),
+        _ => {}
+    }
     drop(stdin);
     let out = child.wait_with_output().expect("wait for the CLI");
     CliOutput {

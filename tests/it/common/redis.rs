@@ -129,6 +129,32 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// Runs one command (e.g. `CLIENT PAUSE 2000 WRITE`) on a fresh connection and returns
+    /// the first line of the reply, as `redis-cli` would send it.
+    pub async fn command(&self, args: &[&str]) -> String {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let addr = format!("127.0.0.1:{}", self.port);
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect to redis-server");
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send the command");
+        let mut line = String::new();
+        tokio::io::BufReader::new(stream)
+            .read_line(&mut line)
+            .await
+            .expect("read the reply");
+        line.trim_end().to_string()
+    }
+}
+
 async fn ping(addr: &str) -> Result<(), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr)

@@ -82,6 +82,8 @@ pub enum Mode {
     Record,
     /// Wait this long, then 200.
     Slow(Duration),
+    /// Hold every request until `MockUpstream::release`, then 200.
+    Held,
     /// 200 with a body of this many bytes of `pattern_byte`.
     Download(u64),
     /// Read the whole request body; 200 with `{"len": n, "fnv": hash}`.
@@ -95,6 +97,8 @@ pub enum Mode {
 pub struct MockUpstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Turns true on `release`: what `Mode::Held` requests wait for.
+    released: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -106,18 +110,22 @@ impl MockUpstream {
         let addr = listener.local_addr().expect("local addr");
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let seen2 = seen.clone();
+        let (released, gate) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let seen = seen2.clone();
+                let gate = gate.clone();
                 tokio::spawn(async move {
-                    let svc =
-                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let svc = hyper::service::service_fn(
+                        move |req: Request<hyper::body::Incoming>| {
                             let seen = seen.clone();
-                            async move { Ok::<_, Infallible>(mock_answer(mode, seen, req).await) }
-                        });
+                            let gate = gate.clone();
+                            async move { Ok::<_, Infallible>(mock_answer(mode, seen, gate, req).await) }
+                        },
+                    );
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .with_upgrades()
@@ -125,7 +133,16 @@ impl MockUpstream {
                 });
             }
         });
-        MockUpstream { addr, seen, task }
+        MockUpstream {
+            addr,
+            seen,
+            released,
+            task,
+        }
+    }
+    /// Lets every `Mode::Held` request, waiting or to come, be answered.
+    pub fn release(&self) {
+        self.released.send_replace(true);
     }
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -147,6 +164,7 @@ impl Drop for MockUpstream {
 async fn mock_answer(
     mode: Mode,
     seen: Arc<Mutex<Vec<Seen>>>,
+    mut gate: tokio::sync::watch::Receiver<bool>,
     mut req: Request<hyper::body::Incoming>,
 ) -> http::Response<BoxBody> {
     let target = req
@@ -170,6 +188,10 @@ async fn mock_answer(
             upgrade_and_echo(&mut req)
         }
         Mode::Record | Mode::Upgrade => json_resp(json!({ "path": target })),
+        Mode::Held => {
+            let _ = gate.wait_for(|open| *open).await;
+            json_resp(json!({ "path": target }))
+        }
         Mode::Slow(d) => {
             tokio::time::sleep(d).await;
             json_resp(json!({ "slow": true }))
