@@ -38,6 +38,7 @@ mod redis_users;
 mod refresh;
 mod register;
 mod reload;
+mod stores;
 mod upgrade;
 mod upstream_faults;
 mod upstream_pool;

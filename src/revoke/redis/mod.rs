@@ -47,10 +47,6 @@
 
 mod mirror;
 mod redeem;
-#[cfg(test)]
-pub(crate) mod server;
-#[cfg(test)]
-mod tests;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};

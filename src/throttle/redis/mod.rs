@@ -21,9 +21,6 @@
 //! than the attack the throttle slows down; while open, each guess still costs a full argon2
 //! hash on the bounded pool (and a 503 once its queue is full), so guessing stays slow.
 
-#[cfg(test)]
-mod tests;
-
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::LazyLock;

@@ -15,9 +15,6 @@
 //! Every operation waits at most 500 ms; when Redis does not answer, logins fail with
 //! `Unavailable` (503), never with `BadCredentials`.
 
-#[cfg(test)]
-mod tests;
-
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::LazyLock;
@@ -267,4 +264,33 @@ fn parse(canonical: &str, mut fields: HashMap<String, String>) -> Result<Stored,
         disabled,
     };
     Ok(Stored { user, phc })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_records_are_refused() {
+        let fields = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(parse("a", fields(&[("roles", "[]")])).is_err(), "no hash");
+        let bad_roles = fields(&[("hash", "x"), ("roles", "\"admin\"")]);
+        assert!(parse("a", bad_roles).is_err());
+        let reserved = fields(&[("hash", "x"), ("claims", "{\"sub\":\"root\"}")]);
+        assert!(parse("a", reserved).is_err());
+        let bad_flag = fields(&[("hash", "x"), ("disabled", "yes")]);
+        assert!(parse("a", bad_flag).is_err());
+        let ok = parse(
+            "a",
+            fields(&[("hash", "x"), ("claims", "{\"team\":\"x\"}")]),
+        )
+        .unwrap();
+        assert_eq!(ok.user.claims["team"], "x");
+        assert!(!ok.user.disabled && ok.user.roles.is_empty());
+    }
 }

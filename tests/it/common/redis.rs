@@ -8,6 +8,8 @@ use super::{eventually, free_port, TestDir};
 /// A running redis-server.
 pub struct Redis {
     child: Option<Child>,
+    /// AOF with fsync always: every acknowledged write survives a kill -9.
+    durable: bool,
     pub port: u16,
     dir: TestDir,
     /// PEM certificate the server presents when it speaks TLS only.
@@ -17,10 +19,20 @@ pub struct Redis {
 impl Redis {
     /// Starts redis-server (AOF on, fsync always) and waits until it answers PING.
     pub async fn start() -> Redis {
+        Redis::launch(true).await
+    }
+
+    /// Starts redis-server without persistence, for tests that never restart it.
+    pub async fn start_volatile() -> Redis {
+        Redis::launch(false).await
+    }
+
+    async fn launch(durable: bool) -> Redis {
         let dir = TestDir::new();
         let port = free_port();
         let mut redis = Redis {
             child: None,
+            durable,
             port,
             dir,
             tls_cert: None,
@@ -39,6 +51,7 @@ impl Redis {
             child: None,
             port: free_port(),
             dir,
+            durable: true,
             tls_cert: Some(cert),
         };
         redis.spawn().await;
@@ -99,7 +112,8 @@ impl Redis {
         }
         let child = command
             .args(["--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(["--appendonly", if self.durable { "yes" } else { "no" }])
+            .args(["--appendfsync", "always"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())

@@ -6,17 +6,19 @@ use std::time::{Duration, Instant};
 
 use redis::Client;
 
-use super::server::Server;
-use super::*;
-use crate::revoke::{Redemption, RefreshLimit, Rotation, Successor};
+use portcullis::revoke::redis::{RedisStore, DEFAULT_PREFIX};
+use portcullis::store::StoreError;
+
+use crate::common::Redis;
+use portcullis::revoke::{Redemption, RefreshLimit, Rotation, Successor};
 
 const GRACE: u64 = 10;
 
 fn now() -> u64 {
-    crate::runtime::unix_now()
+    portcullis::runtime::unix_now()
 }
 
-async fn store(server: &Server) -> RedisStore {
+async fn store(server: &Redis) -> RedisStore {
     RedisStore::connect(&server.url(), DEFAULT_PREFIX)
         .await
         .expect("the test redis-server answers")
@@ -65,7 +67,7 @@ fn minted(rotation: Result<Rotation, StoreError>) -> Successor {
     }
 }
 
-async fn command(server: &Server, args: &[&str]) -> redis::Value {
+async fn command(server: &Redis, args: &[&str]) -> redis::Value {
     let client = Client::open(server.url()).expect("a loopback URL");
     let mut conn = client.get_multiplexed_async_connection().await.expect("up");
     let mut cmd = redis::cmd(args[0]);
@@ -80,7 +82,7 @@ fn revoked(store: &RedisStore, jti: &str, sub: &str, fam: Option<&str>) -> bool 
     store.is_revoked(jti, sub, now - 1, fam, now) == Ok(true)
 }
 
-async fn zcard(server: &Server, key: &str) -> usize {
+async fn zcard(server: &Redis, key: &str) -> usize {
     let client = Client::open(server.url()).expect("a loopback URL");
     let mut conn = client.get_multiplexed_async_connection().await.expect("up");
     redis::cmd("ZCARD")
@@ -92,7 +94,7 @@ async fn zcard(server: &Server, key: &str) -> usize {
 
 #[tokio::test]
 async fn a_revocation_on_one_instance_is_enforced_on_another_within_100_ms() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let (a, b) = (store(&server).await, store(&server).await);
     let hour = now() + 3600;
     assert!(!revoked(&b, "j1", "alice", Some("f1")));
@@ -119,7 +121,7 @@ async fn a_revocation_on_one_instance_is_enforced_on_another_within_100_ms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_of_10000_revocations_is_mirrored_on_the_other_instance() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let a = Arc::new(store(&server).await);
     let b = store(&server).await;
     let hour = now() + 3600;
@@ -144,7 +146,7 @@ async fn a_burst_of_10000_revocations_is_mirrored_on_the_other_instance() {
 
 #[tokio::test]
 async fn expired_entries_leave_the_mirror_and_redis() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let (a, b) = (store(&server).await, store(&server).await);
     let now = now();
     a.revoke_jti("short", now + 100).await.unwrap();
@@ -164,7 +166,7 @@ async fn expired_entries_leave_the_mirror_and_redis() {
 
 #[tokio::test]
 async fn the_periodic_reload_catches_what_pub_sub_missed_and_pings_keep_it_in_sync() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let b = store(&server).await;
     // Written behind the stores' back: in Redis, never published.
     let client = Client::open(server.url()).expect("a loopback URL");
@@ -186,7 +188,7 @@ async fn the_periodic_reload_catches_what_pub_sub_missed_and_pings_keep_it_in_sy
 
 #[tokio::test]
 async fn a_subscription_that_stops_answering_is_noticed_and_recovered() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let b = store(&server).await;
     let client = Client::open(server.url()).expect("a loopback URL");
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -207,7 +209,7 @@ async fn a_subscription_that_stops_answering_is_noticed_and_recovered() {
 
 #[tokio::test]
 async fn the_remote_check_answers_like_the_mirror() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let a = store(&server).await;
     let now = now();
     a.revoke_jti("j1", now + 60).await.unwrap();
@@ -226,7 +228,7 @@ async fn the_remote_check_answers_like_the_mirror() {
 
 #[tokio::test]
 async fn stores_with_different_prefixes_do_not_share_revocations() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let a = store(&server).await;
     let other = RedisStore::connect(&server.url(), "other:").await.unwrap();
     a.revoke_jti("j1", now() + 60).await.unwrap();
@@ -250,7 +252,7 @@ async fn a_bad_url_is_refused_without_echoing_it() {
 
 #[tokio::test]
 async fn connecting_to_a_dead_port_is_unavailable() {
-    let mut server = Server::start();
+    let mut server = Redis::start_volatile().await;
     server.kill();
     let err = RedisStore::connect(&server.url(), DEFAULT_PREFIX).await;
     assert_eq!(err.unwrap_err(), StoreError::Unavailable);
@@ -258,7 +260,7 @@ async fn connecting_to_a_dead_port_is_unavailable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_redemptions_on_two_instances_get_one_successor_and_reuse_after_grace_revokes() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let (a, b) = (
         Arc::new(store(&server).await),
         Arc::new(store(&server).await),
@@ -298,7 +300,7 @@ async fn racing_redemptions_on_two_instances_get_one_successor_and_reuse_after_g
 
 #[tokio::test]
 async fn a_claim_redis_runs_after_its_caller_gave_up_is_the_retrys_successor() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let (a, b) = (store(&server).await, store(&server).await);
     let now = now();
     let first = minted(redeem(&a, "r0", "fam1", now).await);
@@ -320,7 +322,7 @@ async fn a_claim_redis_runs_after_its_caller_gave_up_is_the_retrys_successor() {
 
 #[tokio::test]
 async fn a_family_keeps_one_record_in_redis_however_often_it_rotates() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let a = store(&server).await;
     let now = now();
     let mut jti = "login".to_string();
@@ -340,7 +342,7 @@ async fn a_family_keeps_one_record_in_redis_however_often_it_rotates() {
 
 #[tokio::test]
 async fn redis_down_makes_writes_and_unsynced_checks_unavailable_quickly() {
-    let mut server = Server::start();
+    let mut server = Redis::start_volatile().await;
     let a = store(&server).await;
     let hour = now() + 3600;
     a.revoke_jti("before", hour).await.unwrap();
@@ -371,7 +373,7 @@ async fn redis_down_makes_writes_and_unsynced_checks_unavailable_quickly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_a_redis_restart_revocations_persist_and_the_same_instances_recover() {
-    let mut server = Server::durable();
+    let mut server = Redis::start().await;
     let (a, b) = (store(&server).await, store(&server).await);
     let hour = now() + 3600;
     a.revoke_jti("before", hour).await.unwrap();
@@ -379,7 +381,7 @@ async fn after_a_redis_restart_revocations_persist_and_the_same_instances_recove
     server.kill();
     let noticed = eventually(Duration::from_secs(3), || !a.in_sync() && !b.in_sync());
     assert!(noticed.await, "the subscribers never noticed the kill");
-    server.restart();
+    server.restart().await;
     let back = eventually(Duration::from_secs(10), || a.in_sync() && b.in_sync());
     assert!(back.await, "the instances did not resync by themselves");
     assert!(revoked(&b, "before", "x", None) && revoked(&b, "j", "alice", None));

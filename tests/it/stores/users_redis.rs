@@ -1,9 +1,10 @@
 //! The Redis user store against a real redis-server: two stores on one server stand for two
 //! gateway instances.
 
-use super::*;
-use crate::revoke::redis::server::Server;
-use crate::users::UserStore;
+use crate::common::Redis;
+use portcullis::users::hash::Hasher;
+use portcullis::users::redis::RedisUsers;
+use portcullis::users::{LoginError, RegisterError, UserStore};
 
 const PW: &str = "correct horse battery";
 
@@ -11,19 +12,19 @@ fn cheap() -> Hasher {
     Hasher::with_params(2, 8, 1024, 1, 1)
 }
 
-async fn store(server: &Server) -> UserStore {
+async fn store(server: &Redis) -> UserStore {
     let users = RedisUsers::connect(&server.url(), "t:").await.unwrap();
     UserStore::Redis(users)
 }
 
-async fn raw_conn(server: &Server) -> redis::aio::MultiplexedConnection {
+async fn raw_conn(server: &Redis) -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(server.url()).unwrap();
     client.get_multiplexed_async_connection().await.unwrap()
 }
 
 #[tokio::test]
 async fn user_registered_on_one_instance_logs_in_on_another() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let (a, b) = (store(&server).await, store(&server).await);
     let made = a
         .register(&cheap(), "Carol", PW, vec!["member".into()])
@@ -39,7 +40,7 @@ async fn user_registered_on_one_instance_logs_in_on_another() {
 
 #[tokio::test]
 async fn concurrent_registrations_of_one_name_have_exactly_one_winner() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let (a, b) = (store(&server).await, store(&server).await);
     let h = cheap();
     for round in 0..10 {
@@ -57,7 +58,7 @@ async fn concurrent_registrations_of_one_name_have_exactly_one_winner() {
 
 #[tokio::test]
 async fn taken_and_invalid_registrations_are_refused() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let a = store(&server).await;
     a.register(&cheap(), "dave", PW, vec![]).await.unwrap();
     let again = a.register(&cheap(), "DAVE", PW, vec![]).await;
@@ -70,7 +71,7 @@ async fn taken_and_invalid_registrations_are_refused() {
 
 #[tokio::test]
 async fn unknown_user_wrong_password_and_disabled_user_look_the_same() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let a = store(&server).await;
     a.register(&cheap(), "alice", PW, vec![]).await.unwrap();
     a.register(&cheap(), "bob", PW, vec![]).await.unwrap();
@@ -97,7 +98,7 @@ async fn unknown_user_wrong_password_and_disabled_user_look_the_same() {
 
 #[tokio::test]
 async fn weak_hash_is_upgraded_in_redis_on_login() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let a = store(&server).await;
     let weak = Hasher::with_params(1, 8, 1024, 1, 1);
     let phc = weak.hash(PW).await.unwrap();
@@ -122,7 +123,7 @@ async fn weak_hash_is_upgraded_in_redis_on_login() {
 
 #[tokio::test]
 async fn redis_down_is_unavailable_not_bad_credentials() {
-    let mut server = Server::start();
+    let mut server = Redis::start_volatile().await;
     let a = store(&server).await;
     a.register(&cheap(), "grace", PW, vec![]).await.unwrap();
     server.kill();
@@ -132,28 +133,4 @@ async fn redis_down_is_unavailable_not_bad_credentials() {
     assert!(matches!(err, LoginError::Unavailable(_)), "{err:?}");
     let err = a.register(&cheap(), "heidi", PW, vec![]).await.unwrap_err();
     assert!(matches!(err, RegisterError::Unavailable(_)), "{err:?}");
-}
-
-#[test]
-fn malformed_records_are_refused() {
-    let fields = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
-    assert!(parse("a", fields(&[("roles", "[]")])).is_err(), "no hash");
-    let bad_roles = fields(&[("hash", "x"), ("roles", "\"admin\"")]);
-    assert!(parse("a", bad_roles).is_err());
-    let reserved = fields(&[("hash", "x"), ("claims", "{\"sub\":\"root\"}")]);
-    assert!(parse("a", reserved).is_err());
-    let bad_flag = fields(&[("hash", "x"), ("disabled", "yes")]);
-    assert!(parse("a", bad_flag).is_err());
-    let ok = parse(
-        "a",
-        fields(&[("hash", "x"), ("claims", "{\"team\":\"x\"}")]),
-    )
-    .unwrap();
-    assert_eq!(ok.user.claims["team"], "x");
-    assert!(!ok.user.disabled && ok.user.roles.is_empty());
 }

@@ -2,9 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::*;
-use crate::revoke::redis::server::Server;
-use crate::revoke::redis::DEFAULT_PREFIX;
+use std::net::IpAddr;
+
+use portcullis::throttle::redis::RedisThrottle;
+use portcullis::throttle::Limits;
+
+use crate::common::Redis;
+use portcullis::revoke::redis::DEFAULT_PREFIX;
 
 fn ip(text: &str) -> IpAddr {
     text.parse().expect("a test address")
@@ -18,7 +22,7 @@ fn limits(per_user: u32, per_ip: u32, window_secs: u64) -> Limits {
     }
 }
 
-async fn throttle(server: &Server, limits: Limits) -> RedisThrottle {
+async fn throttle(server: &Redis, limits: Limits) -> RedisThrottle {
     RedisThrottle::connect(&server.url(), DEFAULT_PREFIX, limits)
         .await
         .expect("the test redis-server answers")
@@ -32,7 +36,7 @@ async fn fail(t: &RedisThrottle, user: &str, addr: &str, times: u32) {
 
 #[tokio::test]
 async fn failures_on_one_instance_throttle_the_user_on_another() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let a = throttle(&server, limits(3, 100, 60)).await;
     let b = throttle(&server, limits(3, 100, 60)).await;
     fail(&a, "alice", "10.0.0.1", 2).await;
@@ -48,7 +52,7 @@ async fn failures_on_one_instance_throttle_the_user_on_another() {
 
 #[tokio::test]
 async fn a_reset_on_one_instance_clears_the_user_everywhere_but_not_the_address() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let a = throttle(&server, limits(2, 2, 60)).await;
     let b = throttle(&server, limits(2, 2, 60)).await;
     fail(&a, "alice", "10.0.0.1", 2).await;
@@ -60,7 +64,7 @@ async fn a_reset_on_one_instance_clears_the_user_everywhere_but_not_the_address(
 
 #[tokio::test]
 async fn ipv6_clients_are_counted_per_64_prefix_across_instances() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let a = throttle(&server, limits(100, 2, 60)).await;
     let b = throttle(&server, limits(100, 2, 60)).await;
     a.record_failure("a", ip("2001:db8:1:2::1")).await;
@@ -75,7 +79,7 @@ async fn ipv6_clients_are_counted_per_64_prefix_across_instances() {
 
 #[tokio::test]
 async fn the_window_ends_and_frees_the_user() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let a = throttle(&server, limits(1, 100, 1)).await;
     let b = throttle(&server, limits(1, 100, 1)).await;
     fail(&a, "alice", "10.0.0.1", 1).await;
@@ -89,7 +93,7 @@ async fn the_window_ends_and_frees_the_user() {
 
 #[tokio::test]
 async fn zero_limits_keep_no_counter() {
-    let server = Server::start();
+    let server = Redis::start_volatile().await;
     let a = throttle(&server, limits(0, 0, 60)).await;
     fail(&a, "alice", "10.0.0.1", 5).await;
     assert_eq!(a.check("alice", ip("10.0.0.1")).await, Ok(()));
@@ -105,7 +109,7 @@ async fn zero_limits_keep_no_counter() {
 
 #[tokio::test]
 async fn a_dead_redis_lets_logins_through() {
-    let mut server = Server::start();
+    let mut server = Redis::start_volatile().await;
     let a = throttle(&server, limits(1, 1, 60)).await;
     fail(&a, "alice", "10.0.0.1", 1).await;
     assert!(a.check("alice", ip("10.0.0.1")).await.is_err());
