@@ -18,11 +18,26 @@ use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
 use super::{Keys, Kind, Shared};
 use crate::revoke::memory::MemoryStore;
 
-/// Full reload period, a net under any missed event (short under test, to exercise it).
-const RESYNC_EVERY: Duration = Duration::from_millis(if cfg!(test) { 200 } else { 30_000 });
-/// How often the subscription is pinged, and how long the answer may take.
-const PING_EVERY: Duration = Duration::from_millis(if cfg!(test) { 50 } else { 5_000 });
-const PING_TIMEOUT: Duration = Duration::from_millis(if cfg!(test) { 200 } else { 1_000 });
+/// The periods of the mirror's safety nets under pub/sub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// Full reload period, a net under any missed event.
+    pub resync_every: Duration,
+    /// How often the subscription is pinged.
+    pub ping_every: Duration,
+    /// How long a ping's answer may take before the mirror counts as out of sync.
+    pub ping_timeout: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            resync_every: Duration::from_secs(30),
+            ping_every: Duration::from_secs(5),
+            ping_timeout: Duration::from_secs(1),
+        }
+    }
+}
 /// Longest one reconnect attempt (subscribe + reload) may take.
 const RECONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
@@ -37,6 +52,7 @@ pub(super) struct Subscriber {
     pub(super) conn: ConnectionManager,
     pub(super) keys: Arc<Keys>,
     pub(super) shared: Arc<Shared>,
+    pub(super) timers: Timers,
 }
 
 /// Opens a pub/sub connection subscribed to the events channel.
@@ -157,8 +173,13 @@ impl Subscriber {
 
     /// Applies events until the subscription is lost; returns why.
     async fn follow(&self, (mut sink, mut stream): Subscription) -> &'static str {
-        let mut reload = interval_at(Instant::now() + RESYNC_EVERY, RESYNC_EVERY);
-        let mut ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+        let Timers {
+            resync_every,
+            ping_every,
+            ping_timeout,
+        } = self.timers;
+        let mut reload = interval_at(Instant::now() + resync_every, resync_every);
+        let mut ping = interval_at(Instant::now() + ping_every, ping_every);
         reload.set_missed_tick_behavior(MissedTickBehavior::Delay);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -181,7 +202,7 @@ impl Subscriber {
                     }
                 }
                 _ = ping.tick() => {
-                    let answered = timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await;
+                    let answered = timeout(ping_timeout, sink.ping::<redis::Value>()).await;
                     if !matches!(answered, Ok(Ok(_))) {
                         return "subscription ping unanswered";
                     }

@@ -59,6 +59,8 @@ use redis::Script;
 use super::memory::MemoryStore;
 use crate::store::{open_client, within, StoreError};
 
+pub use self::mirror::Timers;
+
 /// The key prefix when the configuration names none.
 pub const DEFAULT_PREFIX: &str = "portcullis:";
 
@@ -201,6 +203,16 @@ impl RedisStore {
     /// Fails with `InvalidUrl` for a URL the client cannot use, `Unavailable` when Redis does
     /// not answer within a few seconds. Must run inside a tokio runtime.
     pub async fn connect(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
+        RedisStore::connect_with(url, prefix, Timers::default()).await
+    }
+
+    /// As [`RedisStore::connect`], with the mirror's reload and ping periods given (tests
+    /// shorten them to see the safety nets work).
+    pub async fn connect_with(
+        url: &str,
+        prefix: &str,
+        timers: Timers,
+    ) -> Result<RedisStore, StoreError> {
         let client = open_client(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(500)))
@@ -226,6 +238,7 @@ impl RedisStore {
             conn: conn.clone(),
             keys: keys.clone(),
             shared: shared.clone(),
+            timers,
         };
         let subscriber = tokio::spawn(task.run(subscription)).abort_handle();
         Ok(RedisStore {

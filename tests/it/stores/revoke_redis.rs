@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use redis::Client;
 
-use portcullis::revoke::redis::{RedisStore, DEFAULT_PREFIX};
+use portcullis::revoke::redis::{RedisStore, Timers, DEFAULT_PREFIX};
 use portcullis::store::StoreError;
 
 use crate::common::Redis;
@@ -18,8 +18,15 @@ fn now() -> u64 {
     portcullis::runtime::unix_now()
 }
 
+/// Short reload and ping periods, so that the safety nets are seen to work within a test.
+const QUICK: Timers = Timers {
+    resync_every: Duration::from_millis(200),
+    ping_every: Duration::from_millis(50),
+    ping_timeout: Duration::from_millis(200),
+};
+
 async fn store(server: &Redis) -> RedisStore {
-    RedisStore::connect(&server.url(), DEFAULT_PREFIX)
+    RedisStore::connect_with(&server.url(), DEFAULT_PREFIX, QUICK)
         .await
         .expect("the test redis-server answers")
 }
