@@ -91,13 +91,14 @@ fn default_assertion_ttl() -> Spanned<HumanDuration> {
 #[serde(deny_unknown_fields)]
 pub struct Listen {
     /// HTTPS listener address.
+    #[serde(deserialize_with = "socket_addr")]
     pub addr: SocketAddr,
     /// PEM certificate chain.
     pub tls_cert: Spanned<String>,
     /// PEM private key.
     pub tls_key: Spanned<String>,
     /// Optional plain-HTTP listener, for use behind a TLS-terminating load balancer.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_socket_addr")]
     pub plain_addr: Option<SocketAddr>,
     /// Time allowed for the TLS handshake and for a request's headers to arrive.
     #[serde(default = "default_header_timeout")]
@@ -126,6 +127,25 @@ fn default_shutdown_grace() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(30))
 }
 
+/// A listening address: an IP and a port. A host name is refused with a message that says
+/// so, since a socket binds to an address, not to a name that may resolve to several.
+fn socket_addr<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "invalid listening address {text:?} (expected an IP address and port such as \
+             \"0.0.0.0:8443\", \"127.0.0.1:8443\" or \"[::1]:8443\"; a host name such as \
+             localhost cannot be used)"
+        ))
+    })
+}
+
+fn optional_socket_addr<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    socket_addr(deserializer).map(Some)
+}
+
 fn default_header_timeout() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(10))
 }
@@ -147,6 +167,7 @@ fn default_max_connections() -> Spanned<usize> {
 #[serde(deny_unknown_fields)]
 pub struct Admin {
     /// Plain-HTTP admin address; keep it on loopback or a private network.
+    #[serde(deserialize_with = "socket_addr")]
     pub addr: SocketAddr,
 }
 

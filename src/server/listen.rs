@@ -48,13 +48,13 @@ pub async fn serve(
     settings: ListenSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let tls_listener = TcpListener::bind(settings.addr).await?.into_std()?;
+    let tls_listener = bind(settings.addr, "listen.addr").await?.into_std()?;
     let plain_listener = match settings.plain_addr {
-        Some(addr) => Some(TcpListener::bind(addr).await?.into_std()?),
+        Some(addr) => Some(bind(addr, "listen.plain_addr").await?.into_std()?),
         None => None,
     };
     let admin_listener = match settings.admin_addr {
-        Some(addr) => Some(TcpListener::bind(addr).await?),
+        Some(addr) => Some(bind(addr, "admin.addr").await?),
         None => None,
     };
     tracing::info!(https = %settings.addr, plain = ?settings.plain_addr, admin = ?settings.admin_addr, "portcullis listening");
@@ -103,6 +103,17 @@ pub async fn serve(
         let _ = tokio::task::spawn_blocking(move || worker.join()).await;
     }
     Ok(())
+}
+
+/// Binds `addr`; a failure names the address and the config key that asked for it, since
+/// "Address already in use" alone does not say which of the listeners it was.
+async fn bind(addr: SocketAddr, key: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|err| {
+        std::io::Error::new(
+            err.kind(),
+            format!("cannot listen on {addr} ({key}): {err}"),
+        )
+    })
 }
 
 /// A worker's copies of the listening sockets.

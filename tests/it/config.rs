@@ -397,3 +397,48 @@ fn check_rejects_redis_users_without_the_redis_store() {
     let diag = diag_line(&out.stderr, "gateway.toml", line, "needs [store] backend");
     assert!(diag.is_some(), "stderr:\n{}", out.stderr);
 }
+
+/// `run` on `gateway` (with the usual files beside it), to completion.
+fn run_to_exit(gateway: &str) -> CliOutput {
+    let dir = config_dir(gateway, ROUTES_OK);
+    let config = dir.join("gateway.toml");
+    run_cli(&["run", "--config", config.to_str().expect("utf-8 path")])
+}
+
+#[test]
+fn a_taken_port_is_named_with_its_config_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = taken.local_addr().expect("bound").port();
+    let https_taken = GATEWAY_OK
+        .replace("127.0.0.1:18443", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:19091", &format!("127.0.0.1:{}", free_port()));
+    let out = run_to_exit(&https_taken);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    let want = format!("cannot listen on 127.0.0.1:{port} (listen.addr)");
+    assert!(out.stderr.contains(&want), "{}", out.stderr);
+
+    let admin_taken = GATEWAY_OK
+        .replace("127.0.0.1:18443", &format!("127.0.0.1:{}", free_port()))
+        .replace("127.0.0.1:19091", &format!("127.0.0.1:{port}"));
+    let out = run_to_exit(&admin_taken);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    let want = format!("cannot listen on 127.0.0.1:{port} (admin.addr)");
+    assert!(out.stderr.contains(&want), "{}", out.stderr);
+}
+
+#[test]
+fn a_host_name_as_listening_address_says_to_use_an_ip() {
+    let dir = config_dir(
+        &GATEWAY_OK.replace("127.0.0.1:18443", "localhost:8443"),
+        ROUTES_OK,
+    );
+    let out = check(&dir.join("gateway.toml"));
+    assert_ne!(out.code, Some(0), "{out:?}");
+    let line = diag_line(&out.stderr, "gateway.toml", 2, "IP address").unwrap_or_else(|| {
+        panic!(
+            "no gateway.toml:2 error naming an IP address: {}",
+            out.stderr
+        )
+    });
+    assert!(line.contains("localhost cannot be used"), "{line}");
+}
