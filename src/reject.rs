@@ -171,7 +171,7 @@ impl DenyReason {
             TokenError::WrongIssuer => DenyReason::WrongIssuer,
             TokenError::WrongAudience => DenyReason::WrongAudience,
             TokenError::WrongType => DenyReason::WrongType,
-            TokenError::MissingClaim => DenyReason::MissingClaim,
+            TokenError::MissingClaim(_) => DenyReason::MissingClaim,
         }
     }
 

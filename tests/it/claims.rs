@@ -169,3 +169,15 @@ async fn user_add_refuses_names_and_roles_the_headers_cannot_carry() {
     let ok = add_user(config, "alice", password, &role("staff"));
     assert_eq!(ok.code, Some(0), "{ok:?}");
 }
+
+#[tokio::test]
+async fn a_missing_claim_is_named_in_the_refusal() {
+    let (gw, _echo) = gateway().await;
+    for claim in ["jti", "exp", "typ"] {
+        let mut claims = gw.claims("alice", &["dev"]);
+        claims.as_object_mut().expect("object").remove(claim);
+        let token = gw.sign(&gw.header(), &claims);
+        let reason = format!("missing claim {claim}");
+        assert_invalid_token(&get(&gw, "/api/orders", &token).await, &reason, &token);
+    }
+}

@@ -36,7 +36,7 @@ async fn provider_tokens_are_checked_for_issuer_audience_and_time() {
     let token = idp.sign(&key, &claims);
     assert_invalid_token(
         &get(&gw, "/api/orders", &token).await,
-        "missing claim",
+        "missing claim aud",
         &token,
     );
     assert!(up.seen().is_empty(), "upstream saw {:?}", up.seen_targets());

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::Issuer;
 use crate::config::snapshot::Snapshot;
-use crate::token::verify::{TokenError, MAX_TOKEN_LEN};
+use crate::token::verify::{Claim, TokenError, MAX_TOKEN_LEN};
 use crate::token::{
     cache, dupkeys, fits_roles_header, fits_user_header, Alg, Audience, Claims, TokenType,
     ALL_ALGS, RESERVED_CLAIMS,
@@ -58,7 +58,7 @@ fn peek_issuer(token: &str) -> Result<String, TokenError> {
     // A duplicate "iss" is an error here, so the issuer chosen cannot differ from the one
     // the claims say after verification.
     let peek: Peek<'_> = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
-    let iss = peek.iss.ok_or(TokenError::MissingClaim)?;
+    let iss = peek.iss.ok_or(TokenError::MissingClaim(Claim::Iss))?;
     Ok(iss.into_owned())
 }
 
@@ -124,7 +124,7 @@ fn map_claims(
     leeway: u64,
     now: u64,
 ) -> Result<Claims, TokenError> {
-    let exp = time(&map, "exp")?.ok_or(TokenError::MissingClaim)?;
+    let exp = time(&map, "exp")?.ok_or(TokenError::MissingClaim(Claim::Exp))?;
     let nbf = time(&map, "nbf")?.unwrap_or(0);
     let iat = time(&map, "iat")?.unwrap_or(0);
     if now >= exp.saturating_add(leeway) {
@@ -137,18 +137,18 @@ fn map_claims(
     if iat > now.saturating_add(leeway) {
         return Err(TokenError::IssuedInFuture);
     }
-    let iss = text(&map, "iss")?.ok_or(TokenError::MissingClaim)?;
+    let iss = text(&map, "iss")?.ok_or(TokenError::MissingClaim(Claim::Iss))?;
     if iss != issuer.issuer {
         return Err(TokenError::WrongIssuer);
     }
     let aud: Audience = map
         .get("aud")
         .map(|aud| serde_json::from_value(aud.clone()).map_err(|_| TokenError::Malformed))
-        .ok_or(TokenError::MissingClaim)??;
+        .ok_or(TokenError::MissingClaim(Claim::Aud))??;
     if !aud.contains(&issuer.audience) {
         return Err(TokenError::WrongAudience);
     }
-    let sub = text(&map, "sub")?.ok_or(TokenError::MissingClaim)?;
+    let sub = text(&map, "sub")?.ok_or(TokenError::MissingClaim(Claim::Sub))?;
     // The subject becomes the user header: one the upstream could not receive is refused.
     if !fits_user_header(&sub) {
         return Err(TokenError::Malformed);

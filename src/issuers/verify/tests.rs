@@ -84,9 +84,9 @@ fn claims_are_mapped_with_roles_from_the_configured_path() {
 fn required_claims_and_their_types() {
     let issuer = issuer("roles");
     for (name, reason) in [
-        ("exp", TokenError::MissingClaim),
-        ("aud", TokenError::MissingClaim),
-        ("sub", TokenError::MissingClaim),
+        ("exp", TokenError::MissingClaim(Claim::Exp)),
+        ("aud", TokenError::MissingClaim(Claim::Aud)),
+        ("sub", TokenError::MissingClaim(Claim::Sub)),
     ] {
         let mut c = claims();
         c.as_object_mut().unwrap().remove(name);
@@ -156,7 +156,7 @@ fn the_issuer_is_peeked_strictly() {
     );
     assert_eq!(
         peek_issuer(&token(r#"{"sub":"a"}"#)),
-        Err(TokenError::MissingClaim)
+        Err(TokenError::MissingClaim(Claim::Iss))
     );
     assert_eq!(
         peek_issuer(&token(r#"{"iss":7}"#)),

@@ -16,7 +16,7 @@ use crate::reject::Reject;
 use crate::request::client::ConnInfo;
 use crate::revoke::{Redemption, Rotation};
 use crate::runtime::unix_now;
-use crate::token::verify::{self, TokenError};
+use crate::token::verify::{self, Claim, TokenError};
 use crate::token::{Claims, TokenType};
 use crate::users::User;
 use crate::Body;
@@ -50,7 +50,7 @@ pub async fn refresh(
     let fam = claims
         .fam
         .clone()
-        .ok_or(Reject::Token(TokenError::MissingClaim))?;
+        .ok_or(Reject::Token(TokenError::MissingClaim(Claim::Fam)))?;
     let user = current_user(app, &claims).await?;
     let subject = Subject {
         name: &claims.sub,

@@ -41,7 +41,78 @@ pub enum TokenError {
     /// An access token where a refresh token is wanted, or the reverse.
     WrongType,
     /// A required claim is absent.
-    MissingClaim,
+    MissingClaim(Claim),
+}
+
+/// A claim a token must carry: named in the refusal when it is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// `iss`.
+    Iss,
+    /// `aud`.
+    Aud,
+    /// `sub`.
+    Sub,
+    /// `exp`.
+    Exp,
+    /// `nbf`.
+    Nbf,
+    /// `iat`.
+    Iat,
+    /// `jti`.
+    Jti,
+    /// `typ`.
+    Typ,
+    /// `fam`, the sign-in a refresh token belongs to.
+    Fam,
+}
+
+impl Claim {
+    const ALL: [Claim; 9] = [
+        Claim::Iss,
+        Claim::Aud,
+        Claim::Sub,
+        Claim::Exp,
+        Claim::Nbf,
+        Claim::Iat,
+        Claim::Jti,
+        Claim::Typ,
+        Claim::Fam,
+    ];
+
+    /// The claim's name in a token.
+    pub fn name(self) -> &'static str {
+        match self {
+            Claim::Iss => "iss",
+            Claim::Aud => "aud",
+            Claim::Sub => "sub",
+            Claim::Exp => "exp",
+            Claim::Nbf => "nbf",
+            Claim::Iat => "iat",
+            Claim::Jti => "jti",
+            Claim::Typ => "typ",
+            Claim::Fam => "fam",
+        }
+    }
+
+    /// The claim called `name`, if it is one a token must carry.
+    pub fn from_name(name: &str) -> Option<Claim> {
+        Claim::ALL.into_iter().find(|claim| claim.name() == name)
+    }
+
+    fn missing(self) -> &'static str {
+        match self {
+            Claim::Iss => "missing claim iss",
+            Claim::Aud => "missing claim aud",
+            Claim::Sub => "missing claim sub",
+            Claim::Exp => "missing claim exp",
+            Claim::Nbf => "missing claim nbf",
+            Claim::Iat => "missing claim iat",
+            Claim::Jti => "missing claim jti",
+            Claim::Typ => "missing claim typ",
+            Claim::Fam => "missing claim fam",
+        }
+    }
 }
 
 impl TokenError {
@@ -60,7 +131,7 @@ impl TokenError {
             TokenError::WrongIssuer => "wrong issuer",
             TokenError::WrongAudience => "wrong audience",
             TokenError::WrongType => "wrong token type",
-            TokenError::MissingClaim => "missing claim",
+            TokenError::MissingClaim(claim) => claim.missing(),
         }
     }
 }
@@ -159,12 +230,18 @@ fn decode_claims(token: &str, key: &VerifyKey) -> Result<Claims, TokenError> {
         .kind()
     {
         ErrorKind::InvalidSignature => TokenError::BadSignature,
-        ErrorKind::Json(json) if json.to_string().starts_with("missing field") => {
-            TokenError::MissingClaim
+        ErrorKind::Json(json) => {
+            missing_field(&json.to_string()).map_or(TokenError::Malformed, TokenError::MissingClaim)
         }
         _ => TokenError::Malformed,
     })?;
     Ok(data.claims)
+}
+
+/// The required claim serde says is missing ("missing field `exp` at line 1 column 9").
+fn missing_field(message: &str) -> Option<Claim> {
+    let name = message.strip_prefix("missing field `")?.split('`').next()?;
+    Claim::from_name(name)
 }
 
 /// Times, issuer, audience and type; also what a cached verification re-checks on a hit.

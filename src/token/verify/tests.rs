@@ -249,7 +249,9 @@ fn missing_required_claims_are_rejected() {
         let mut claims = claims_json("access");
         claims.as_object_mut().unwrap().remove(name);
         let err = check(&ring, &sign_raw(&ring, &claims)).unwrap_err();
-        assert_eq!(err, TokenError::MissingClaim, "{name}");
+        let claim = Claim::from_name(name).expect("a required claim");
+        assert_eq!(err, TokenError::MissingClaim(claim), "{name}");
+        assert_eq!(err.reason(), format!("missing claim {name}"));
     }
 }
 
