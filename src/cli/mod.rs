@@ -284,6 +284,9 @@ fn explain(
     })
 }
 
+/// Access tokens minted for longer than this get a warning.
+const LONG_ACCESS_TTL: std::time::Duration = std::time::Duration::from_secs(86_400);
+
 fn token(
     arg: ConfigArg,
     sub: &str,
@@ -298,6 +301,14 @@ fn token(
     };
     if sub.is_empty() {
         bail!("--sub must not be empty");
+    }
+    if ttl > LONG_ACCESS_TTL {
+        // A bearer token cannot be recalled once copied; only revocation stops it.
+        eprintln!(
+            "warning: this access token is valid for {} days; it works until then unless \
+             revoked (portcullis revoke --jti or --sub)",
+            ttl.as_secs() / 86_400
+        );
     }
     let grant = Grant {
         sub,

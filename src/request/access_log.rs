@@ -50,10 +50,17 @@ impl Trace<'_> {
             path = self.path.as_deref().unwrap_or("-"),
             route = self.route.map_or("-", |r| r.pattern.as_str()),
             status = status.as_u16(),
-            duration_ms = took.as_secs_f64() * 1000.0,
-            upstream_ms = self.upstream.map(|d| d.as_secs_f64() * 1000.0),
+            duration_ms = millis(took),
+            upstream_ms = self.upstream.map(millis),
             sub = self.sub.as_deref().unwrap_or("-"),
             request_id,
         );
     }
+}
+
+/// Milliseconds to the microsecond: "14.422", never a float's tail ("14.422402000000002").
+fn millis(took: Duration) -> f64 {
+    // Whole microseconds over 1000.0 is the double nearest to a 3-decimal number, which
+    // prints as exactly those decimals.
+    took.as_micros() as f64 / 1000.0
 }

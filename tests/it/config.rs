@@ -378,6 +378,7 @@ fn token_command_mints_access_tokens_with_the_given_claims() {
     assert_eq!(claims["typ"], "access");
     let ttl = claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat");
     assert_eq!(ttl, 300, "--ttl 5m");
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
     assert!(
         jsonwebtoken::decode_header(token)
             .expect("header")
@@ -441,4 +442,21 @@ fn a_host_name_as_listening_address_says_to_use_an_ip() {
         )
     });
     assert!(line.contains("localhost cannot be used"), "{line}");
+}
+
+#[test]
+fn token_command_warns_about_an_access_token_valid_for_days() {
+    let dir = config_dir(GATEWAY_OK, ROUTES_OK);
+    let cfg = dir.join("gateway.toml");
+    let cfg = cfg.to_str().expect("utf-8");
+    let out = run_cli(&["token", "--config", cfg, "--sub", "alice", "--ttl", "90d"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("warning: this access token is valid for 90 days"),
+        "{}",
+        out.stderr
+    );
+    let day = run_cli(&["token", "--config", cfg, "--sub", "alice", "--ttl", "1d"]);
+    assert!(!day.stderr.contains("warning"), "{}", day.stderr);
 }

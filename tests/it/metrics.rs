@@ -110,5 +110,17 @@ async fn access_log_has_one_line_per_request_and_no_token() {
     ] {
         assert!(line.contains(field), "{field} missing from {line}");
     }
+    for field in ["duration_ms=", "upstream_ms="] {
+        let value = line
+            .split(field)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{field} missing from {line}"));
+        let decimals = value.split('.').nth(1).map_or(0, str::len);
+        assert!(
+            decimals <= 3,
+            "{field}{value}: more than microseconds in {line}"
+        );
+    }
     assert!(!gw.log().contains(&token), "a token reached the log");
 }
