@@ -61,6 +61,7 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
     check_tokens(&mut diag, &file.tokens);
     let listen = listen_settings(&mut diag, &base, &file);
     let trusted_proxies = trusted_proxies(&mut diag, &file.listen);
+    let hsts = super::compile_edge::hsts(&mut diag, &file.listen);
     let login = super::compile_auth::login_side(&mut diag, &base, &file);
     let issuers = crate::config::compile_issuers::issuers(
         &mut diag,
@@ -92,7 +93,8 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
         Some(login),
         Some(issuers),
         Some((routes, warnings)),
-    ) = (tls, keys, identity, listen, login, issuers, routes)
+        Ok(hsts),
+    ) = (tls, keys, identity, listen, login, issuers, routes, hsts)
     else {
         return Err(ConfigErrors(errors));
     };
@@ -117,6 +119,7 @@ pub fn load(source: &Source) -> Result<Loaded, ConfigErrors> {
         tls,
         auth: login.auth,
         trusted_proxies,
+        hsts,
         issuers,
     };
     Ok(Loaded {

@@ -1,4 +1,7 @@
-//! `[forward_auth]` and `[cookies]` -> the settings of the endpoints that serve other proxies and browsers.
+//! `[forward_auth]`, `[cookies]` and `listen.hsts` -> the settings of the endpoints that serve
+//! other proxies and browsers.
+
+use http::HeaderValue;
 
 use super::raw::{self, GatewayFile};
 use super::read::Diag;
@@ -95,4 +98,24 @@ pub(crate) fn cookies(
         access_secs: file.tokens.access_ttl.get().as_secs(),
         refresh_secs: file.tokens.refresh_ttl.get().as_secs(),
     }))
+}
+
+/// The Strict-Transport-Security value, checked: `max-age=SECONDS`, then optional
+/// directives (RFC 6797 6.1); `Err(())` once an error is recorded.
+pub(crate) fn hsts(diag: &mut Diag<'_>, listen: &raw::Listen) -> Result<Option<HeaderValue>, ()> {
+    let Some(text) = &listen.hsts else {
+        return Ok(None);
+    };
+    let value = text.get_ref();
+    let max_age = value.split(';').next().unwrap_or("").trim();
+    let well_formed = max_age
+        .strip_prefix("max-age=")
+        .is_some_and(|secs| !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit()));
+    match HeaderValue::from_str(value) {
+        Ok(header) if well_formed => Ok(Some(header)),
+        _ => {
+            diag.at(text.span(), format!("invalid listen.hsts {value:?} (expected \"max-age=SECONDS\", optionally followed by \"; includeSubDomains\" and \"; preload\")"));
+            Err(())
+        }
+    }
 }

@@ -112,6 +112,9 @@ pub struct Listen {
     /// Most header fields a request may carry; more gets 431.
     #[serde(default = "default_max_header_fields")]
     pub max_header_fields: Spanned<usize>,
+    /// Strict-Transport-Security value added to answers to HTTPS clients; none when absent.
+    #[serde(default)]
+    pub hsts: Option<Spanned<String>>,
     /// Connections served at once; more wait in the kernel backlog.
     #[serde(default = "default_max_connections")]
     pub max_connections: Spanned<usize>,

@@ -81,6 +81,8 @@ pub struct Snapshot {
     pub jwks: bytes::Bytes,
     /// Peers whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<crate::forward::proxies::Cidr>,
+    /// Strict-Transport-Security for answers to HTTPS clients, when configured.
+    pub hsts: Option<http::HeaderValue>,
     /// External identity providers whose access tokens are accepted (empty: off).
     pub issuers: crate::issuers::Issuers,
 }

@@ -41,13 +41,20 @@ pub async fn handle(app: &App, conn: &ConnInfo, request: Request<Incoming>) -> R
     };
     let method = request.method().clone();
     let mut trace = Trace::new();
-    let response = match proxy(app, &snapshot, conn, request, &mut trace).await {
+    let mut response = match proxy(app, &snapshot, conn, request, &mut trace).await {
         Ok(response) => response,
         Err(rejected) => {
             app.metrics.gateway_answer(rejected);
             reject::respond(rejected).map(Body::Right)
         }
     };
+    if let (Some(hsts), "https") = (&snapshot.hsts, conn.proto) {
+        // An upstream that sets its own policy keeps it.
+        response
+            .headers_mut()
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert_with(|| hsts.clone());
+    }
     if let Some(route) = trace.route {
         route.stats.record(response.status());
     }

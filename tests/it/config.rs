@@ -460,3 +460,19 @@ fn token_command_warns_about_an_access_token_valid_for_days() {
     let day = run_cli(&["token", "--config", cfg, "--sub", "alice", "--ttl", "1d"]);
     assert!(!day.stderr.contains("warning"), "{}", day.stderr);
 }
+
+#[test]
+fn a_malformed_hsts_value_is_a_config_error_with_its_position() {
+    let gateway = GATEWAY_OK.replace(
+        "tls_key = \"key.pem\"\n",
+        "tls_key = \"key.pem\"\nhsts = \"includeSubDomains\"\n",
+    );
+    let dir = config_dir(&gateway, ROUTES_OK);
+    let out = check(&dir.join("gateway.toml"));
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        diag_line(&out.stderr, "gateway.toml", 5, "max-age=SECONDS").is_some(),
+        "{}",
+        out.stderr
+    );
+}

@@ -264,3 +264,55 @@ async fn repeated_headers_reach_the_upstream_in_order() {
     assert_eq!(resp.status, StatusCode::OK, "body: {}", resp.text());
     assert_eq!(resp.echoed_header("x-multi").as_deref(), Some("a, b"));
 }
+
+const HSTS: &str = "max-age=31536000; includeSubDomains";
+
+/// The head of a plain-HTTP GET to `addr`.
+async fn plain_head(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.expect("send");
+    let mut buf = Vec::new();
+    tcp.read_to_end(&mut buf).await.expect("read");
+    RawResponse::parse(&buf).expect("an HTTP answer").head
+}
+
+#[tokio::test]
+async fn hsts_is_added_to_every_https_answer_and_never_over_plain_http() {
+    let (gw, _echo) = gateway_with_echo(|u| {
+        GatewayConfig::standard(&u)
+            .listen(&format!("hsts = \"{HSTS}\""))
+            .plain()
+    })
+    .await;
+    for version in [http::Version::HTTP_11, http::Version::HTTP_2] {
+        let proxied = gw.client().get("/public/x").send(version).await;
+        assert_eq!(proxied.status, StatusCode::OK, "{version:?}");
+        assert_eq!(
+            proxied.header("strict-transport-security").as_deref(),
+            Some(HSTS)
+        );
+        let refused = gw.client().get("/api/x").send(version).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{version:?}");
+        assert_eq!(
+            refused.header("strict-transport-security").as_deref(),
+            Some(HSTS)
+        );
+    }
+    let plain = plain_head(gw.plain.expect("plain listener"), "/public/x").await;
+    assert!(plain.starts_with("HTTP/1.1 200"), "{plain}");
+    assert!(
+        !plain
+            .to_ascii_lowercase()
+            .contains("strict-transport-security"),
+        "{plain}"
+    );
+}
+
+#[tokio::test]
+async fn no_hsts_unless_configured() {
+    let (gw, _echo) = gateway_with_echo(|u| GatewayConfig::standard(&u)).await;
+    let resp = gw.client().get("/public/x").send_h1().await;
+    assert_eq!(resp.header("strict-transport-security"), None);
+}
