@@ -193,8 +193,11 @@ fn load(source: &Source) -> anyhow::Result<config::Loaded> {
     config::load(source).map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))
 }
 
-fn run(arg: ConfigArg) -> anyhow::Result<ExitCode> {
-    let source = source(&arg);
+/// The configuration to use; with none named (the samples), the dev certificate and signing
+/// key they point at are created first if missing, so that `check`, `token` and `explain`
+/// work on a fresh clone as `run` does.
+fn source_with_dev_material(arg: &ConfigArg) -> anyhow::Result<Source> {
+    let source = source(arg);
     if arg.config.is_none() {
         let dir = config::read::resolve(&source.base_dir(), "../certs");
         let created = portcullis::tools::devcerts::ensure_dev_material(&dir)?;
@@ -202,6 +205,11 @@ fn run(arg: ConfigArg) -> anyhow::Result<ExitCode> {
             tracing::warn!(file = %path.display(), "created DEV material: self-signed TLS cert / dev signing key, not for production");
         }
     }
+    Ok(source)
+}
+
+fn run(arg: ConfigArg) -> anyhow::Result<ExitCode> {
+    let source = source_with_dev_material(&arg)?;
     let loaded = load(&source)?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
@@ -220,7 +228,7 @@ fn run(arg: ConfigArg) -> anyhow::Result<ExitCode> {
 }
 
 fn check(arg: ConfigArg) -> anyhow::Result<ExitCode> {
-    let source = source(&arg);
+    let source = source_with_dev_material(&arg)?;
     match config::load(&source) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
@@ -270,7 +278,7 @@ fn explain(
 ) -> anyhow::Result<ExitCode> {
     let method = http::Method::from_bytes(method.as_bytes())
         .map_err(|_| anyhow::anyhow!("invalid method {method:?}"))?;
-    let loaded = load(&source(&arg))?;
+    let loaded = load(&source_with_dev_material(&arg)?)?;
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
@@ -293,7 +301,7 @@ fn token(
     roles: Vec<String>,
     ttl: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = load(&source(&arg))?;
+    let loaded = load(&source_with_dev_material(&arg)?)?;
     let snap = loaded.snapshot;
     let ttl = match ttl {
         Some(text) => config::duration::parse(text).map_err(anyhow::Error::msg)?,
