@@ -340,8 +340,21 @@ fn token(
 
 fn keygen(alg: Alg, kid: &str, out: &Path) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    for path in portcullis::tools::keygen::keygen(alg, kid, out)? {
+    let written = portcullis::tools::keygen::keygen(alg, kid, out)?;
+    for path in &written {
         println!("wrote {}", path.display());
+    }
+    // The first file is the key that signs: the private PEM, or the HMAC secret.
+    if let Some(key) = written.first() {
+        let field = if alg.is_hmac() {
+            "secret_file"
+        } else {
+            "private_key"
+        };
+        println!(
+            "\nTo use it, add to gateway.toml (publish it before signing with it: README \"Key rotation\"):\n\n[[keys]]\nkid = {kid:?}\nalg = \"{alg}\"\n{field} = {:?}",
+            key.display().to_string()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -300,12 +300,17 @@ fn keygen_keys_pass_check_and_sign_tokens() {
             dir.path().to_str().expect("utf-8"),
         ]);
         assert_eq!(out.code, Some(0), "keygen {alg}: {out:?}");
-        let key_line = if alg == "HS256" {
+        // The snippet keygen prints is what goes into gateway.toml.
+        let snippet = out
+            .stdout
+            .split_once("[[keys]]\n")
+            .map(|(_, keys)| keys.trim_end().to_string())
+            .unwrap_or_else(|| panic!("keygen {alg} printed no [[keys]] snippet: {out:?}"));
+        if alg == "HS256" {
             assert!(
                 dir.join(&format!("{kid}.secret")).exists(),
                 "keygen {alg} wrote no {kid}.secret"
             );
-            format!("secret_file = \"{kid}.secret\"")
         } else {
             assert!(
                 dir.join(&format!("{kid}.pem")).exists(),
@@ -315,8 +320,7 @@ fn keygen_keys_pass_check_and_sign_tokens() {
                 dir.join(&format!("{kid}.pub.pem")).exists(),
                 "keygen {alg} wrote no {kid}.pub.pem"
             );
-            format!("private_key = \"{kid}.pem\"")
-        };
+        }
         let gateway = GATEWAY_OK
             .replace(
                 "signing_kid = \"main\"",
@@ -324,7 +328,7 @@ fn keygen_keys_pass_check_and_sign_tokens() {
             )
             .replace(
                 "kid = \"main\"\nalg = \"EdDSA\"\nprivate_key = \"main.pem\"",
-                &format!("kid = \"{kid}\"\nalg = \"{alg}\"\n{key_line}"),
+                &snippet,
             );
         let cfg = dir.write("gateway.toml", &gateway);
         let cfg = cfg.to_str().expect("utf-8");
