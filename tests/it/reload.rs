@@ -280,3 +280,100 @@ async fn sigterm_closes_every_listener_at_once_while_the_request_in_flight_finis
     .expect("gateway exited");
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+/// The kids the running gateway publishes in its JWK Set.
+async fn published_kids(gw: &Gateway) -> Vec<String> {
+    let resp = gw.client().get("/.well-known/jwks.json").send_h1().await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    let mut kids: Vec<String> = resp.json()["keys"]
+        .as_array()
+        .expect("a keys array")
+        .iter()
+        .filter_map(|key| key["kid"].as_str().map(str::to_owned))
+        .collect();
+    kids.sort();
+    kids
+}
+
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token)
+        .expect("a JWT header")
+        .kid
+        .expect("a kid")
+}
+
+/// Rewrites gateway.toml with `edit` and reloads, then waits for the reload to be logged.
+async fn reload_until(gw: &Gateway, edit: impl FnOnce(String) -> String, what: &str) {
+    let count = gw.log().matches("configuration reloaded").count();
+    let path = gw.dir.join("gateway.toml");
+    let text = std::fs::read_to_string(&path).expect("gateway.toml");
+    let edited = edit(text.clone());
+    assert_ne!(edited, text, "{what}: the edit changed nothing");
+    gw.dir.write("gateway.toml", &edited);
+    gw.signal("HUP");
+    let done = eventually(Duration::from_secs(10), || async {
+        (gw.log().matches("configuration reloaded").count() > count)
+            .then_some(())
+            .ok_or("not reloaded yet".to_string())
+    })
+    .await;
+    assert!(done.is_ok(), "{what}: no reload:\n{}", gw.log());
+}
+
+#[tokio::test]
+async fn the_readme_key_rotation_works_step_by_step_with_reloads_only() {
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = Gateway::start(GatewayConfig::new(routes(&up.url(), "a"))).await;
+    let old = gw.cli_token("alice", &["a"]);
+    assert_eq!(kid_of(&old), "main");
+
+    // 1. keygen prints the block to paste.
+    let dir = gw.dir.path().to_str().expect("utf-8").to_owned();
+    let out = run_cli(&["keygen", "--alg", "EdDSA", "--kid", "k2", "--out", &dir]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let block = out
+        .stdout
+        .split_once("[[keys]]\n")
+        .map(|(_, block)| format!("[[keys]]\n{}\n", block.trim_end()))
+        .expect("a [[keys]] block");
+
+    // 2. Publish: in the JWK Set, signing nothing yet.
+    reload_until(&gw, |text| format!("{text}\n{block}"), "publish").await;
+    assert_eq!(published_kids(&gw).await, ["k2", "main"]);
+    assert_eq!(kid_of(&gw.cli_token("alice", &["a"])), "main");
+
+    // 4. Switch: new tokens are signed with k2; the old key's tokens still pass.
+    reload_until(
+        &gw,
+        |text| {
+            text.replace("signing_kid = \"main\"", "signing_kid = \"k2\"")
+                .replace(
+                    "private_key = \"main.pem\"",
+                    "private_key = \"main.pem\"\nverify_only = true",
+                )
+        },
+        "switch",
+    )
+    .await;
+    let new = gw.cli_token("alice", &["a"]);
+    assert_eq!(kid_of(&new), "k2");
+    assert_eq!(status(&gw, &new).await, StatusCode::OK);
+    assert_eq!(status(&gw, &old).await, StatusCode::OK);
+    assert_eq!(published_kids(&gw).await, ["k2", "main"]);
+
+    // 5. Retire: the old key and its tokens are gone.
+    reload_until(
+        &gw,
+        |text| {
+            text.replace(
+                "[[keys]]\nkid = \"main\"\nalg = \"EdDSA\"\nprivate_key = \"main.pem\"\nverify_only = true\n",
+                "",
+            )
+        },
+        "retire",
+    )
+    .await;
+    assert_eq!(published_kids(&gw).await, ["k2"]);
+    assert_eq!(status(&gw, &old).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&gw, &new).await, StatusCode::OK);
+}
