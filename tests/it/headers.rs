@@ -267,17 +267,6 @@ async fn repeated_headers_reach_the_upstream_in_order() {
 
 const HSTS: &str = "max-age=31536000; includeSubDomains";
 
-/// The head of a plain-HTTP GET to `addr`.
-async fn plain_head(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    tcp.write_all(req.as_bytes()).await.expect("send");
-    let mut buf = Vec::new();
-    tcp.read_to_end(&mut buf).await.expect("read");
-    RawResponse::parse(&buf).expect("an HTTP answer").head
-}
-
 #[tokio::test]
 async fn hsts_is_added_to_every_https_answer_and_never_over_plain_http() {
     let (gw, _echo) = gateway_with_echo(|u| {
@@ -300,7 +289,10 @@ async fn hsts_is_added_to_every_https_answer_and_never_over_plain_http() {
             Some(HSTS)
         );
     }
-    let plain = plain_head(gw.plain.expect("plain listener"), "/public/x").await;
+    let plain = plain_get_raw(gw.plain.expect("plain listener"), "/public/x")
+        .await
+        .expect("a plain answer")
+        .head;
     assert!(plain.starts_with("HTTP/1.1 200"), "{plain}");
     assert!(
         !plain

@@ -154,8 +154,14 @@ pub fn ed25519_pem() -> (String, String) {
 
 /// Run the binary to completion.
 pub fn run_cli(args: &[&str]) -> CliOutput {
+    run_cli_in(Path::new("."), args)
+}
+
+/// Run the binary to completion in `dir` (what it finds without `--config` is there).
+pub fn run_cli_in(dir: &Path, args: &[&str]) -> CliOutput {
     let out = Command::new(BIN)
         .args(args)
+        .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
     CliOutput {

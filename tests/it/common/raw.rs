@@ -111,6 +111,13 @@ impl RawResponse {
 
 /// GET over plain HTTP/1.1 with `Connection: close`: (status, body).
 pub async fn plain_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    plain_get_raw(addr, path)
+        .await
+        .map(|raw| (raw.status, raw.body))
+}
+
+/// GET over plain HTTP/1.1 with `Connection: close`: the whole answer, head included.
+pub async fn plain_get_raw(addr: SocketAddr, path: &str) -> Result<RawResponse, String> {
     let fut = async {
         let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
@@ -119,9 +126,8 @@ pub async fn plain_get(addr: SocketAddr, path: &str) -> Result<(u16, String), St
             .map_err(|e| e.to_string())?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
-        let raw = RawResponse::parse(&buf)
-            .ok_or_else(|| format!("no HTTP response: {:?}", String::from_utf8_lossy(&buf)))?;
-        Ok((raw.status, raw.body))
+        RawResponse::parse(&buf)
+            .ok_or_else(|| format!("no HTTP response: {:?}", String::from_utf8_lossy(&buf)))
     };
     tokio::time::timeout(Duration::from_secs(2), fut)
         .await
