@@ -32,6 +32,8 @@ pub struct Route {
     pub read_timeout: std::time::Duration,
     /// Signs X-Auth-Assertion when the upstream asks for it.
     pub assertion: Option<crate::assertion::RouteAssertion>,
+    /// Whether a browser navigation without a session goes to the sign-in page.
+    pub sign_in: bool,
     /// Requests answered on this route, by status class.
     pub stats: RouteStats,
 }
@@ -104,6 +106,38 @@ pub struct AuthSettings {
     pub forward_auth: Option<ForwardAuth>,
     /// Cookie mode, when enabled.
     pub cookies: Option<crate::cookies::CookieSettings>,
+    /// The sign-in pages, when enabled (always with cookie mode).
+    pub sign_in: Option<SignInSettings>,
+}
+
+/// The compiled `[sign_in]` section.
+#[derive(Debug, Clone)]
+pub struct SignInSettings {
+    /// Shown on the pages.
+    pub title: String,
+    /// Hosts besides the request's own that a redirect may go to.
+    pub allowed_hosts: Vec<HostRule>,
+    /// The pages' Content-Security-Policy, up to the per-response style nonce.
+    pub csp_prefix: String,
+}
+
+/// One `allowed_redirect_hosts` entry, lowercase ASCII.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostRule {
+    /// This name only.
+    Exact(String),
+    /// Any name ending in this suffix (which starts with '.').
+    Below(String),
+}
+
+impl HostRule {
+    /// Whether a lowercase host name is allowed by this rule.
+    pub fn allows(&self, host: &str) -> bool {
+        match self {
+            HostRule::Exact(name) => host == name,
+            HostRule::Below(suffix) => host.len() > suffix.len() && host.ends_with(suffix.as_str()),
+        }
+    }
 }
 
 /// The compiled `[forward_auth]` section.

@@ -10,6 +10,7 @@ mod alpn;
 mod assertion;
 mod audit;
 mod auth;
+mod browser;
 mod claims;
 mod config;
 mod cookie_tokens;

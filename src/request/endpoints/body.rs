@@ -15,6 +15,11 @@ pub const MAX_BODY: usize = 16 * 1024;
 
 /// Whether the request says it carries JSON (`application/json`, parameters allowed).
 fn is_json(request: &Request<Incoming>) -> bool {
+    has_media_type(request, "application/json")
+}
+
+/// Whether the request's Content-Type is `media` (parameters allowed).
+pub fn has_media_type(request: &Request<Incoming>, media: &str) -> bool {
     let Some(value) = request
         .headers()
         .get(CONTENT_TYPE)
@@ -22,8 +27,8 @@ fn is_json(request: &Request<Incoming>) -> bool {
     else {
         return false;
     };
-    let media = value.split(';').next().unwrap_or_default().trim();
-    media.eq_ignore_ascii_case("application/json")
+    let sent = value.split(';').next().unwrap_or_default().trim();
+    sent.eq_ignore_ascii_case(media)
 }
 
 /// Whether the request has no body at all.
@@ -48,6 +53,15 @@ pub async fn read_json<T: DeserializeOwned>(
     if !is_json(&request) {
         return Err(Reject::UnsupportedMediaType);
     }
+    let bytes = read_limited(request, within).await?;
+    parse_object(&bytes)
+}
+
+/// Reads the whole body, at most `MAX_BODY` bytes (413) within `within` (408).
+pub async fn read_limited(
+    request: Request<Incoming>,
+    within: std::time::Duration,
+) -> Result<Bytes, Reject> {
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)
@@ -73,7 +87,7 @@ pub async fn read_json<T: DeserializeOwned>(
         }
         Err(_) => return Err(Reject::BadRequest("request body could not be read")),
     };
-    parse_object(&bytes)
+    Ok(bytes)
 }
 
 /// Parses a JSON object into `T`: 400 for anything else.

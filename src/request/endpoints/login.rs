@@ -12,7 +12,7 @@ use crate::control::metrics::LoginOutcome;
 use crate::reject::Reject;
 use crate::request::client::ConnInfo;
 use crate::runtime::unix_now;
-use crate::users::LoginError;
+use crate::users::{LoginError, User};
 use crate::Body;
 
 /// The login body. Debug is not derived: it holds a password.
@@ -33,12 +33,25 @@ pub async fn login(
     let request_id = super::request_id(&request);
     let in_body = crate::cookies::tokens_in_body(snap.auth.cookies.as_ref(), request.headers());
     let creds: Credentials = body::read_json(request, app.listen.idle_timeout).await?;
+    let user = check_credentials(app, conn, &creds.username, &creds.password, &request_id).await?;
+    let pair = start_session(snap, conn, &user, &request_id)?;
+    Ok(tokens::pair_response(snap, &pair, in_body))
+}
+
+/// The password check every sign-in shares: throttle, user store, audit and metrics.
+pub(super) async fn check_credentials(
+    app: &App,
+    conn: &ConnInfo,
+    username: &str,
+    password: &str,
+    request_id: &str,
+) -> Result<User, Reject> {
     // Throttle on the folded name, so "Alice" and "alice" share one counter.
-    let throttle_key = creds.username.to_ascii_lowercase();
+    let throttle_key = username.to_ascii_lowercase();
     // A password typed into the username field must not reach the log: only names that
     // could exist are logged.
-    let logged_user = crate::users::name::canonical(&creds.username)
-        .unwrap_or_else(|_| "<invalid name>".to_string());
+    let logged_user =
+        crate::users::name::canonical(username).unwrap_or_else(|_| "<invalid name>".to_string());
     let ip = conn.client;
     let now = unix_now();
     if let Err(retry_after) = app.throttle.check(&throttle_key, ip, now).await {
@@ -48,7 +61,7 @@ pub async fn login(
     }
     let user = match app
         .users
-        .authenticate(&app.hasher, &creds.username, &creds.password)
+        .authenticate(&app.hasher, username, password)
         .await
     {
         Ok(user) => user,
@@ -70,6 +83,17 @@ pub async fn login(
     };
     app.throttle.reset_user(&throttle_key).await;
     app.metrics.login(LoginOutcome::Ok);
+    Ok(user)
+}
+
+/// A new token family for a user whose credentials were just checked.
+pub(super) fn start_session(
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    user: &User,
+    request_id: &str,
+) -> Result<crate::revoke::Pair, Reject> {
+    let now = unix_now();
     let family = crate::token::mint::new_id();
     let subject = Subject {
         name: &user.name,
@@ -78,6 +102,6 @@ pub async fn login(
     };
     let next = crate::revoke::Successor::new(now);
     let pair = tokens::issue_pair(snap, &subject, &family, &next)?;
-    tracing::info!(target: "audit", event = "login_ok", user = %user.name, client = %ip, request_id, family = %family);
-    Ok(tokens::pair_response(snap, &pair, in_body))
+    tracing::info!(target: "audit", event = "login_ok", user = %user.name, client = %conn.client, request_id, family = %family);
+    Ok(pair)
 }

@@ -6,6 +6,7 @@ pub mod login;
 pub mod logout;
 pub mod refresh;
 pub mod register;
+pub mod sign_in;
 mod tokens;
 pub mod verify;
 
@@ -36,6 +37,8 @@ pub enum Endpoint {
     /// Forward-auth ({prefix}/verify by default; only when enabled). Any method: the
     /// method that matters is the original one, in a header.
     Verify,
+    /// GET and POST {prefix}/sign-in (only with `[sign_in]` enabled).
+    SignIn,
 }
 
 /// Recognizes a gateway endpoint; everything else goes to the route table.
@@ -54,7 +57,18 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
         "/refresh" => Some(Endpoint::Refresh),
         "/logout" => Some(Endpoint::Logout),
         "/register" if snap.auth.registration => Some(Endpoint::Register),
+        "/sign-in" if snap.auth.sign_in.is_some() => Some(Endpoint::SignIn),
         _ => None,
+    }
+}
+
+/// Whether an endpoint answers this method: the pages and the JWKS document their own
+/// (checked by them), a renewal by GET when sign-in is on, every other endpoint POST only.
+pub fn method_allowed(snap: &Snapshot, endpoint: Endpoint, method: &Method) -> bool {
+    match endpoint {
+        Endpoint::Jwks | Endpoint::Verify | Endpoint::SignIn => true,
+        Endpoint::Refresh if refresh::is_renewal(snap, method) => true,
+        _ => method == Method::POST,
     }
 }
 
@@ -66,17 +80,23 @@ pub async fn handle(
     endpoint: Endpoint,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
-    if !matches!(endpoint, Endpoint::Jwks | Endpoint::Verify) && request.method() != Method::POST {
+    if !method_allowed(snap, endpoint, request.method()) {
         return Err(Reject::MethodNotAllowed);
     }
+    let renewal = endpoint == Endpoint::Refresh && refresh::is_renewal(snap, request.method());
     match endpoint {
         Endpoint::Login => login::login(app, snap, conn, request).await,
+        Endpoint::Refresh if renewal => refresh::renew(app, snap, conn, request).await,
         Endpoint::Refresh => refresh::refresh(app, snap, conn, request).await,
         Endpoint::Logout => logout::logout(app, snap, conn, request).await,
         Endpoint::Register => register::register(app, snap, conn, request).await,
         Endpoint::Jwks => Ok(jwks::jwks(snap)),
         Endpoint::Verify => match &snap.auth.forward_auth {
             Some(settings) => verify::verify(app, snap, conn, settings, &request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::SignIn => match &snap.auth.sign_in {
+            Some(settings) => sign_in::sign_in(app, snap, conn, settings, request).await,
             None => Err(Reject::NoRoute),
         },
     }

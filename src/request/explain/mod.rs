@@ -150,8 +150,7 @@ fn walk(
     out.normalized = Some(normalized.to_string());
     if let Some(endpoint) = endpoints::classify(snap, &out.method, &normalized) {
         out.endpoint = Some(endpoint);
-        // As endpoints::handle: every endpoint but the JWKS document is POST only.
-        if endpoint != Endpoint::Jwks && out.method != Method::POST {
+        if !endpoints::method_allowed(snap, endpoint, &out.method) {
             return Err(Reject::MethodNotAllowed);
         }
         return Ok(Verdict::Gateway(endpoint));
@@ -242,6 +241,7 @@ fn endpoint_name(endpoint: Endpoint) -> &'static str {
         Endpoint::Register => "register",
         Endpoint::Jwks => "JWKS",
         Endpoint::Verify => "forward-auth",
+        Endpoint::SignIn => "sign-in page",
     }
 }
 

@@ -1,0 +1,57 @@
+// Drives Debian's chromium through the sign-in flow against a running gateway.
+// Called by tests/it/browser.rs with GATEWAY=https://127.0.0.1:PORT and the user's password;
+// prints one line per step and exits non-zero at the first step that does not hold.
+import { chromium } from "playwright-core";
+
+const gateway = process.env.GATEWAY;
+const password = process.env.PASSWORD;
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const args = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+function check(condition, step, detail) {
+  if (!condition) {
+    throw new Error(`${step}: ${detail}`);
+  }
+  console.log(`ok: ${step}`);
+}
+
+async function echoed(page) {
+  const text = await page.textContent("body");
+  return JSON.parse(text).headers;
+}
+
+async function signIn(page, username, secret) {
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(secret);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForLoadState();
+}
+
+const browser = await chromium.launch({ executablePath, args, headless: true });
+try {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  const wanted = `${gateway}/api/reports?year=2026`;
+
+  await page.goto(wanted);
+  check(page.url().startsWith(`${gateway}/auth/sign-in?rd=`), "protected page sends to sign-in", page.url());
+  check(await page.getByRole("heading").isVisible(), "sign-in page has a heading", await page.content());
+
+  await signIn(page, "alice", "not the password");
+  check(page.url().startsWith(`${gateway}/auth/sign-in`), "wrong password stays on sign-in", page.url());
+  check((await page.textContent("body")).includes("Wrong username or password."), "wrong password says so", await page.textContent("body"));
+
+  await signIn(page, "alice", password);
+  check(page.url() === wanted, "signed in, back on the page asked for", page.url());
+  const headers = await echoed(page);
+  check(headers["x-auth-user"] === "alice", "upstream sees x-auth-user", JSON.stringify(headers));
+  check(!JSON.stringify(headers).includes("portcullis-access"), "upstream sees no token cookie", JSON.stringify(headers));
+
+  await page.goto(`${gateway}/api/other`);
+  check(page.url() === `${gateway}/api/other`, "next navigation needs no sign-in", page.url());
+} finally {
+  await browser.close();
+}
