@@ -39,6 +39,7 @@ mod redis_users;
 mod refresh;
 mod register;
 mod reload;
+mod sign_in;
 mod stores;
 mod upgrade;
 mod upstream_faults;

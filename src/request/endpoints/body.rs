@@ -18,13 +18,13 @@ fn is_json(request: &Request<Incoming>) -> bool {
     has_media_type(request, "application/json")
 }
 
-/// Whether the request's Content-Type is `media` (parameters allowed).
+/// Whether the request's one Content-Type is `media` (parameters allowed).
 pub fn has_media_type(request: &Request<Incoming>, media: &str) -> bool {
-    let Some(value) = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let mut sent = request.headers().get_all(CONTENT_TYPE).iter();
+    let (Some(value), None) = (sent.next(), sent.next()) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
         return false;
     };
     let sent = value.split(';').next().unwrap_or_default().trim();

@@ -101,19 +101,22 @@ fn form_page(
     response
 }
 
-/// Whether the browser says this POST comes from another site.
+/// Whether the browser says this POST comes from another site (any one of repeated
+/// headers saying so is enough).
 fn cross_site(request: &Request<Incoming>, origin: Origin<'_>) -> bool {
     let headers = request.headers();
-    let fetch_site = headers.get("sec-fetch-site").map(HeaderValue::as_bytes);
-    if fetch_site.is_some_and(|site| site != b"same-origin" && site != b"none") {
-        return true;
-    }
+    let foreign_fetch = headers
+        .get_all("sec-fetch-site")
+        .iter()
+        .any(|site| site != "same-origin" && site != "none");
     // Under a no-referrer policy browsers send `Origin: null` on a page's own POST, so
     // "null" proves nothing either way; the form value still has to match.
     let own = format!("{}://{}", origin.scheme, origin.host);
-    headers
-        .get(ORIGIN)
-        .is_some_and(|sent| sent != "null" && !sent.as_bytes().eq_ignore_ascii_case(own.as_bytes()))
+    let foreign_origin = headers
+        .get_all(ORIGIN)
+        .iter()
+        .any(|sent| sent != "null" && !sent.as_bytes().eq_ignore_ascii_case(own.as_bytes()));
+    foreign_fetch || foreign_origin
 }
 
 async fn submit(
