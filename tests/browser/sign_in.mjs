@@ -52,6 +52,14 @@ try {
 
   await page.goto(`${gateway}/api/other`);
   check(page.url() === `${gateway}/api/other`, "next navigation needs no sign-in", page.url());
+
+  await page.goto(`${gateway}/auth/sign-out`);
+  check((await page.textContent("body")).includes("Signed in as alice"), "sign-out page asks first", await page.textContent("body"));
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForLoadState();
+  check((await page.textContent("body")).includes("You have been signed out."), "signed out", await page.textContent("body"));
+  await page.goto(wanted);
+  check(page.url().startsWith(`${gateway}/auth/sign-in?rd=`), "after sign-out the page needs sign-in again", page.url());
 } finally {
   await browser.close();
 }

@@ -504,3 +504,105 @@ async fn sign_in_without_cookie_mode_or_with_a_bad_host_is_a_config_error() {
     );
     assert!(out.stderr.contains("gateway.toml:"), "{}", out.stderr);
 }
+
+/// Signs alice in through the form; the session's access and CSRF cookie values.
+async fn signed_in(gw: &Gateway) -> (String, String) {
+    let csrf = open_form(gw).await;
+    let resp = post_form(gw, &csrf, form_body("alice", PASSWORD, "/api/x", &csrf))
+        .send_h1()
+        .await;
+    assert_eq!(resp.status, StatusCode::SEE_OTHER, "{}", resp.text());
+    let access = set_cookie(&resp, ACCESS).expect("access cookie");
+    (access, set_cookie(&resp, CSRF).expect("csrf cookie"))
+}
+
+fn sign_out_post(gw: &Gateway, cookies: &str, csrf_field: &str) -> RequestBuilder {
+    gw.client()
+        .post("/auth/sign-out")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .header("cookie", cookies)
+        .body(format!("csrf={csrf_field}"))
+}
+
+#[tokio::test]
+async fn sign_out_asks_first_then_ends_the_whole_session_and_only_from_its_own_page() {
+    let (gw, _echo) = gateway("").await;
+    let nobody = navigate(&gw, "GET", "/auth/sign-out").send_h1().await;
+    assert_eq!(nobody.status, StatusCode::OK);
+    assert!(nobody.text().contains("You are not signed in."));
+
+    let (access, csrf) = signed_in(&gw).await;
+    let cookies = format!("{ACCESS}={access}; {CSRF}={csrf}");
+    // Only the CSRF cookie left (access expired): renew first, then come back here.
+    let stale = navigate(&gw, "GET", "/auth/sign-out")
+        .header("cookie", &format!("{CSRF}={csrf}"))
+        .send_h2()
+        .await;
+    assert_eq!(stale.status, StatusCode::FOUND);
+    let location = stale.header("location").unwrap_or_default();
+    assert!(
+        location.starts_with("/auth/refresh?rd=https%3A%2F%2F"),
+        "{location}"
+    );
+    assert!(location.ends_with("%2Fauth%2Fsign-out"), "{location}");
+
+    let confirm = navigate(&gw, "GET", "/auth/sign-out")
+        .header("cookie", &cookies)
+        .send_h1()
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(
+        confirm
+            .text()
+            .contains("Signed in as <strong>alice</strong>"),
+        "{}",
+        confirm.text()
+    );
+    assert!(
+        confirm.text().contains(&csrf),
+        "the form repeats the CSRF cookie"
+    );
+
+    let refused = [
+        sign_out_post(&gw, &cookies, "wrong"),
+        sign_out_post(&gw, &cookies, &csrf).header("origin", "https://evil.example"),
+        sign_out_post(&gw, &format!("{ACCESS}={access}"), &csrf),
+    ];
+    for attempt in refused {
+        let resp = attempt.send_h1().await;
+        assert_eq!(resp.status, StatusCode::FORBIDDEN, "{}", resp.text());
+        assert_eq!(
+            set_cookie(&resp, ACCESS),
+            None,
+            "a refused sign-out clears nothing"
+        );
+    }
+    let page = navigate(&gw, "GET", "/api/x")
+        .header("cookie", &cookies)
+        .send_h1()
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "the session survived the refused attempts"
+    );
+
+    let done = sign_out_post(&gw, &cookies, &csrf).send_h1().await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    assert!(done.text().contains("You have been signed out."));
+    assert_eq!(set_cookie(&done, ACCESS).as_deref(), Some(""));
+    assert_eq!(set_cookie(&done, CSRF).as_deref(), Some(""));
+    // A copy of the old access cookie is revoked, and goes to sign in again.
+    let copy = navigate(&gw, "GET", "/api/x")
+        .header("cookie", &format!("{ACCESS}={access}"))
+        .send_h1()
+        .await;
+    assert_eq!(copy.status, StatusCode::FOUND);
+    assert!(copy
+        .header("location")
+        .unwrap_or_default()
+        .starts_with("/auth/sign-in?rd="));
+    let api = gw.client().get("/api/x").bearer(&access).send_h1().await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+}

@@ -68,24 +68,9 @@ async fn revoke_session(
         false => body::read_json(request, app.listen.idle_timeout).await?,
     };
     let unavailable = |_| Reject::Unavailable("revocation store unavailable");
-    // Verification forgives `leeway` past exp, so the revocation must outlive it as long.
     let leeway = snap.expect.leeway_secs;
-    app.revocations
-        .revoke_jti(&access.jti, access.exp + leeway)
-        .await
-        .map_err(unavailable)?;
-    let mut family = None;
-    // Logging out ends the sign-in, not one token: every access token of the family must
-    // die with it, whether the caller sent a refresh token, a bearer header or a cookie
-    // (the refresh cookie is scoped to the refresh path and never reaches logout).
-    if let Some(fam) = &access.fam {
-        let family_until = now + snap.lifetimes.refresh.as_secs() + leeway;
-        app.revocations
-            .revoke_family(fam, family_until)
-            .await
-            .map_err(unavailable)?;
-        family = access.fam.clone();
-    }
+    end_sign_in(app, snap, &access, now).await?;
+    let mut family = access.fam.clone();
     if let Some(refresh) = body.refresh_token {
         let claims = verify::verify(&snap.keys, &snap.expect, &refresh, TokenType::Refresh, now)
             .map_err(Reject::Token)?;
@@ -115,4 +100,32 @@ async fn revoke_session(
         crate::cookies::clear(settings, response.headers_mut());
     }
     Ok(response)
+}
+
+/// Revokes an access token and its whole family, once stored.
+///
+/// Logging out ends the sign-in, not one token: every access token of the family must die
+/// with it, whether the caller sent a refresh token, a bearer header or a cookie (the
+/// refresh cookie is scoped to the refresh path and never reaches logout).
+pub(super) async fn end_sign_in(
+    app: &App,
+    snap: &Snapshot,
+    access: &crate::token::Claims,
+    now: u64,
+) -> Result<(), Reject> {
+    let unavailable = |_| Reject::Unavailable("revocation store unavailable");
+    // Verification forgives `leeway` past exp, so the revocation must outlive it as long.
+    let leeway = snap.expect.leeway_secs;
+    app.revocations
+        .revoke_jti(&access.jti, access.exp + leeway)
+        .await
+        .map_err(unavailable)?;
+    if let Some(fam) = &access.fam {
+        let family_until = now + snap.lifetimes.refresh.as_secs() + leeway;
+        app.revocations
+            .revoke_family(fam, family_until)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
 }

@@ -39,6 +39,8 @@ pub enum Endpoint {
     Verify,
     /// GET and POST {prefix}/sign-in (only with `[sign_in]` enabled).
     SignIn,
+    /// GET and POST {prefix}/sign-out (only with `[sign_in]` enabled).
+    SignOut,
 }
 
 /// Recognizes a gateway endpoint; everything else goes to the route table.
@@ -58,6 +60,7 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
         "/logout" => Some(Endpoint::Logout),
         "/register" if snap.auth.registration => Some(Endpoint::Register),
         "/sign-in" if snap.auth.sign_in.is_some() => Some(Endpoint::SignIn),
+        "/sign-out" if snap.auth.sign_in.is_some() => Some(Endpoint::SignOut),
         _ => None,
     }
 }
@@ -66,7 +69,7 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
 /// (checked by them), a renewal by GET when sign-in is on, every other endpoint POST only.
 pub fn method_allowed(snap: &Snapshot, endpoint: Endpoint, method: &Method) -> bool {
     match endpoint {
-        Endpoint::Jwks | Endpoint::Verify | Endpoint::SignIn => true,
+        Endpoint::Jwks | Endpoint::Verify | Endpoint::SignIn | Endpoint::SignOut => true,
         Endpoint::Refresh if refresh::is_renewal(snap, method) => true,
         _ => method == Method::POST,
     }
@@ -97,6 +100,10 @@ pub async fn handle(
         },
         Endpoint::SignIn => match &snap.auth.sign_in {
             Some(settings) => sign_in::sign_in(app, snap, conn, settings, request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::SignOut => match &snap.auth.sign_in {
+            Some(settings) => sign_in::sign_out::sign_out(app, snap, conn, settings, request).await,
             None => Err(Reject::NoRoute),
         },
     }

@@ -242,6 +242,7 @@ fn endpoint_name(endpoint: Endpoint) -> &'static str {
         Endpoint::Jwks => "JWKS",
         Endpoint::Verify => "forward-auth",
         Endpoint::SignIn => "sign-in page",
+        Endpoint::SignOut => "sign-out page",
     }
 }
 

@@ -10,6 +10,7 @@ mod form;
 pub mod navigation;
 mod page;
 pub mod redirect;
+pub mod sign_out;
 
 use http::header::{HeaderValue, LOCATION, ORIGIN, RETRY_AFTER, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
@@ -103,7 +104,7 @@ fn form_page(
 
 /// Whether the browser says this POST comes from another site (any one of repeated
 /// headers saying so is enough).
-fn cross_site(request: &Request<Incoming>, origin: Origin<'_>) -> bool {
+pub(super) fn cross_site(request: &Request<Incoming>, origin: Origin<'_>) -> bool {
     let headers = request.headers();
     let foreign_fetch = headers
         .get_all("sec-fetch-site")
