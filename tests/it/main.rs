@@ -40,6 +40,7 @@ mod refresh;
 mod register;
 mod reload;
 mod sign_in;
+mod sign_in_proxies;
 mod stores;
 mod upgrade;
 mod upstream_faults;
