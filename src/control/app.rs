@@ -22,6 +22,8 @@ pub struct App {
     pub shared: Shared,
     /// Revoked tokens, subjects and families; spent refresh tokens.
     pub revocations: RevocationStore,
+    /// Each user's sign-ins, for the sessions page.
+    pub sessions: crate::revoke::sessions::SessionBook,
     /// Who may log in.
     pub users: UserStore,
     /// The bounded argon2 pool.
@@ -47,11 +49,17 @@ impl App {
     /// connected, and the revocations mirrored, before this returns; the throttle counts,
     /// and a Redis user store keeps its users, in the same Redis).
     pub async fn start(loaded: Loaded, source: Source) -> Result<Arc<App>, StoreError> {
-        let (revocations, throttle) = match &loaded.store.choice {
-            StoreChoice::Memory => (RevocationStore::memory(), Throttle::memory(loaded.throttle)),
+        use crate::revoke::sessions::SessionBook;
+        let (revocations, throttle, sessions) = match &loaded.store.choice {
+            StoreChoice::Memory => (
+                RevocationStore::memory(),
+                Throttle::memory(loaded.throttle),
+                SessionBook::memory(),
+            ),
             StoreChoice::Redis { url, prefix } => (
                 RevocationStore::redis(url, prefix).await?,
                 Throttle::redis(url, prefix, loaded.throttle).await?,
+                SessionBook::redis(url, prefix).await?,
             ),
         };
         let Loaded {
@@ -75,6 +83,7 @@ impl App {
         Ok(Arc::new(App {
             shared: snapshot::share(snapshot),
             revocations,
+            sessions,
             users,
             hasher: Hasher::new(workers, queue),
             throttle,
@@ -146,6 +155,7 @@ impl App {
                 let Some(app) = app.upgrade() else { return };
                 let now = crate::runtime::unix_now();
                 let dropped = app.revocations.purge(now) + app.throttle.purge(now);
+                app.sessions.purge(now);
                 tracing::debug!(dropped, "purged expired revocations and throttle windows");
             }
         });

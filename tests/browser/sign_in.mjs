@@ -60,6 +60,24 @@ try {
   check((await page.textContent("body")).includes("You have been signed out."), "signed out", await page.textContent("body"));
   await page.goto(wanted);
   check(page.url().startsWith(`${gateway}/auth/sign-in?rd=`), "after sign-out the page needs sign-in again", page.url());
+
+  // Signed in on two devices; the second ends the first from its sessions page.
+  await signIn(page, "alice", password);
+  check(page.url() === wanted, "signed in again", page.url());
+  const other = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
+  await other.goto(`${gateway}/auth/sessions`);
+  check(other.url().startsWith(`${gateway}/auth/sign-in?rd=`), "sessions page needs sign-in", other.url());
+  await signIn(other, "alice", password);
+  check(other.url() === `${gateway}/auth/sessions`, "back on the sessions page", other.url());
+  const listed = await other.textContent("body");
+  check(listed.includes("2 live session(s)") && listed.includes("This device") && listed.includes("Another device"), "both sessions listed", listed);
+  await other.locator("li", { hasText: "Another device" }).getByRole("button", { name: "End this session" }).click();
+  await other.waitForLoadState();
+  check((await other.textContent("body")).includes("1 live session(s)"), "one session left", await other.textContent("body"));
+  await page.goto(`${gateway}/api/after`);
+  check(page.url().startsWith(`${gateway}/auth/sign-in?rd=`), "the ended session must sign in again", page.url());
+  await other.goto(`${gateway}/api/still`);
+  check(other.url() === `${gateway}/api/still`, "the other session goes on", other.url());
 } finally {
   await browser.close();
 }

@@ -41,6 +41,7 @@ mod register;
 mod reload;
 mod sign_in;
 mod sign_in_proxies;
+mod sign_in_sessions;
 mod stores;
 mod upgrade;
 mod upstream_faults;

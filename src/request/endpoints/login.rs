@@ -11,6 +11,7 @@ use crate::control::app::App;
 use crate::control::metrics::LoginOutcome;
 use crate::reject::Reject;
 use crate::request::client::ConnInfo;
+use crate::revoke::sessions::Session;
 use crate::runtime::unix_now;
 use crate::users::{LoginError, User};
 use crate::Body;
@@ -31,10 +32,11 @@ pub async fn login(
     request: Request<Incoming>,
 ) -> Result<http::Response<Body>, Reject> {
     let request_id = super::request_id(&request);
+    let user_agent = user_agent(request.headers()).to_string();
     let in_body = crate::cookies::tokens_in_body(snap.auth.cookies.as_ref(), request.headers());
     let creds: Credentials = body::read_json(request, app.listen.idle_timeout).await?;
     let user = check_credentials(app, conn, &creds.username, &creds.password, &request_id).await?;
-    let pair = start_session(snap, conn, &user, &request_id)?;
+    let pair = start_session(app, snap, conn, &user, &request_id, &user_agent).await?;
     Ok(tokens::pair_response(snap, &pair, in_body))
 }
 
@@ -86,12 +88,40 @@ pub(super) async fn check_credentials(
     Ok(user)
 }
 
+/// The User-Agent as the sessions page shows it ("" when absent or not text).
+pub(super) fn user_agent(headers: &http::HeaderMap) -> &str {
+    headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// Notes a sign-in or refresh of `fam` for the sessions page. Only what the page shows:
+/// a failure is logged, and the session goes on.
+pub(super) async fn note_session(
+    app: &App,
+    snap: &Snapshot,
+    user: &str,
+    fam: &str,
+    conn: &ConnInfo,
+    user_agent: &str,
+) {
+    let now = unix_now();
+    let until = now + snap.lifetimes.refresh.as_secs() + snap.expect.leeway_secs;
+    let seen = Session::seen(fam, now, until, conn.client.to_string(), user_agent);
+    if let Err(err) = app.sessions.record(user, seen).await {
+        tracing::warn!(error = %err, user, "the sessions page missed a sign-in or refresh");
+    }
+}
+
 /// A new token family for a user whose credentials were just checked.
-pub(super) fn start_session(
+pub(super) async fn start_session(
+    app: &App,
     snap: &Snapshot,
     conn: &ConnInfo,
     user: &User,
     request_id: &str,
+    user_agent: &str,
 ) -> Result<crate::revoke::Pair, Reject> {
     let now = unix_now();
     let family = crate::token::mint::new_id();
@@ -103,5 +133,6 @@ pub(super) fn start_session(
     let next = crate::revoke::Successor::new(now);
     let pair = tokens::issue_pair(snap, &subject, &family, &next)?;
     tracing::info!(target: "audit", event = "login_ok", user = %user.name, client = %conn.client, request_id, family = %family);
+    note_session(app, snap, &user.name, &family, conn, user_agent).await;
     Ok(pair)
 }

@@ -41,6 +41,8 @@ pub enum Endpoint {
     SignIn,
     /// GET and POST {prefix}/sign-out (only with `[sign_in]` enabled).
     SignOut,
+    /// GET and POST {prefix}/sessions (only with `[sign_in]` enabled).
+    Sessions,
 }
 
 /// Recognizes a gateway endpoint; everything else goes to the route table.
@@ -61,6 +63,7 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
         "/register" if snap.auth.registration => Some(Endpoint::Register),
         "/sign-in" if snap.auth.sign_in.is_some() => Some(Endpoint::SignIn),
         "/sign-out" if snap.auth.sign_in.is_some() => Some(Endpoint::SignOut),
+        "/sessions" if snap.auth.sign_in.is_some() => Some(Endpoint::Sessions),
         _ => None,
     }
 }
@@ -69,7 +72,11 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
 /// (checked by them), a renewal by GET when sign-in is on, every other endpoint POST only.
 pub fn method_allowed(snap: &Snapshot, endpoint: Endpoint, method: &Method) -> bool {
     match endpoint {
-        Endpoint::Jwks | Endpoint::Verify | Endpoint::SignIn | Endpoint::SignOut => true,
+        Endpoint::Jwks
+        | Endpoint::Verify
+        | Endpoint::SignIn
+        | Endpoint::SignOut
+        | Endpoint::Sessions => true,
         Endpoint::Refresh if refresh::is_renewal(snap, method) => true,
         _ => method == Method::POST,
     }
@@ -100,6 +107,10 @@ pub async fn handle(
         },
         Endpoint::SignIn => match &snap.auth.sign_in {
             Some(settings) => sign_in::sign_in(app, snap, conn, settings, request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::Sessions => match &snap.auth.sign_in {
+            Some(settings) => sign_in::sessions::sessions(app, snap, conn, settings, request).await,
             None => Err(Reject::NoRoute),
         },
         Endpoint::SignOut => match &snap.auth.sign_in {

@@ -37,6 +37,7 @@ pub async fn refresh(
     request: Request<Incoming>,
 ) -> Result<http::Response<Body>, Reject> {
     let request_id = super::request_id(&request);
+    let user_agent = super::login::user_agent(request.headers()).to_string();
     // By cookie, the caller may be any script on the page: the pair goes in cookies only.
     let (token, in_body) = match &snap.auth.cookies {
         Some(cookies) if body::is_empty(&request) => (cookie_token(cookies, &request)?, false),
@@ -46,7 +47,7 @@ pub async fn refresh(
             (read.refresh_token, in_body)
         }
     };
-    let pair = rotate(app, snap, conn, &token, &request_id).await?;
+    let pair = rotate(app, snap, conn, &token, &request_id, &user_agent).await?;
     Ok(tokens::pair_response(snap, &pair, in_body))
 }
 
@@ -84,7 +85,8 @@ pub async fn renew(
     let token = crate::cookies::find(headers, crate::cookies::REFRESH);
     let renewed = match (csrf, token) {
         (Ok(Some(csrf)), Ok(Some(token))) if !csrf.is_empty() => {
-            Some(rotate(app, snap, conn, token, &request_id).await)
+            let user_agent = super::login::user_agent(headers);
+            Some(rotate(app, snap, conn, token, &request_id, user_agent).await)
         }
         _ => None,
     };
@@ -113,6 +115,7 @@ async fn rotate(
     conn: &ConnInfo,
     token: &str,
     request_id: &str,
+    user_agent: &str,
 ) -> Result<crate::revoke::Pair, Reject> {
     let now = unix_now();
     let claims = verified_refresh(app, snap, token, now).await?;
@@ -146,6 +149,7 @@ async fn rotate(
         Rotation::Mint(next) => {
             let pair = tokens::issue_pair(snap, &subject, &fam, &next)?;
             tracing::info!(target: "audit", event = "refresh", user = %claims.sub, client = %ip, request_id, family = %fam);
+            super::login::note_session(app, snap, &claims.sub, &fam, conn, user_agent).await;
             Ok(pair)
         }
         Rotation::Reuse => {

@@ -243,6 +243,7 @@ fn endpoint_name(endpoint: Endpoint) -> &'static str {
         Endpoint::Verify => "forward-auth",
         Endpoint::SignIn => "sign-in page",
         Endpoint::SignOut => "sign-out page",
+        Endpoint::Sessions => "sessions page",
     }
 }
 

@@ -11,6 +11,8 @@ pub struct SignInForm {
     pub rd: String,
     /// The anti-CSRF value the form carried.
     pub csrf: String,
+    /// The session to end (sessions page).
+    pub fam: String,
 }
 
 /// Parses the body; a field given twice, or a body that is not UTF-8 form data, is refused.
@@ -19,13 +21,14 @@ pub fn parse(body: &[u8]) -> Result<SignInForm, &'static str> {
         return Err("the form is not UTF-8");
     }
     let mut form = SignInForm::default();
-    let mut seen = [false; 4];
+    let mut seen = [false; 5];
     for (name, value) in form_urlencoded::parse(body) {
         let (slot, field) = match name.as_ref() {
             "username" => (0, &mut form.username),
             "password" => (1, &mut form.password),
             "rd" => (2, &mut form.rd),
             "csrf" => (3, &mut form.csrf),
+            "fam" => (4, &mut form.fam),
             _ => continue,
         };
         if std::mem::replace(&mut seen[slot], true) {

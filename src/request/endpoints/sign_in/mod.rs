@@ -10,6 +10,7 @@ mod form;
 pub mod navigation;
 mod page;
 pub mod redirect;
+pub mod sessions;
 pub mod sign_out;
 
 use http::header::{HeaderValue, LOCATION, ORIGIN, RETRY_AFTER, SET_COOKIE};
@@ -143,6 +144,7 @@ async fn submit(
         ));
     }
     let request_id = super::request_id(&request);
+    let user_agent = login::user_agent(request.headers()).to_string();
     let cookie = crate::cookies::find(request.headers(), FORM_COOKIE)
         .ok()
         .flatten()
@@ -187,7 +189,7 @@ async fn submit(
         Ok(user) => user,
         Err(rejected) => return Ok(refused(snap, settings, &form, &csrf, rejected)),
     };
-    let pair = login::start_session(snap, conn, &user, &request_id)?;
+    let pair = login::start_session(app, snap, conn, &user, &request_id, &user_agent).await?;
     let target = redirect::target(&form.rd, origin, &settings.allowed_hosts)
         .unwrap_or_else(|| origin.home());
     let mut response = see_other(&target);

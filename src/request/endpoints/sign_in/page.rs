@@ -18,7 +18,9 @@ h1{font-size:1.35rem;margin:0 0 1.25rem}label{display:block;font-weight:600;marg
 input{box-sizing:border-box;width:100%;padding:.55rem;border:1px solid #b6bcc6;border-radius:4px;font-size:1rem}\
 input:focus,button:focus{outline:3px solid #7aa7ff;outline-offset:1px}\
 button{margin-top:1.4rem;width:100%;padding:.6rem;border:0;border-radius:4px;background:#2456c7;color:#fff;font-size:1rem;cursor:pointer}\
-.error{background:#fdecec;color:#8a1c1c;padding:.6rem;border-radius:4px}p{line-height:1.4}";
+.error{background:#fdecec;color:#8a1c1c;padding:.6rem;border-radius:4px}p{line-height:1.4}\
+ul.sessions{list-style:none;padding:0}ul.sessions li{border-top:1px solid #e1e4e8;padding:.4rem 0 .8rem}\
+ul.sessions button{margin-top:.2rem;background:#9b1c1c}small{color:#59636e;word-break:break-word}";
 
 /// Text made safe for HTML element content and double-quoted attribute values.
 pub fn escape(text: &str) -> String {
