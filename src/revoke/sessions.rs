@@ -13,6 +13,9 @@ use crate::store::{connect_manager, within, StoreError};
 
 /// Longest user agent kept.
 const MAX_AGENT: usize = 200;
+/// Most sessions kept per user: a client that logs in again and again (never refreshing,
+/// never logging out) pushes out its least recently used records, not the memory limit.
+pub const MAX_PER_USER: usize = 100;
 const TIMEOUT: Duration = Duration::from_millis(500);
 
 /// One sign-in as the sessions page shows it.
@@ -95,6 +98,10 @@ impl SessionBook {
                     }
                     None => records.push(session),
                 }
+                if records.len() > MAX_PER_USER {
+                    records.sort_by_key(|r| std::cmp::Reverse(r.last_used));
+                    records.truncate(MAX_PER_USER);
+                }
                 Ok(())
             }
             SessionBook::Redis { conn, prefix } => {
@@ -129,8 +136,13 @@ impl SessionBook {
                     .arg(&key)
                     .arg(ttl)
                     .arg("NX")
-                    .ignore();
-                within(TIMEOUT, pipe.query_async::<()>(&mut conn)).await
+                    .ignore()
+                    .hlen(&key);
+                let (fields,): (usize,) = within(TIMEOUT, pipe.query_async(&mut conn)).await?;
+                if fields > 2 * MAX_PER_USER {
+                    self.trim(user, session.last_used).await?;
+                }
+                Ok(())
             }
         }
     }
@@ -160,6 +172,15 @@ impl SessionBook {
         records.retain(|r| r.until >= now);
         records.sort_by_key(|r| std::cmp::Reverse(r.last_used));
         Ok(records)
+    }
+
+    /// Drops the least recently used records beyond `MAX_PER_USER`.
+    async fn trim(&self, user: &str, now: u64) -> Result<(), StoreError> {
+        let records = self.list(user, now).await?;
+        for stale in records.iter().skip(MAX_PER_USER) {
+            self.forget(user, &stale.fam).await?;
+        }
+        Ok(())
     }
 
     /// Drops a family's record (after it was revoked).

@@ -96,8 +96,8 @@ pub(super) fn user_agent(headers: &http::HeaderMap) -> &str {
         .unwrap_or_default()
 }
 
-/// Notes a sign-in or refresh of `fam` for the sessions page. Only what the page shows:
-/// a failure is logged, and the session goes on.
+/// Notes a sign-in or refresh of `fam` for the sessions page (only when the pages are on).
+/// Only what the page shows: a failure is logged, and the session goes on.
 pub(super) async fn note_session(
     app: &App,
     snap: &Snapshot,
@@ -106,6 +106,9 @@ pub(super) async fn note_session(
     conn: &ConnInfo,
     user_agent: &str,
 ) {
+    if snap.auth.sign_in.is_none() {
+        return;
+    }
     let now = unix_now();
     let until = now + snap.lifetimes.refresh.as_secs() + snap.expect.leeway_secs;
     let seen = Session::seen(fam, now, until, conn.client.to_string(), user_agent);
