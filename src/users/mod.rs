@@ -63,6 +63,71 @@ pub enum RegisterError {
     Busy,
 }
 
+/// A change to one stored user, made by the CLI or the password endpoint; the file and
+/// Redis stores apply it alike. Debug is redacted: it may hold a password hash.
+#[derive(Clone)]
+pub enum Change {
+    /// A new user with this argon2 PHC hash and roles.
+    Add {
+        /// The PHC hash.
+        phc: String,
+        /// The roles.
+        roles: Vec<String>,
+    },
+    /// A new password: its argon2 PHC hash.
+    Password(String),
+    /// Disable (true) or enable (false): a disabled user can neither log in nor refresh.
+    Disabled(bool),
+    /// Replace the roles.
+    Roles(Vec<String>),
+    /// Remove the user.
+    Delete,
+}
+
+impl std::fmt::Debug for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Add { roles, .. } => write!(f, "Add {{ roles: {roles:?}, phc: <redacted> }}"),
+            Change::Password(_) => f.write_str("Password(<redacted>)"),
+            Change::Disabled(on) => write!(f, "Disabled({on})"),
+            Change::Roles(roles) => write!(f, "Roles({roles:?})"),
+            Change::Delete => f.write_str("Delete"),
+        }
+    }
+}
+
+/// Why a [`Change`] was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// No user of that name.
+    #[error("no such user")]
+    UnknownUser,
+    /// `Add` of a name that exists.
+    #[error("username is taken")]
+    Taken,
+    /// A bad username or hash; the reason is safe to show.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// The configured store cannot change users (http).
+    #[error("this user store cannot change users")]
+    Unsupported,
+    /// The store could not read or persist; the reason is safe to log.
+    #[error("user store unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+impl From<ChangeError> for RegisterError {
+    fn from(err: ChangeError) -> RegisterError {
+        match err {
+            ChangeError::Taken => RegisterError::Taken,
+            ChangeError::Invalid(reason) => RegisterError::Invalid(reason),
+            ChangeError::Unsupported => RegisterError::Unsupported,
+            ChangeError::Unavailable(reason) => RegisterError::Unavailable(reason),
+            ChangeError::UnknownUser => RegisterError::Unavailable("user vanished"),
+        }
+    }
+}
+
 /// The configured user store.
 #[derive(Debug)]
 pub enum UserStore {

@@ -42,4 +42,5 @@ mod stores;
 mod upgrade;
 mod upstream_faults;
 mod upstream_pool;
+mod users_cli;
 mod users_http;
