@@ -2,6 +2,7 @@
 //! in the configured store (users.toml or Redis; the running gateway picks a users.toml
 //! change up by itself, and reads Redis on every login).
 
+use portcullis::users::redis::RedisUsers;
 use portcullis::users::{file::FileStore, name, Change, User};
 
 use super::*;
@@ -71,74 +72,81 @@ const SESSIONS_NOTE: &str = "note: tokens issued before this stay valid until th
 /// Runs one `user` subcommand.
 pub(super) fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
     use UserCommand as U;
-    let (config, name, change, done) = match command {
-        U::List { config } => return list(&users_target(&source(&config))?),
+    let (config, name, wanted) = match command {
+        U::List { config } => return list(&Store::open(&config)?),
         U::Add {
             config,
             name,
             roles,
-        } => {
-            let phc = new_password_hash(&name)?;
-            let roles = checked_roles(roles)?;
-            (config, name, Change::Add { phc, roles }, ("added", "to"))
-        }
-        U::Passwd { config, name } => {
-            let phc = new_password_hash(&name)?;
-            let done = ("changed the password of", "in");
-            (config, name, Change::Password(phc), done)
-        }
-        U::Disable { config, name } => (config, name, Change::Disabled(true), ("disabled", "in")),
-        U::Enable { config, name } => (config, name, Change::Disabled(false), ("enabled", "in")),
-        U::Delete { config, name } => (config, name, Change::Delete, ("deleted", "from")),
+        } => (config, name, Wanted::Add(checked_roles(roles)?)),
+        U::Passwd { config, name } => (config, name, Wanted::Passwd),
+        U::Disable { config, name } => (config, name, Wanted::Change(Change::Disabled(true))),
+        U::Enable { config, name } => (config, name, Wanted::Change(Change::Disabled(false))),
+        U::Delete { config, name } => (config, name, Wanted::Change(Change::Delete)),
         U::Roles { config, name, set } => {
             let roles = checked_roles(split_roles(&set))?;
-            (
-                config,
-                name,
-                Change::Roles(roles),
-                ("set the roles of", "in"),
-            )
+            (config, name, Wanted::Change(Change::Roles(roles)))
         }
     };
+    let canonical = canonical(&name)?;
+    let store = Store::open(&config)?;
+    let (change, done) = wanted.into_change(&store, &canonical)?;
     let note = matches!(
         change,
         Change::Password(_) | Change::Disabled(true) | Change::Delete
     );
-    let target = users_target(&source(&config))?;
-    let canonical = apply(&target, &name, change)?;
+    store
+        .change(&canonical, change)
+        .map_err(|e| anyhow::anyhow!("user {canonical:?}: {e}"))?;
     let (verb, preposition) = done;
-    println!("{verb} {canonical} {preposition} {}", target.describe());
+    println!("{verb} {canonical} {preposition} {}", store.describe());
     if note {
         eprintln!("{}", SESSIONS_NOTE.replace("NAME", &canonical));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Makes `change`; returns the canonical name it was made to.
-fn apply(target: &UsersTarget, user: &str, change: Change) -> anyhow::Result<String> {
-    let canonical = canonical(user)?;
-    let failed = |e: portcullis::users::ChangeError| anyhow::anyhow!("user {canonical:?}: {e}");
-    match target {
-        UsersTarget::File(path) => {
-            load_file(path)?;
-            portcullis::users::file::change_blocking(path, &canonical, change).map_err(failed)?;
-        }
-        UsersTarget::Redis { url, prefix } => {
-            let Change::Add { phc, roles } = change else {
-                bail!("not implemented for the Redis user store yet");
-            };
-            runtime()?.block_on(async {
-                let store = portcullis::users::redis::RedisUsers::connect(url, prefix)
-                    .await
-                    .context("cannot connect to the [store] Redis")?;
-                store
-                    .add_user(&canonical, &phc, roles)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("user {canonical:?}: {e}"))
-            })?;
-        }
+/// A subcommand's change, before any password is read.
+enum Wanted {
+    Add(Vec<String>),
+    Passwd,
+    Change(Change),
+}
+
+impl Wanted {
+    /// The change to make, and how to say it was made. A password is asked for only once
+    /// the name is known to be free (add) or taken (passwd), so a typo costs no typing.
+    fn into_change(
+        self,
+        store: &Store,
+        user: &str,
+    ) -> anyhow::Result<(Change, (&'static str, &'static str))> {
+        Ok(match self {
+            Wanted::Add(roles) => {
+                if store.exists(user)? {
+                    bail!("user {user:?}: username is taken");
+                }
+                let phc = new_password_hash(user)?;
+                (Change::Add { phc, roles }, ("added", "to"))
+            }
+            Wanted::Passwd => {
+                if !store.exists(user)? {
+                    bail!("user {user:?}: no such user");
+                }
+                let phc = new_password_hash(user)?;
+                (Change::Password(phc), ("changed the password of", "in"))
+            }
+            Wanted::Change(change) => {
+                let done = match &change {
+                    Change::Disabled(true) => ("disabled", "in"),
+                    Change::Disabled(false) => ("enabled", "in"),
+                    Change::Delete => ("deleted", "from"),
+                    _ => ("set the roles of", "in"),
+                };
+                (change, done)
+            }
+        })
     }
-    Ok(canonical)
 }
 
 /// The stored form of a user name, or why it cannot be one.
@@ -153,13 +161,10 @@ fn load_file(path: &Path) -> anyhow::Result<FileStore> {
 }
 
 /// `portcullis user list`.
-fn list(target: &UsersTarget) -> anyhow::Result<ExitCode> {
-    let users = match target {
-        UsersTarget::File(path) => load_file(path)?.users(),
-        UsersTarget::Redis { .. } => bail!("not implemented for the Redis user store yet"),
-    };
+fn list(store: &Store) -> anyhow::Result<ExitCode> {
+    let users = store.users()?;
     if users.is_empty() {
-        eprintln!("no users in {}", target.describe());
+        eprintln!("no users in {}", store.describe());
     } else {
         print!("{}", table(&users));
     }
@@ -217,8 +222,6 @@ fn checked_roles(roles: Vec<String>) -> anyhow::Result<Vec<String>> {
 
 /// Reads a new password for `user` (twice on a terminal), checks the rules, hashes it.
 fn new_password_hash(user: &str) -> anyhow::Result<String> {
-    // A mistyped name is refused before the password is asked for.
-    canonical(user)?;
     let password = read_password("password: ")?;
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) && read_password("again: ")? != password
     {
@@ -256,26 +259,83 @@ pub(super) fn hash_password() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where `user` commands read and write.
-enum UsersTarget {
+/// Where `user` commands read and write, opened.
+enum Store {
     /// users.toml.
     File(PathBuf),
-    /// The `[store]` Redis.
-    Redis { url: String, prefix: String },
+    /// The `[store]` Redis, and a runtime to talk to it on.
+    Redis {
+        runtime: tokio::runtime::Runtime,
+        users: RedisUsers,
+        prefix: String,
+    },
 }
 
-impl UsersTarget {
+impl Store {
+    /// The store the configuration names (file and redis backends), connected.
+    fn open(config: &ConfigArg) -> anyhow::Result<Store> {
+        Ok(match users_target(&source(config))? {
+            Target::File(path) => Store::File(path),
+            Target::Redis { url, prefix } => {
+                let runtime = runtime()?;
+                let users = runtime
+                    .block_on(RedisUsers::connect(&url, &prefix))
+                    .context("cannot connect to the [store] Redis")?;
+                Store::Redis {
+                    runtime,
+                    users,
+                    prefix,
+                }
+            }
+        })
+    }
+
     /// For messages: the file, or Redis and its prefix (never the URL: it may hold a password).
     fn describe(&self) -> String {
         match self {
-            UsersTarget::File(path) => path.display().to_string(),
-            UsersTarget::Redis { prefix, .. } => format!("redis (prefix {prefix:?})"),
+            Store::File(path) => path.display().to_string(),
+            Store::Redis { prefix, .. } => format!("redis (prefix {prefix:?})"),
         }
+    }
+
+    fn exists(&self, user: &str) -> anyhow::Result<bool> {
+        Ok(match self {
+            Store::File(path) => load_file(path)?.get(user).is_some(),
+            Store::Redis { runtime, users, .. } => runtime
+                .block_on(users.exists(user))
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        })
+    }
+
+    fn users(&self) -> anyhow::Result<Vec<User>> {
+        Ok(match self {
+            Store::File(path) => load_file(path)?.users(),
+            Store::Redis { runtime, users, .. } => runtime
+                .block_on(users.list())
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        })
+    }
+
+    fn change(&self, user: &str, change: Change) -> anyhow::Result<()> {
+        match self {
+            Store::File(path) => {
+                load_file(path)?;
+                portcullis::users::file::change_blocking(path, user, change)?;
+            }
+            Store::Redis { runtime, users, .. } => runtime.block_on(users.change(user, change))?,
+        }
+        Ok(())
     }
 }
 
+/// Where the configuration keeps users.
+enum Target {
+    File(PathBuf),
+    Redis { url: String, prefix: String },
+}
+
 /// Where the configuration keeps users the CLI can change (file and redis backends).
-fn users_target(source: &Source) -> anyhow::Result<UsersTarget> {
+fn users_target(source: &Source) -> anyhow::Result<Target> {
     use config::compile_auth::{redis_url, USERS_NEED_REDIS_STORE};
     use config::raw::{StoreBackend, UsersBackend};
     let text = source
@@ -284,7 +344,7 @@ fn users_target(source: &Source) -> anyhow::Result<UsersTarget> {
     let file: config::raw::GatewayFile = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("invalid gateway.toml: {}", e.message()))?;
     match file.users.backend.get_ref() {
-        UsersBackend::File => Ok(UsersTarget::File(config::read::resolve(
+        UsersBackend::File => Ok(Target::File(config::read::resolve(
             &source.base_dir(),
             &file.users.file,
         ))),
@@ -294,7 +354,7 @@ fn users_target(source: &Source) -> anyhow::Result<UsersTarget> {
             }
             let url =
                 redis_url(&file.store).map_err(|(_, msg)| anyhow::anyhow!("[store] {msg}"))?;
-            Ok(UsersTarget::Redis {
+            Ok(Target::Redis {
                 url,
                 prefix: file.store.prefix.clone(),
             })
