@@ -1,7 +1,8 @@
 //! Counters for /metrics, kept in atomics so that recording costs no lock on the hot path.
 //!
-//! Per-route request counts live in each compiled route (see `snapshot::RouteStats`), so a
-//! reload starts the new routes at zero: Prometheus treats that as a counter reset.
+//! Per-route request counts live in each compiled route (see `snapshot::RouteStats`); a
+//! reload hands a route's counters to its successor with the same labels
+//! (`Snapshot::adopt_counters`), so no counter goes back.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
