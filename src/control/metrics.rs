@@ -17,8 +17,8 @@ const LATENCY_BUCKETS: [f64; 12] = [
 ];
 
 /// Statuses the gateway answers itself, each with its own counter.
-const GATEWAY_STATUSES: [u16; 13] = [
-    400, 401, 403, 404, 405, 409, 413, 415, 429, 431, 502, 503, 504,
+const GATEWAY_STATUSES: [u16; 14] = [
+    400, 401, 403, 404, 405, 409, 413, 415, 429, 431, 501, 502, 503, 504,
 ];
 
 /// Login outcomes.

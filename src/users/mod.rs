@@ -225,6 +225,36 @@ impl UserStore {
     }
 }
 
+impl UserStore {
+    /// Sets `name`'s password (hashed on the pool), persisted before returning: the
+    /// password-change endpoint's write. `Unsupported` for the http store, whose backend
+    /// owns its passwords. The caller checks the current password and the rules first.
+    pub async fn set_password(
+        &self,
+        hasher: &Hasher,
+        name: &str,
+        password: &str,
+    ) -> Result<(), ChangeError> {
+        if !self.can_change() {
+            return Err(ChangeError::Unsupported);
+        }
+        let phc = hasher.hash(password).await.map_err(|err| match err {
+            HashError::Busy => ChangeError::Unavailable("too many logins in progress"),
+            HashError::BadHash | HashError::Internal => ChangeError::Unavailable("hashing"),
+        })?;
+        match self {
+            UserStore::File(store) => store.change(name, Change::Password(phc)).await,
+            UserStore::Redis(store) => store.change(name, Change::Password(phc)).await,
+            UserStore::Http(_) => Err(ChangeError::Unsupported),
+        }
+    }
+
+    /// True when users can be changed through the gateway (file and Redis stores).
+    pub fn can_change(&self) -> bool {
+        matches!(self, UserStore::File(_) | UserStore::Redis(_))
+    }
+}
+
 async fn file_login(
     store: &file::FileStore,
     hasher: &Hasher,

@@ -26,6 +26,7 @@ mod jwks;
 mod limits;
 mod login;
 mod metrics;
+mod password;
 mod paths;
 mod policy_claims;
 mod proptests;
