@@ -40,6 +40,7 @@ pub(crate) fn forward_auth(
                 "/sign-in",
                 "/sign-out",
                 "/sessions",
+                "/password",
             ]
             .iter()
             .any(|p| trimmed == *p || trimmed.strip_prefix(prefix) == Some(p));

@@ -34,8 +34,9 @@ pub struct Route {
     pub assertion: Option<crate::assertion::RouteAssertion>,
     /// Whether a browser navigation without a session goes to the sign-in page.
     pub sign_in: bool,
-    /// Requests answered on this route, by status class.
-    pub stats: RouteStats,
+    /// Requests answered on this route, by status class; shared with the route it replaces
+    /// on reload (see [`Snapshot::adopt_counters`]).
+    pub stats: Arc<RouteStats>,
 }
 
 /// Per-route counters: plain atomics, so counting costs no lock.
@@ -87,6 +88,34 @@ pub struct Snapshot {
     pub hsts: Option<http::HeaderValue>,
     /// External identity providers whose access tokens are accepted (empty: off).
     pub issuers: crate::issuers::Issuers,
+}
+
+impl Snapshot {
+    /// Continues the counters of `old`, the snapshot this one replaces, so that a reload
+    /// (a users.toml change, SIGHUP) never sets /metrics back: a route whose series labels
+    /// (pattern and origin) are unchanged shares its old counters, and an upstream of the
+    /// same name starts from its old stall count. A route that moved in routes.toml is a
+    /// new series and starts at zero.
+    pub fn adopt_counters(&mut self, old: &Snapshot) {
+        let mut stats = std::collections::HashMap::new();
+        let mut stalls = std::collections::HashMap::new();
+        for route in (0..old.routes.len()).filter_map(|i| old.routes.get(i)) {
+            stats.insert(
+                (route.pattern.as_str(), route.origin.as_str()),
+                &route.stats,
+            );
+            stalls.insert(route.upstream.name.as_str(), route.upstream.stalls());
+        }
+        for route in self.routes.values_mut() {
+            if let Some(old) = stats.get(&(route.pattern.as_str(), route.origin.as_str())) {
+                route.stats = Arc::clone(old);
+            }
+            // Routes share their upstream: each old count is added once.
+            if let Some(count) = stalls.remove(route.upstream.name.as_str()) {
+                route.upstream.add_stalls(count);
+            }
+        }
+    }
 }
 
 /// Settings of /auth/*.

@@ -101,7 +101,7 @@ impl App {
     pub async fn reload(&self, reason: &str) {
         let source = self.source.clone();
         let loaded = tokio::task::spawn_blocking(move || config::load(&source)).await;
-        let loaded = match loaded {
+        let mut loaded = match loaded {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(errors)) => {
                 self.metrics
@@ -133,6 +133,7 @@ impl App {
             .issuers
             .adopt_keys(&self.shared.load().issuers);
         loaded.snapshot.issuers.spawn_fetchers(&self.jwks_client);
+        loaded.snapshot.adopt_counters(&self.shared.load());
         self.shared.store(Arc::new(loaded.snapshot));
         if let UserStore::File(users) = &self.users {
             if let Err(err) = users.reload().await {

@@ -4,6 +4,7 @@ mod body;
 pub mod jwks;
 pub mod login;
 pub mod logout;
+pub mod password;
 pub mod refresh;
 pub mod register;
 pub mod sign_in;
@@ -32,6 +33,8 @@ pub enum Endpoint {
     Logout,
     /// POST {prefix}/register (only when enabled).
     Register,
+    /// POST {prefix}/password: a signed-in user changes their password.
+    Password,
     /// GET /.well-known/jwks.json.
     Jwks,
     /// Forward-auth ({prefix}/verify by default; only when enabled). Any method: the
@@ -64,6 +67,7 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
         "/sign-in" if snap.auth.sign_in.is_some() => Some(Endpoint::SignIn),
         "/sign-out" if snap.auth.sign_in.is_some() => Some(Endpoint::SignOut),
         "/sessions" if snap.auth.sign_in.is_some() => Some(Endpoint::Sessions),
+        "/password" => Some(Endpoint::Password),
         _ => None,
     }
 }
@@ -100,6 +104,7 @@ pub async fn handle(
         Endpoint::Refresh => refresh::refresh(app, snap, conn, request).await,
         Endpoint::Logout => logout::logout(app, snap, conn, request).await,
         Endpoint::Register => register::register(app, snap, conn, request).await,
+        Endpoint::Password => password::change(app, snap, conn, request).await,
         Endpoint::Jwks => Ok(jwks::jwks(snap)),
         Endpoint::Verify => match &snap.auth.forward_auth {
             Some(settings) => verify::verify(app, snap, conn, settings, &request).await,

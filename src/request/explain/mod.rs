@@ -239,6 +239,7 @@ fn endpoint_name(endpoint: Endpoint) -> &'static str {
         Endpoint::Refresh => "refresh",
         Endpoint::Logout => "logout",
         Endpoint::Register => "register",
+        Endpoint::Password => "password change",
         Endpoint::Jwks => "JWKS",
         Endpoint::Verify => "forward-auth",
         Endpoint::SignIn => "sign-in page",
