@@ -67,7 +67,7 @@ pub async fn serve(
         stopping,
     });
     app.spawn_purger();
-    crate::control::signals::spawn_reloader(app.clone());
+    crate::control::signals::spawn_reloader(app.clone()).await;
     if let Some(listener) = admin_listener {
         let stopping = server.stopping.clone();
         tokio::spawn(crate::control::admin::serve(
