@@ -23,6 +23,7 @@ mod host;
 mod issuers;
 mod issuers_attacks;
 mod jwks;
+mod keys;
 mod limits;
 mod login;
 mod metrics;
