@@ -14,6 +14,7 @@ mod claims;
 mod config;
 mod cookie_tokens;
 mod cookies;
+mod curl;
 mod deploy;
 mod explain;
 mod forward_auth;

@@ -67,6 +67,7 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
     if !matches!(endpoint, Endpoint::Jwks | Endpoint::Verify) && request.method() != Method::POST {
+        body::discard(request, app.listen.idle_timeout).await;
         return Err(Reject::MethodNotAllowed);
     }
     match endpoint {
