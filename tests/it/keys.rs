@@ -94,3 +94,36 @@ fn the_dev_signing_and_tls_keys_load_in_openssl_python_and_the_gateway() {
         "the dev signing key does not sign: {token:?}"
     );
 }
+
+#[test]
+fn keygen_block_pasted_into_the_sample_config_loads_from_the_repository_root() {
+    // The README's rotation step: `keygen --out certs/` in the repository root, its block
+    // pasted into config/gateway.toml, whose relative paths start from config/.
+    let clone = TestDir::new();
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for name in ["gateway.toml", "routes.toml", "users.toml"] {
+        let text = std::fs::read_to_string(samples.join(name)).expect("a sample");
+        clone.write(&format!("config/{name}"), &text);
+    }
+    let out = run_cli_in(clone.path(), &["check"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let args = [
+        "keygen", "--alg", "EdDSA", "--kid", "k2026b", "--out", "certs",
+    ];
+    let out = run_cli_in(clone.path(), &args);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let block = out
+        .stdout
+        .split_once("[[keys]]\n")
+        .map(|(_, block)| format!("\n[[keys]]\n{}\n", block.trim_end()))
+        .unwrap_or_else(|| panic!("no [[keys]] block: {out:?}"));
+    let gateway = clone.join("config/gateway.toml");
+    let text = std::fs::read_to_string(&gateway).expect("gateway.toml");
+    clone.write("config/gateway.toml", &(text + &block));
+    let out = run_cli_in(clone.path(), &["check"]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "the pasted block does not load: {block}\n{out:?}"
+    );
+}
