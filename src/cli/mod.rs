@@ -333,6 +333,9 @@ fn keygen(alg: Alg, kid: &str, out: &Path) -> anyhow::Result<ExitCode> {
         } else {
             "private_key"
         };
+        // gateway.toml resolves relative paths against its own directory, not the one keygen
+        // ran in: an absolute path is right wherever the block is pasted.
+        let key = std::path::absolute(key).unwrap_or_else(|_| key.clone());
         println!(
             "\nTo use it, add to gateway.toml (publish it before signing with it: README \"Key rotation\"):\n\n[[keys]]\nkid = {kid:?}\nalg = \"{alg}\"\n{field} = {:?}",
             key.display().to_string()

@@ -1,5 +1,7 @@
 //! Reading a small JSON body with the checks every /auth endpoint shares.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
@@ -41,6 +43,41 @@ pub fn is_empty(request: &Request<Incoming>) -> bool {
             .is_some_and(|v| v.as_bytes() == b"0")
 }
 
+/// Whether the request declares a body over [`MAX_BODY`].
+fn declared_too_large(request: &Request<Incoming>) -> bool {
+    request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > MAX_BODY as u64)
+}
+
+/// Reads and drops the body of a request about to be refused unread, up to [`MAX_BODY`]
+/// bytes and within `within`; bigger or slower bodies are left unread.
+///
+/// Over HTTP/2, an answer sent while the request body is still arriving ends with a reset
+/// of the stream (NO_ERROR, as RFC 9113 section 8.1 allows), and curl 7.88 then prints
+/// "(92) Stream error in the HTTP/2 framing layer" instead of the 415 or 401. Once the body
+/// has arrived, the answer closes the stream cleanly.
+pub async fn discard(request: Request<Incoming>, within: Duration) {
+    if is_empty(&request) || declared_too_large(&request) {
+        return;
+    }
+    let mut body = request.into_body();
+    let drain = async {
+        let mut seen = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, Bytes::len);
+            if seen > MAX_BODY {
+                break;
+            }
+        }
+    };
+    // A body that does not arrive in time is given up on: the refusal is sent regardless.
+    let _ = tokio::time::timeout(within, drain).await;
+}
+
 /// Reads and parses the JSON body: 415 if not JSON, 413 over the limit, 400 if malformed.
 ///
 /// `within` bounds the whole body read: while a request is being served the connection's
@@ -48,9 +85,10 @@ pub fn is_empty(request: &Request<Incoming>) -> bool {
 /// cut off here (408), or it would hold its connection for ever.
 pub async fn read_json<T: DeserializeOwned>(
     request: Request<Incoming>,
-    within: std::time::Duration,
+    within: Duration,
 ) -> Result<T, Reject> {
     if !is_json(&request) {
+        discard(request, within).await;
         return Err(Reject::UnsupportedMediaType);
     }
     let bytes = read_limited(request, within).await?;
@@ -58,16 +96,8 @@ pub async fn read_json<T: DeserializeOwned>(
 }
 
 /// Reads the whole body, at most `MAX_BODY` bytes (413) within `within` (408).
-pub async fn read_limited(
-    request: Request<Incoming>,
-    within: std::time::Duration,
-) -> Result<Bytes, Reject> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY as u64) {
+pub async fn read_limited(request: Request<Incoming>, within: Duration) -> Result<Bytes, Reject> {
+    if declared_too_large(&request) {
         return Err(Reject::PayloadTooLarge);
     }
     let collected = tokio::time::timeout(

@@ -95,6 +95,7 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
     if !method_allowed(snap, endpoint, request.method()) {
+        body::discard(request, app.listen.idle_timeout).await;
         return Err(Reject::MethodNotAllowed);
     }
     let renewal = endpoint == Endpoint::Refresh && refresh::is_renewal(snap, request.method());
