@@ -12,9 +12,7 @@ pub mod redis;
 use hash::{HashError, Hasher};
 
 /// Claims the gateway sets itself; a user record may not override them.
-pub const RESERVED_CLAIMS: &[&str] = &[
-    "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "roles", "typ", "fam",
-];
+pub use crate::token::RESERVED_CLAIMS;
 
 /// A user as the token issuer sees it.
 #[derive(Clone, Debug, PartialEq)]

@@ -74,6 +74,7 @@ pub async fn change(
         name: &user.name,
         roles: &user.roles,
         claims: &user.claims,
+        authn: &crate::token::Authn::password(issued),
     };
     let family = crate::token::mint::new_id();
     let pair = tokens::issue_pair(
