@@ -1,5 +1,7 @@
 //! `[sign_in]` -> the settings of the sign-in pages.
 
+use std::path::Path;
+
 use super::raw::GatewayFile;
 use super::read::Diag;
 use crate::config::snapshot::{HostRule, SignInSettings};
@@ -7,6 +9,7 @@ use crate::config::snapshot::{HostRule, SignInSettings};
 /// The sign-in pages, None when disabled; `Err(())` once an error is recorded.
 pub(crate) fn sign_in(
     diag: &mut Diag<'_>,
+    base: &Path,
     file: &GatewayFile,
 ) -> Result<Option<SignInSettings>, ()> {
     let raw = &file.sign_in;
@@ -37,14 +40,16 @@ pub(crate) fn sign_in(
         Some(title) => title.get_ref().trim().to_string(),
         None => "Sign in".to_string(),
     };
-    if !ok {
+    let providers = super::compile_providers::providers(diag, base, &raw.providers);
+    let (true, Some(providers)) = (ok, providers) else {
         return Err(());
-    }
+    };
     let csp_prefix = csp_prefix(&allowed_hosts);
     Ok(Some(SignInSettings {
         title,
         allowed_hosts,
         csp_prefix,
+        providers,
     }))
 }
 

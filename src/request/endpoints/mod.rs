@@ -46,6 +46,10 @@ pub enum Endpoint {
     SignOut,
     /// GET and POST {prefix}/sessions (only with `[sign_in]` enabled).
     Sessions,
+    /// GET {prefix}/sign-in/{provider}: off to an OpenID provider.
+    ProviderSignIn,
+    /// GET {prefix}/callback/{provider}: back from it.
+    ProviderCallback,
 }
 
 /// Recognizes a gateway endpoint; everything else goes to the route table.
@@ -68,6 +72,12 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
         "/sign-out" if snap.auth.sign_in.is_some() => Some(Endpoint::SignOut),
         "/sessions" if snap.auth.sign_in.is_some() => Some(Endpoint::Sessions),
         "/password" => Some(Endpoint::Password),
+        rest if snap.auth.sign_in.is_some() && rest.starts_with("/sign-in/") => {
+            Some(Endpoint::ProviderSignIn)
+        }
+        rest if snap.auth.sign_in.is_some() && rest.starts_with("/callback/") => {
+            Some(Endpoint::ProviderCallback)
+        }
         _ => None,
     }
 }
@@ -80,7 +90,9 @@ pub fn method_allowed(snap: &Snapshot, endpoint: Endpoint, method: &Method) -> b
         | Endpoint::Verify
         | Endpoint::SignIn
         | Endpoint::SignOut
-        | Endpoint::Sessions => true,
+        | Endpoint::Sessions
+        | Endpoint::ProviderSignIn
+        | Endpoint::ProviderCallback => true,
         Endpoint::Refresh if refresh::is_renewal(snap, method) => true,
         _ => method == Method::POST,
     }
@@ -117,6 +129,14 @@ pub async fn handle(
         },
         Endpoint::Sessions => match &snap.auth.sign_in {
             Some(settings) => sign_in::sessions::sessions(app, snap, conn, settings, request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::ProviderSignIn => match &snap.auth.sign_in {
+            Some(settings) => sign_in::provider::start(app, snap, conn, settings, request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::ProviderCallback => match &snap.auth.sign_in {
+            Some(settings) => sign_in::provider::callback(app, snap, conn, settings, request).await,
             None => Err(Reject::NoRoute),
         },
         Endpoint::SignOut => match &snap.auth.sign_in {

@@ -9,6 +9,7 @@
 mod form;
 pub mod navigation;
 mod page;
+pub mod provider;
 pub mod redirect;
 pub mod sessions;
 pub mod sign_out;
@@ -92,7 +93,13 @@ fn form_page(
     message: Option<&str>,
 ) -> Response<Body> {
     let action = format!("{}/sign-in", snap.auth.prefix);
-    let form = page::sign_in_form(&action, rd, csrf, username, message);
+    let mut form = page::sign_in_form(&action, rd, csrf, username, message);
+    let providers: Vec<(&str, &str)> = settings
+        .providers
+        .iter()
+        .map(|p| (p.id.as_str(), p.title.as_str()))
+        .collect();
+    form.push_str(&page::provider_buttons(&snap.auth.prefix, rd, &providers));
     let mut response = page::html(settings, status, &settings.title, &form);
     let cookie = format!(
         "{FORM_COOKIE}={csrf}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={FORM_SECS}"

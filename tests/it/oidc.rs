@@ -1,0 +1,288 @@
+//! Signing in through a real OpenID provider (`oidc-provider` run by node, tests/oidc/):
+//! the authorization code flow with PKCE, `state`, `nonce` and `iss` checked, the session
+//! the callback starts, and the attacks on each of those checks.
+
+use serde_json::json;
+
+use crate::common::*;
+
+const SECRET: &str = "a client secret long enough for the provider";
+
+/// A provider with the gateway as its client, and a gateway with the provider "corp".
+struct Setup {
+    provider: OidcProvider,
+    gw: Gateway,
+    _echo: Upstream,
+}
+
+impl Setup {
+    async fn start() -> Setup {
+        let echo = Upstream::echo().await;
+        let mut provider = OidcProvider::start().await;
+        let gw = AuthSetup::new(&echo.url())
+            .env("CORP_CLIENT_SECRET", SECRET)
+            .extra(&format!(
+                r#"[cookies]
+enabled = true
+
+[sign_in]
+enabled = true
+
+[[sign_in.providers]]
+id = "corp"
+title = "Corporate login"
+issuer = "{}"
+client_id = "portcullis"
+client_secret_env = "CORP_CLIENT_SECRET"
+scopes = ["openid", "email", "profile", "roles"]
+roles_claim = "roles"
+"#,
+                provider.issuer()
+            ))
+            .start()
+            .await;
+        let callback = format!("https://127.0.0.1:{}/auth/callback/corp", gw.https.port());
+        provider
+            .configure(&json!({
+                "clients": [{
+                    "client_id": "portcullis",
+                    "client_secret": SECRET,
+                    "redirect_uris": [callback],
+                    "response_types": ["code"],
+                    "grant_types": ["authorization_code"],
+                    "token_endpoint_auth_method": "client_secret_basic",
+                }],
+                "accounts": {
+                    "alice": { "email": "alice@example.com", "email_verified": true, "roles": ["staff"] },
+                },
+            }))
+            .await;
+        Setup {
+            provider,
+            gw,
+            _echo: echo,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.gw.https.port())
+    }
+
+    /// Clicks the provider's button with `rd` and signs in at the provider as `login`;
+    /// the redirect back to the gateway, not yet followed.
+    fn to_callback(&self, browser: &CurlBrowser, rd: &str, login: &str) -> String {
+        let rd = form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>();
+        let page = browser.get(&self.url(&format!("/auth/sign-in/corp?rd={rd}")));
+        assert_eq!(
+            page.status,
+            200,
+            "the provider's login page: {page:?}\n{}",
+            self.provider.log()
+        );
+        let back = complete_provider_forms(browser, page, login);
+        assert!(
+            back.location.starts_with(&self.url("/auth/callback/corp?")),
+            "the provider sends the browser back to the callback: {back:?}\n{}",
+            self.provider.log()
+        );
+        back.location
+    }
+}
+
+#[tokio::test]
+async fn a_person_signs_in_at_the_provider_and_lands_on_the_page_they_asked_for() {
+    let s = Setup::start().await;
+    let browser = CurlBrowser::new();
+    let sign_in = browser.get(&s.url("/auth/sign-in"));
+    assert!(
+        sign_in.body.contains("/auth/sign-in/corp?rd="),
+        "{}",
+        sign_in.body
+    );
+    assert!(sign_in.body.contains("Corporate login"), "{}", sign_in.body);
+
+    let callback = s.to_callback(&browser, &s.url("/api/report?x=1"), "alice");
+    assert!(
+        callback.contains("iss="),
+        "RFC 9207 iss in the answer: {callback}"
+    );
+    let landed = browser.get_once(&callback);
+    assert_eq!(landed.status, 200, "{landed:?}\n{}", s.gw.log());
+    // The continue step: a same-origin page, so the next navigation carries Strict cookies.
+    let next = landed
+        .attr("id=\"continue\"", "href")
+        .expect("a continue link");
+    assert_eq!(next, s.url("/api/report?x=1"));
+
+    let page = browser.get_once(&next);
+    assert_eq!(page.status, 200, "{page:?}");
+    let echoed: serde_json::Value = serde_json::from_str(&page.body).expect("echo json");
+    assert_eq!(echoed["headers"]["x-auth-user"], "corp:alice");
+    assert_eq!(echoed["headers"]["x-auth-roles"], "staff");
+    let logins = s.gw.audit_events("login_ok");
+    assert!(
+        logins
+            .iter()
+            .any(|l| l.contains("corp:alice") && l.contains("corp")),
+        "{logins:?}"
+    );
+    let log = s.gw.log();
+    let code = callback
+        .split("code=")
+        .nth(1)
+        .and_then(|c| c.split('&').next())
+        .unwrap_or("?");
+    assert!(!log.contains(code), "the code must not be logged");
+}
+
+#[tokio::test]
+async fn a_provider_session_refreshes_although_the_person_is_in_no_local_store() {
+    let s = Setup::start().await;
+    let browser = CurlBrowser::new();
+    let callback = s.to_callback(&browser, "/", "alice");
+    assert_eq!(browser.get_once(&callback).status, 200);
+    let renewed = browser.get_once(&s.url("/auth/refresh?rd=%2Fapi%2Fagain"));
+    assert_eq!(renewed.status, 302, "{renewed:?}\n{}", s.gw.log());
+    assert_eq!(
+        renewed.location,
+        s.url("/api/again"),
+        "renewed, not sent to sign in"
+    );
+    let page = browser.get_once(&renewed.location);
+    let echoed: serde_json::Value = serde_json::from_str(&page.body).expect("echo json");
+    assert_eq!(echoed["headers"]["x-auth-user"], "corp:alice");
+    assert_eq!(echoed["headers"]["x-auth-roles"], "staff");
+}
+
+#[tokio::test]
+async fn a_callback_with_another_browsers_state_or_none_is_refused() {
+    let s = Setup::start().await;
+    let victim = CurlBrowser::new();
+    let attacker = CurlBrowser::new();
+    // The attacker's own finished sign-in, replayed into the victim's browser (login CSRF).
+    let callback = s.to_callback(&attacker, "/", "alice");
+    let no_pending = victim.get_once(&callback);
+    assert_eq!(no_pending.status, 400, "{no_pending:?}");
+    assert!(
+        no_pending.body.contains("another browser"),
+        "{}",
+        no_pending.body
+    );
+    // The victim has a sign-in of their own pending: the states differ.
+    let _ = victim.get(&s.url("/auth/sign-in/corp"));
+    let mismatch = victim.get_once(&callback);
+    assert_eq!(mismatch.status, 400, "{mismatch:?}");
+    assert!(
+        !victim.jar().contains("portcullis-access"),
+        "no session: {}",
+        victim.jar()
+    );
+    let refused = s.gw.audit_events("provider_sign_in_refused");
+    assert!(
+        refused.iter().any(|l| l.contains("state mismatch")),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_naming_another_issuer_or_none_is_refused() {
+    let s = Setup::start().await;
+    for forge in ["https%3A%2F%2Fevil.example", ""] {
+        let browser = CurlBrowser::new();
+        let callback = s.to_callback(&browser, "/", "alice");
+        let (head, iss_and_rest) = callback.split_once("iss=").expect("iss in the answer");
+        let rest = iss_and_rest.split_once('&').map(|(_, r)| r).unwrap_or("");
+        let forged = match forge {
+            "" => format!("{head}{rest}"),
+            other => format!("{head}iss={other}&{rest}"),
+        };
+        let page = browser.get_once(&forged);
+        assert_eq!(page.status, 400, "{forged}: {page:?}");
+        assert!(!browser.jar().contains("portcullis-access"), "no session");
+    }
+    let refused = s.gw.audit_events("provider_sign_in_refused");
+    assert_eq!(
+        refused
+            .iter()
+            .filter(|l| l.contains("iss mismatch"))
+            .count(),
+        2,
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_callback_is_refused_even_with_its_state_cookie() {
+    let s = Setup::start().await;
+    let browser = CurlBrowser::new();
+    let callback = s.to_callback(&browser, "/", "alice");
+    let pending = browser.jar();
+    assert_eq!(browser.get_once(&callback).status, 200);
+    // Used once: the state cookie is gone.
+    assert_eq!(browser.get_once(&callback).status, 400);
+    // Put back, the provider still refuses the spent code.
+    let thief = CurlBrowser::new();
+    thief.set_jar(&pending);
+    let replay = thief.get_once(&callback);
+    assert_eq!(replay.status, 403, "{replay:?}");
+    assert!(!thief.jar().contains("portcullis-access"), "no session");
+    let refused = s.gw.audit_events("provider_sign_in_refused");
+    assert!(
+        refused.iter().any(|l| l.contains("invalid_grant")),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_id_token_for_another_sign_in_nonce_is_refused() {
+    let s = Setup::start().await;
+    let browser = CurlBrowser::new();
+    let callback = s.to_callback(&browser, "/", "alice");
+    // Swap the nonce this browser expects (as if the ID token were replayed from another
+    // sign-in): state and PKCE still match, only the nonce differs.
+    let jar = browser.jar();
+    let line = jar
+        .lines()
+        .find(|l| l.contains("__Host-portcullis-oidc-corp"))
+        .expect("the pending sign-in cookie");
+    let value = line.rsplit('\t').next().expect("cookie value");
+    let decoded = base64_url_decode(value);
+    let n = decoded
+        .split('&')
+        .find(|p| p.starts_with("n="))
+        .expect("nonce field");
+    let tampered = decoded.replace(n, "n=0123456789abcdef0123456789abcdef");
+    browser.set_jar(&jar.replace(value, &base64_url_encode(&tampered)));
+    let page = browser.get_once(&callback);
+    assert_eq!(page.status, 403, "{page:?}");
+    assert!(!browser.jar().contains("portcullis-access"), "no session");
+    let refused = s.gw.audit_events("provider_sign_in_refused");
+    assert!(refused.iter().any(|l| l.contains("nonce")), "{refused:?}");
+}
+
+#[tokio::test]
+async fn rd_to_a_foreign_host_lands_on_the_gateways_home() {
+    let s = Setup::start().await;
+    let browser = CurlBrowser::new();
+    let callback = s.to_callback(&browser, "https://evil.example/steal", "alice");
+    let landed = browser.get_once(&callback);
+    assert_eq!(landed.status, 200, "{landed:?}");
+    let next = landed
+        .attr("id=\"continue\"", "href")
+        .expect("a continue link");
+    assert_eq!(next, s.url("/"));
+    assert!(!landed.body.contains("evil.example"), "{}", landed.body);
+}
+
+fn base64_url_decode(value: &str) -> String {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(value)
+        .expect("base64url cookie");
+    String::from_utf8(bytes).expect("utf-8 cookie")
+}
+
+fn base64_url_encode(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
