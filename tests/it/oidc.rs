@@ -286,3 +286,29 @@ fn base64_url_encode(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
+
+#[tokio::test]
+async fn a_person_signs_in_at_the_provider_with_a_real_browser() {
+    let s = Setup::start().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "the browser tests need `npm ci --prefix tests/browser` and Debian's chromium (`.ci/run` installs both)"
+    );
+    let out = std::process::Command::new("node")
+        .arg(dir.join("sign_in_provider.mjs"))
+        .env("GATEWAY", s.url(""))
+        .output()
+        .expect("node runs (apt-get install nodejs)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "sign_in_provider.mjs failed:\n{stdout}\n{}\ngateway log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.gw.log()
+    );
+    assert!(
+        stdout.contains("ok: upstream sees the provider's person"),
+        "{stdout}"
+    );
+}
