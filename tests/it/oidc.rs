@@ -42,6 +42,10 @@ roles_claim = "roles"
             .start()
             .await;
         let callback = format!("https://127.0.0.1:{}/auth/callback/corp", gw.https.port());
+        let backchannel = format!(
+            "https://127.0.0.1:{}/auth/backchannel-logout/corp",
+            gw.https.port()
+        );
         provider
             .configure(&json!({
                 "clients": [{
@@ -51,6 +55,7 @@ roles_claim = "roles"
                     "response_types": ["code"],
                     "grant_types": ["authorization_code"],
                     "token_endpoint_auth_method": "client_secret_basic",
+                    "backchannel_logout_uri": backchannel,
                 }],
                 "accounts": {
                     "alice": { "email": "alice@example.com", "email_verified": true, "roles": ["staff"] },
@@ -272,6 +277,97 @@ async fn rd_to_a_foreign_host_lands_on_the_gateways_home() {
         .expect("a continue link");
     assert_eq!(next, s.url("/"));
     assert!(!landed.body.contains("evil.example"), "{}", landed.body);
+}
+
+#[tokio::test]
+async fn a_sign_out_at_the_provider_ends_the_gateway_session_by_back_channel() {
+    let s = Setup::start().await;
+    let browser = CurlBrowser::new();
+    let callback = s.to_callback(&browser, "/", "alice");
+    assert_eq!(browser.get_once(&callback).status, 200);
+    assert_eq!(browser.get_once(&s.url("/api/before")).status, 200);
+
+    // Sign out at the provider: its confirm page, then its form.
+    let confirm = browser.get(&format!("{}/session/end", s.provider.issuer()));
+    let xsrf = confirm
+        .attr("name=\"xsrf\"", "value")
+        .expect("the provider's logout form");
+    let action = confirm.attr("<form", "action").expect("form action");
+    let url = match action.starts_with('/') {
+        true => format!("{}{action}", s.provider.issuer()),
+        false => action,
+    };
+    browser.post_form(&url, &[("xsrf", &xsrf), ("logout", "yes")], false);
+
+    let after = s.url("/api/after");
+    eventually(DEADLINE, || async {
+        match browser.get_once(&after).status {
+            200 => Err("still signed in".to_string()),
+            _ => Ok(()),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", s.gw.log(), s.provider.log()));
+    // Nor can the session be renewed.
+    let renewed = browser.get_once(&s.url("/auth/refresh?rd=%2Fapi%2Fx"));
+    assert!(renewed.location.contains("/auth/sign-in"), "{renewed:?}");
+    let events = s.gw.audit_events("backchannel_logout");
+    assert!(
+        events.iter().any(|l| l.contains("corp:alice")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_or_malformed_logout_token_is_refused() {
+    let s = Setup::start().await;
+    let now = now_secs();
+    let event = json!({ "http://schemas.openid.net/event/backchannel-logout": {} });
+    let claims = |jti: &str| {
+        json!({
+            "iss": s.provider.issuer(), "aud": "portcullis", "iat": now, "exp": now + 120,
+            "jti": jti, "sub": "alice", "events": event,
+        })
+    };
+    let post = |token: &str| {
+        let body = format!("logout_token={token}");
+        let out = std::process::Command::new("curl")
+            .args([
+                "-k",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--data",
+                &body,
+            ])
+            .arg(s.url("/auth/backchannel-logout/corp"))
+            .output()
+            .expect("curl is installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(post(&s.provider.sign(&claims("j1"))), "200");
+    assert_eq!(post(&s.provider.sign(&claims("j1"))), "400", "a replay");
+    let mut with_nonce = claims("j2");
+    with_nonce["nonce"] = json!("n");
+    assert_eq!(post(&s.provider.sign(&with_nonce)), "400", "a nonce");
+    let mut no_event = claims("j3");
+    no_event.as_object_mut().expect("object").remove("events");
+    assert_eq!(post(&s.provider.sign(&no_event)), "400", "no event");
+    let mut other_client = claims("j4");
+    other_client["aud"] = json!("someone-else");
+    assert_eq!(
+        post(&s.provider.sign(&other_client)),
+        "400",
+        "another client's"
+    );
+    let mut no_jti = claims("");
+    no_jti.as_object_mut().expect("object").remove("jti");
+    assert_eq!(post(&s.provider.sign(&no_jti)), "400", "no jti");
+    assert_eq!(post("not.a.token"), "400");
+    let refused = s.gw.audit_events("backchannel_logout_refused");
+    assert_eq!(refused.len(), 6, "{refused:?}");
 }
 
 fn base64_url_decode(value: &str) -> String {

@@ -9,9 +9,30 @@
 // Logins go through oidc-provider's own development interactions: a login form taking any
 // name (the account id) and password, then a consent form. `accounts` maps an account id
 // to the claims it has beyond `sub`.
+//
+// The provider signs with one RSA key made here; `POST /test/sign` (JSON claims in, a JWS
+// out) signs what a test asks with that same key, for the logout-token attacks no honest
+// provider would send (a replay, a nonce, no event).
+//
+// The provider calls the gateway's back-channel logout endpoint over https; the gateway's
+// self-signed certificate is made after this process starts, so the test starts it with
+// NODE_TLS_REJECT_UNAUTHORIZED=0 (this test provider only).
 import http from 'node:http';
 import readline from 'node:readline';
+import * as jose from 'jose';
 import Provider from 'oidc-provider';
+
+const { privateKey } = await jose.generateKeyPair('RS256', { extractable: true });
+const signingJwk = { ...(await jose.exportJWK(privateKey)), kid: 'test-key', alg: 'RS256', use: 'sig' };
+
+async function signRoute(req, res) {
+  let body = '';
+  for await (const chunk of req) body += chunk;
+  const token = await new jose.SignJWT(JSON.parse(body))
+    .setProtectedHeader({ alg: 'RS256', kid: 'test-key', typ: 'logout+jwt' })
+    .sign(privateKey);
+  res.end(token);
+}
 
 const server = http.createServer((_req, res) => {
   res.statusCode = 503;
@@ -27,6 +48,7 @@ function configure(setup) {
   const accounts = setup.accounts ?? {};
   const provider = new Provider(issuer, {
     clients: setup.clients,
+    jwks: { keys: [signingJwk] },
     cookies: { keys: ['portcullis test provider cookie key'] },
     pkce: { methods: ['S256'], required: () => true },
     // The claims of the requested scopes go into the ID token, which is all the gateway reads.
@@ -52,7 +74,14 @@ function configure(setup) {
     },
   });
   server.removeAllListeners('request');
-  server.on('request', provider.callback());
+  const callback = provider.callback();
+  server.on('request', (req, res) => {
+    if (req.method === 'POST' && req.url === '/test/sign') {
+      signRoute(req, res).catch((err) => { res.statusCode = 500; res.end(String(err)); });
+    } else {
+      callback(req, res);
+    }
+  });
   console.log('ready');
 }
 

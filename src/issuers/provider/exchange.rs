@@ -154,15 +154,29 @@ impl Provider {
         leeway: u64,
         now: u64,
     ) -> Result<Person, String> {
-        let verified = match verify_external(&self.keys, id_token, leeway, now) {
+        let claims = self
+            .verify_token(jwks_client, id_token, leeway, now)
+            .await?;
+        self.check_id_token(claims, nonce)
+    }
+
+    /// A token signed by the provider, for this client, in date; its keys are fetched again
+    /// once for a kid not yet known (the provider may have just rotated).
+    pub(super) async fn verify_token(
+        &self,
+        jwks_client: &fetch::Client,
+        token: &str,
+        leeway: u64,
+        now: u64,
+    ) -> Result<Claims, String> {
+        let verified = match verify_external(&self.keys, token, leeway, now) {
             Err(TokenError::UnknownKid) => {
                 fetch::refresh(&self.keys, jwks_client).await;
-                verify_external(&self.keys, id_token, leeway, now)
+                verify_external(&self.keys, token, leeway, now)
             }
             other => other,
         };
-        let claims = verified.map_err(|e| format!("ID token refused: {e}"))?;
-        self.check_id_token(claims, nonce)
+        verified.map_err(|e| format!("token refused: {e}"))
     }
 
     /// The checks an access token does not need: nonce, azp, iat, allowed domains.

@@ -7,6 +7,7 @@
 //! tokens: an ID token only ever starts a gateway session.
 
 mod exchange;
+mod logout;
 
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +18,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 
 pub use exchange::{printable, Person, Pkce};
+pub use logout::LogoutOrder;
 
 use super::fetch::fetch_uri;
 use super::Issuer;

@@ -50,6 +50,8 @@ pub enum Endpoint {
     ProviderSignIn,
     /// GET {prefix}/callback/{provider}: back from it.
     ProviderCallback,
+    /// POST {prefix}/backchannel-logout/{provider}: the provider says a person signed out.
+    ProviderLogout,
 }
 
 /// Recognizes a gateway endpoint; everything else goes to the route table.
@@ -77,6 +79,9 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
         }
         rest if snap.auth.sign_in.is_some() && rest.starts_with("/callback/") => {
             Some(Endpoint::ProviderCallback)
+        }
+        rest if snap.auth.sign_in.is_some() && rest.starts_with("/backchannel-logout/") => {
+            Some(Endpoint::ProviderLogout)
         }
         _ => None,
     }
@@ -137,6 +142,10 @@ pub async fn handle(
         },
         Endpoint::ProviderCallback => match &snap.auth.sign_in {
             Some(settings) => sign_in::provider::callback(app, snap, conn, settings, request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::ProviderLogout => match &snap.auth.sign_in {
+            Some(settings) => sign_in::backchannel::logout(app, snap, settings, request).await,
             None => Err(Reject::NoRoute),
         },
         Endpoint::SignOut => match &snap.auth.sign_in {

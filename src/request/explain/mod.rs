@@ -247,6 +247,7 @@ fn endpoint_name(endpoint: Endpoint) -> &'static str {
         Endpoint::Sessions => "sessions page",
         Endpoint::ProviderSignIn => "sign-in through a provider",
         Endpoint::ProviderCallback => "provider callback",
+        Endpoint::ProviderLogout => "provider back-channel logout",
     }
 }
 

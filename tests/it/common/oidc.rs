@@ -31,6 +31,8 @@ impl OidcProvider {
         let err = out.try_clone().expect("clone log handle");
         let mut child = Command::new("node")
             .arg(dir.join("provider.mjs"))
+            // It calls the gateway's self-signed https back-channel logout endpoint.
+            .env("NODE_TLS_REJECT_UNAUTHORIZED", "0")
             .stdin(Stdio::piped())
             .stdout(out)
             .stderr(err)
@@ -80,6 +82,19 @@ impl OidcProvider {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A JWS over `claims` signed with the provider's own key (the provider's test route).
+    pub fn sign(&self, claims: &Value) -> String {
+        let url = format!("{}/test/sign", self.issuer());
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--data-binary"])
+            .arg(claims.to_string())
+            .arg(url)
+            .output()
+            .expect("curl is installed");
+        assert!(out.status.success(), "sign: {out:?}");
+        String::from_utf8(out.stdout).expect("a JWS")
     }
 }
 

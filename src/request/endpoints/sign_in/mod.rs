@@ -6,6 +6,7 @@
 //! and a POST that a browser marks cross-site (`Sec-Fetch-Site`) or that carries a foreign
 //! `Origin` is refused before the body is read.
 
+pub mod backchannel;
 mod form;
 pub mod navigation;
 mod page;

@@ -262,7 +262,7 @@ async fn start_session(
     super::super::login::start_family(app, snap, conn, &subject, request_id, user_agent).await
 }
 
-/// The provider a path names after `{prefix}/{kind}/`; an unknown one is no route.
+/// The provider a GET's path names after `{prefix}/{kind}/`.
 fn named<'s>(
     snap: &Snapshot,
     settings: &'s SignInSettings,
@@ -272,6 +272,16 @@ fn named<'s>(
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return Err(Reject::MethodNotAllowed);
     }
+    named_any(snap, settings, request, kind)
+}
+
+/// The provider a path names after `{prefix}/{kind}/`; an unknown one is no route.
+pub(super) fn named_any<'s>(
+    snap: &Snapshot,
+    settings: &'s SignInSettings,
+    request: &Request<Incoming>,
+    kind: &str,
+) -> Result<&'s Provider, Reject> {
     let path = request.uri().path();
     let id = path
         .strip_prefix(snap.auth.prefix.as_str())
