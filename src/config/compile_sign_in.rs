@@ -44,7 +44,16 @@ pub(crate) fn sign_in(
     let (true, Some(providers)) = (ok, providers) else {
         return Err(());
     };
-    let csp_prefix = csp_prefix(&allowed_hosts);
+    let provider_origins: Vec<String> = providers
+        .iter()
+        .filter_map(|p| crate::issuers::provider::origin_of(&p.keys.issuer))
+        // Nothing that could end or split a CSP directive.
+        .filter(|o| {
+            o.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b":/.-[]".contains(&b))
+        })
+        .collect();
+    let csp_prefix = csp_prefix(&allowed_hosts, &provider_origins);
     Ok(Some(SignInSettings {
         title,
         allowed_hosts,
@@ -82,10 +91,15 @@ fn host_rule(text: &str) -> Option<HostRule> {
 }
 
 /// The pages' CSP without its style nonce: nothing loads, nothing frames them, and forms
-/// (and the redirects that answer them, which Chromium checks too) go only to this origin
-/// and the allowed redirect hosts.
-fn csp_prefix(allowed: &[HostRule]) -> String {
+/// (and the redirects that answer them, which Chromium checks too) go only to this origin,
+/// the allowed redirect hosts and the providers' issuer origins (sign-out goes on to a
+/// provider's end_session_endpoint there).
+fn csp_prefix(allowed: &[HostRule], providers: &[String]) -> String {
     let mut form_action = String::from("'self'");
+    for origin in providers {
+        form_action.push(' ');
+        form_action.push_str(origin);
+    }
     for rule in allowed {
         match rule {
             HostRule::Exact(name) => form_action.push_str(&format!(" https://{name}")),

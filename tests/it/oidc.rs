@@ -370,6 +370,51 @@ async fn a_replayed_or_malformed_logout_token_is_refused() {
     assert_eq!(refused.len(), 6, "{refused:?}");
 }
 
+#[tokio::test]
+async fn signing_out_of_a_provider_session_goes_on_to_the_providers_sign_out() {
+    let s = Setup::start().await;
+    let browser = CurlBrowser::new();
+    let callback = s.to_callback(&browser, "/", "alice");
+    assert_eq!(browser.get_once(&callback).status, 200);
+
+    let confirm = browser.get_once(&s.url("/auth/sign-out"));
+    assert_eq!(confirm.status, 200, "{confirm:?}");
+    let csrf = confirm
+        .attr("name=\"csrf\"", "value")
+        .expect("the sign-out form");
+    let out = std::process::Command::new("curl")
+        .args(["-k", "-sS", "-D", "-", "-o", "/dev/null"])
+        .arg(s.url("/auth/sign-out"))
+        .output()
+        .expect("curl is installed");
+    let headers = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    let form_action = format!("form-action 'self' {}", s.provider.issuer());
+    assert!(
+        headers.contains(&form_action),
+        "the page may post on to the provider: {headers}"
+    );
+
+    let signed_out = browser.post_form(
+        &s.url("/auth/sign-out"),
+        &[("csrf", &csrf), ("rd", "")],
+        false,
+    );
+    assert_eq!(signed_out.status, 303, "{signed_out:?}");
+    let end_session = format!("{}/session/end?client_id=portcullis", s.provider.issuer());
+    assert_eq!(signed_out.location, end_session);
+    assert_ne!(
+        browser.get_once(&s.url("/api/x")).status,
+        200,
+        "signed out here"
+    );
+    // The provider asks to confirm the end of its own session.
+    let at_provider = browser.get(&signed_out.location);
+    assert!(
+        at_provider.body.contains("op.logoutForm"),
+        "{at_provider:?}"
+    );
+}
+
 fn base64_url_decode(value: &str) -> String {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD

@@ -193,6 +193,14 @@ pub struct ProviderFields {
     pub allowed_domains: Vec<String>,
 }
 
+/// `scheme://host[:port]` of an absolute URL, lowercase.
+pub fn origin_of(url: &str) -> Option<String> {
+    let uri: Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?;
+    let authority = uri.authority()?;
+    Some(format!("{scheme}://{authority}").to_ascii_lowercase())
+}
+
 /// `{issuer}/.well-known/openid-configuration` (OpenID Connect Discovery 1.0, 4).
 pub fn discovery_url(issuer: &str) -> Result<Uri, String> {
     let url = format!(
