@@ -8,6 +8,8 @@ pub mod hash;
 pub mod http;
 pub mod name;
 pub mod redis;
+pub mod sealed;
+pub mod totp;
 
 use hash::{HashError, Hasher};
 

@@ -46,6 +46,8 @@ pub enum Endpoint {
     SignOut,
     /// GET and POST {prefix}/sessions (only with `[sign_in]` enabled).
     Sessions,
+    /// GET and POST {prefix}/change-password (only with `[sign_in]` enabled).
+    PasswordPage,
     /// GET {prefix}/sign-in/{provider}: off to an OpenID provider.
     ProviderSignIn,
     /// GET {prefix}/callback/{provider}: back from it.
@@ -73,6 +75,7 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
         "/sign-in" if snap.auth.sign_in.is_some() => Some(Endpoint::SignIn),
         "/sign-out" if snap.auth.sign_in.is_some() => Some(Endpoint::SignOut),
         "/sessions" if snap.auth.sign_in.is_some() => Some(Endpoint::Sessions),
+        "/change-password" if snap.auth.sign_in.is_some() => Some(Endpoint::PasswordPage),
         "/password" => Some(Endpoint::Password),
         rest if snap.auth.sign_in.is_some() && rest.starts_with("/sign-in/") => {
             Some(Endpoint::ProviderSignIn)
@@ -96,6 +99,7 @@ pub fn method_allowed(snap: &Snapshot, endpoint: Endpoint, method: &Method) -> b
         | Endpoint::SignIn
         | Endpoint::SignOut
         | Endpoint::Sessions
+        | Endpoint::PasswordPage
         | Endpoint::ProviderSignIn
         | Endpoint::ProviderCallback => true,
         Endpoint::Refresh if refresh::is_renewal(snap, method) => true,
@@ -150,6 +154,12 @@ pub async fn handle(
         },
         Endpoint::SignOut => match &snap.auth.sign_in {
             Some(settings) => sign_in::sign_out::sign_out(app, snap, conn, settings, request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::PasswordPage => match &snap.auth.sign_in {
+            Some(settings) => {
+                sign_in::password_page::password_page(app, snap, conn, settings, request).await
+            }
             None => Err(Reject::NoRoute),
         },
     }

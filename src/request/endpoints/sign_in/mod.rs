@@ -10,6 +10,7 @@ pub mod backchannel;
 mod form;
 pub mod navigation;
 mod page;
+pub mod password_page;
 pub mod provider;
 pub mod redirect;
 pub mod sessions;
