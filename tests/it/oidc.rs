@@ -415,6 +415,35 @@ async fn signing_out_of_a_provider_session_goes_on_to_the_providers_sign_out() {
     );
 }
 
+#[tokio::test]
+async fn a_provider_that_is_down_gets_a_clear_page_not_a_loop() {
+    let echo = Upstream::echo().await;
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let gw = AuthSetup::new(&echo.url())
+        .env("CORP_CLIENT_SECRET", SECRET)
+        .extra(&format!(
+            "[cookies]\nenabled = true\n\n[sign_in]\nenabled = true\n\n[[sign_in.providers]]\nid = \"corp\"\nissuer = \"{down}\"\nclient_id = \"portcullis\"\nclient_secret_env = \"CORP_CLIENT_SECRET\"\nfetch_timeout = \"2s\"\n"
+        ))
+        .start()
+        .await;
+    let browser = CurlBrowser::new();
+    let page = browser.get(&format!(
+        "https://127.0.0.1:{}/auth/sign-in/corp?rd=%2F",
+        gw.https.port()
+    ));
+    assert_eq!(page.status, 502, "{page:?}");
+    assert!(
+        page.body.contains("cannot be reached right now"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("/auth/sign-in"),
+        "a way back: {}",
+        page.body
+    );
+}
+
 fn base64_url_decode(value: &str) -> String {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
