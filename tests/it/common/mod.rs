@@ -17,6 +17,8 @@
 //! - `redis`: `Redis`, a real redis-server per test.
 //! - `backend`: `CredentialBackend`, an existing password checker for the http user store.
 //! - `idp`: `Idp`, an external identity provider (discovery + JWK Set) for `[[issuers]]`.
+//! - `oidc`: `OidcProvider`, a real OpenID provider (node + `oidc-provider`), and
+//!   `CurlBrowser`, curl with a cookie jar walking through it.
 //! - `scripted`: `ScriptedUpstream`, a raw TCP upstream for framing faults, stalls, hang-ups.
 #![allow(dead_code)]
 
@@ -26,6 +28,7 @@ mod client;
 mod gateway;
 mod idp;
 mod nginx;
+mod oidc;
 mod raw;
 mod redis;
 mod scripted;
@@ -38,6 +41,7 @@ pub use client::*;
 pub use gateway::*;
 pub use idp::*;
 pub use nginx::*;
+pub use oidc::*;
 pub use raw::*;
 pub use redis::*;
 pub use scripted::*;
