@@ -2,7 +2,7 @@
 
 use portcullis::users::{totp, Change};
 
-use super::users::Store;
+use super::store::Store;
 use super::*;
 
 /// Stores a fresh sealed secret for `user` and shows it to scan, or removes the factor.
