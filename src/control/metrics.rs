@@ -147,6 +147,11 @@ impl Metrics {
                 "counter",
                 self.reloads_failed.load(Relaxed).to_string(),
             ),
+            (
+                "portcullis_log_lines_dropped_total",
+                "counter",
+                crate::control::log::dropped_lines().to_string(),
+            ),
         ];
         for (name, kind, value) in gauges {
             let family = name.split('{').next().unwrap_or(name);
