@@ -40,6 +40,8 @@ const LOGIN_LABELS: [&str; 4] = ["ok", "failed", "throttled", "unavailable"];
 pub struct Metrics {
     /// Connections open now.
     pub open_connections: AtomicI64,
+    /// Idle HTTP/1.1 connections parked now (holding only their socket and TLS session).
+    pub parked_connections: AtomicI64,
     /// Successful reloads.
     pub reloads_ok: AtomicU64,
     /// Rejected reloads.
@@ -130,6 +132,11 @@ impl Metrics {
                 "portcullis_open_connections",
                 "gauge",
                 self.open_connections.load(Relaxed).to_string(),
+            ),
+            (
+                "portcullis_parked_connections",
+                "gauge",
+                self.parked_connections.load(Relaxed).to_string(),
             ),
             ("portcullis_revocations", "gauge", revocations.to_string()),
             (

@@ -26,6 +26,7 @@ mod jwks;
 mod limits;
 mod login;
 mod metrics;
+mod parking;
 mod paths;
 mod policy_claims;
 mod proptests;
