@@ -54,6 +54,8 @@ pub enum Reject {
     UserGone,
     /// Registration: the name is taken (409).
     Taken,
+    /// The configuration cannot do this (501): a password change with the http user store.
+    NotSupported(&'static str),
     /// A dependency (user store, revocation store, hash pool) cannot answer now (503).
     Unavailable(&'static str),
     /// Something that should not fail did; details are in the log (500).
@@ -208,6 +210,7 @@ impl Reject {
             Reject::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Reject::Throttled(_) | Reject::RefreshThrottled(_) => StatusCode::TOO_MANY_REQUESTS,
             Reject::Taken => StatusCode::CONFLICT,
+            Reject::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             Reject::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Reject::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -235,6 +238,7 @@ impl Reject {
             Reject::RefreshThrottled(_) => "too_many_requests",
             Reject::RefreshReuse | Reject::UserGone => "invalid_grant",
             Reject::Taken => "conflict",
+            Reject::NotSupported(_) => "not_supported",
             Reject::Unavailable(_) => "unavailable",
             Reject::Internal => "internal_error",
         }
@@ -274,6 +278,7 @@ impl Reject {
             Reject::RefreshReuse => "refresh token reuse detected; the session is revoked",
             Reject::UserGone => "user is disabled or no longer exists",
             Reject::Taken => "username is taken",
+            Reject::NotSupported(reason) => reason,
             Reject::Unavailable(reason) => reason,
             Reject::Internal => "internal error",
         }

@@ -50,3 +50,24 @@ pub async fn within<T>(
         }
     }
 }
+
+/// A multiplexed, reconnecting connection to `url`, connected within `connect` and with
+/// every command bounded by `response`.
+pub async fn connect_manager(
+    url: &str,
+    connect: Duration,
+    response: Duration,
+) -> Result<redis::aio::ConnectionManager, StoreError> {
+    let client = open_client(url)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(500)))
+        .set_response_timeout(Some(response))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(20))
+        .set_max_delay(Duration::from_millis(500));
+    within(
+        connect,
+        redis::aio::ConnectionManager::new_with_config(client, config),
+    )
+    .await
+}

@@ -81,7 +81,7 @@ enum Command {
     HashPassword,
     /// Manage users of the file or Redis user store.
     #[command(subcommand)]
-    User(UserCommand),
+    User(users::UserCommand),
     /// Revoke one token (--jti) or everything a subject holds (--sub), via the admin listener.
     Revoke {
         #[command(flatten)]
@@ -98,20 +98,6 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum UserCommand {
-    /// Add a user (prompts for the password twice; reads one line when stdin is not a terminal).
-    Add {
-        #[command(flatten)]
-        config: ConfigArg,
-        /// User name (a-z, 0-9, '.', '_', '-'; case-insensitive).
-        name: String,
-        /// A role; repeat for several.
-        #[arg(long = "role")]
-        roles: Vec<String>,
     },
 }
 
@@ -146,11 +132,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Keygen { alg, kid, out } => keygen(alg, &kid, &out),
         Command::DevCerts { out } => dev_certs(&out),
         Command::HashPassword => users::hash_password(),
-        Command::User(UserCommand::Add {
-            config,
-            name,
-            roles,
-        }) => users::user_add(config, &name, roles),
+        Command::User(command) => users::run(command),
         Command::Revoke { config, jti, sub } => revoke(config, jti, sub),
         Command::Echo { listen } => runtime()?
             .block_on(portcullis::tools::echo::serve(listen))
@@ -382,6 +364,9 @@ fn keygen(alg: Alg, kid: &str, out: &Path) -> anyhow::Result<ExitCode> {
         } else {
             "private_key"
         };
+        // gateway.toml resolves relative paths against its own directory, not the one keygen
+        // ran in: an absolute path is right wherever the block is pasted.
+        let key = std::path::absolute(key).unwrap_or_else(|_| key.clone());
         println!(
             "\nTo use it, add to gateway.toml (publish it before signing with it: README \"Key rotation\"):\n\n[[keys]]\nkid = {kid:?}\nalg = \"{alg}\"\n{field} = {:?}",
             key.display().to_string()

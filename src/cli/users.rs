@@ -1,7 +1,236 @@
-//! `hash-password` and `user add`: passwords read without echo, users written to the
-//! configured store (users.toml or Redis).
+//! `hash-password` and `user ...`: passwords read without echo, users listed and changed
+//! in the configured store (users.toml or Redis; the running gateway picks a users.toml
+//! change up by itself, and reads Redis on every login).
+
+use portcullis::users::redis::RedisUsers;
+use portcullis::users::{file::FileStore, name, Change, User};
 
 use super::*;
+
+/// `portcullis user ...`: each takes the gateway's `--config`, which says where users live.
+#[derive(Debug, Subcommand)]
+pub(super) enum UserCommand {
+    /// List users: name, roles, enabled or disabled (never a password hash).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Add a user (prompts for the password twice; reads one line when stdin is not a terminal).
+    Add {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// User name (a-z, 0-9, '.', '_', '-'; case-insensitive).
+        name: String,
+        /// A role; repeat for several.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Set a user's password (prompted twice; one line on stdin when it is not a terminal).
+    Passwd {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// User name.
+        name: String,
+    },
+    /// Disable a user: no more logins or refreshes (issued access tokens run until they expire).
+    Disable {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// User name.
+        name: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// User name.
+        name: String,
+    },
+    /// Delete a user.
+    Delete {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// User name.
+        name: String,
+    },
+    /// Replace a user's roles (they reach tokens at the next login or refresh).
+    Roles {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// User name.
+        name: String,
+        /// The new roles, comma-separated: --set admin,ops (--set "" for none).
+        #[arg(long, value_name = "ROLES")]
+        set: String,
+    },
+}
+
+/// What to tell the operator about sessions that exist already.
+const SESSIONS_NOTE: &str = "note: tokens issued before this stay valid until they expire; \
+    `portcullis revoke --sub NAME` ends them now";
+
+/// Runs one `user` subcommand.
+pub(super) fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
+    use UserCommand as U;
+    let (config, name, wanted) = match command {
+        U::List { config } => return list(&Store::open(&config)?),
+        U::Add {
+            config,
+            name,
+            roles,
+        } => (config, name, Wanted::Add(checked_roles(roles)?)),
+        U::Passwd { config, name } => (config, name, Wanted::Passwd),
+        U::Disable { config, name } => (config, name, Wanted::Change(Change::Disabled(true))),
+        U::Enable { config, name } => (config, name, Wanted::Change(Change::Disabled(false))),
+        U::Delete { config, name } => (config, name, Wanted::Change(Change::Delete)),
+        U::Roles { config, name, set } => {
+            let roles = checked_roles(split_roles(&set))?;
+            (config, name, Wanted::Change(Change::Roles(roles)))
+        }
+    };
+    let canonical = canonical(&name)?;
+    let store = Store::open(&config)?;
+    let (change, done) = wanted.into_change(&store, &canonical)?;
+    let note = matches!(
+        change,
+        Change::Password(_) | Change::Disabled(true) | Change::Delete
+    );
+    store
+        .change(&canonical, change)
+        .map_err(|e| anyhow::anyhow!("user {canonical:?}: {e}"))?;
+    let (verb, preposition) = done;
+    println!("{verb} {canonical} {preposition} {}", store.describe());
+    if note {
+        eprintln!("{}", SESSIONS_NOTE.replace("NAME", &canonical));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A subcommand's change, before any password is read.
+enum Wanted {
+    Add(Vec<String>),
+    Passwd,
+    Change(Change),
+}
+
+impl Wanted {
+    /// The change to make, and how to say it was made. A password is asked for only once
+    /// the name is known to be free (add) or taken (passwd), so a typo costs no typing.
+    fn into_change(
+        self,
+        store: &Store,
+        user: &str,
+    ) -> anyhow::Result<(Change, (&'static str, &'static str))> {
+        Ok(match self {
+            Wanted::Add(roles) => {
+                if store.exists(user)? {
+                    bail!("user {user:?}: username is taken");
+                }
+                let phc = new_password_hash(user)?;
+                (Change::Add { phc, roles }, ("added", "to"))
+            }
+            Wanted::Passwd => {
+                if !store.exists(user)? {
+                    bail!("user {user:?}: no such user");
+                }
+                let phc = new_password_hash(user)?;
+                (Change::Password(phc), ("changed the password of", "in"))
+            }
+            Wanted::Change(change) => {
+                let done = match &change {
+                    Change::Disabled(true) => ("disabled", "in"),
+                    Change::Disabled(false) => ("enabled", "in"),
+                    Change::Delete => ("deleted", "from"),
+                    _ => ("set the roles of", "in"),
+                };
+                (change, done)
+            }
+        })
+    }
+}
+
+/// The stored form of a user name, or why it cannot be one.
+fn canonical(user: &str) -> anyhow::Result<String> {
+    name::canonical(user).map_err(|reason| anyhow::anyhow!("invalid user name {user:?}: {reason}"))
+}
+
+/// The file, loaded with every problem listed (`file:line:col`) before anything is written.
+fn load_file(path: &Path) -> anyhow::Result<FileStore> {
+    FileStore::load(path, true)
+        .map_err(|err| anyhow::anyhow!("users file is invalid, nothing changed:\n{err}"))
+}
+
+/// `portcullis user list`.
+fn list(store: &Store) -> anyhow::Result<ExitCode> {
+    let users = store.users()?;
+    if users.is_empty() {
+        eprintln!("no users in {}", store.describe());
+    } else {
+        print!("{}", table(&users));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Aligned columns: NAME, ROLES (comma-separated, "-" for none), STATUS.
+fn table(users: &[User]) -> String {
+    let roles: Vec<String> = users
+        .iter()
+        .map(|u| match u.roles.is_empty() {
+            true => "-".to_string(),
+            false => u.roles.join(","),
+        })
+        .collect();
+    let name_width = users.iter().map(|u| u.name.len()).max().unwrap_or(0).max(4);
+    let roles_width = roles.iter().map(String::len).max().unwrap_or(0).max(5);
+    let mut out = format!("{:name_width$}  {:roles_width$}  STATUS\n", "NAME", "ROLES");
+    for (user, roles) in users.iter().zip(&roles) {
+        let status = if user.disabled { "disabled" } else { "enabled" };
+        out.push_str(&format!(
+            "{:name_width$}  {roles:roles_width$}  {status}\n",
+            user.name
+        ));
+    }
+    out
+}
+
+/// `--set a,b` -> ["a", "b"]; an empty value is no roles.
+fn split_roles(set: &str) -> Vec<String> {
+    if set.trim().is_empty() {
+        return Vec::new();
+    }
+    set.split(',').map(|r| r.trim().to_string()).collect()
+}
+
+/// Refuses roles tokens could not carry; drops repeats, keeping the first.
+fn checked_roles(roles: Vec<String>) -> anyhow::Result<Vec<String>> {
+    // Tokens leave out roles the roles header cannot carry ("staff,admin" would read as two):
+    // refuse to store one rather than grant a role that silently never arrives.
+    if let Some(role) = roles
+        .iter()
+        .find(|r| !portcullis::token::fits_roles_header(r))
+    {
+        bail!("role {role:?} cannot be carried in the roles header: not empty, no comma, no control character, no space at either end");
+    }
+    let mut kept: Vec<String> = Vec::with_capacity(roles.len());
+    for role in roles {
+        if !kept.contains(&role) {
+            kept.push(role);
+        }
+    }
+    Ok(kept)
+}
+
+/// Reads a new password for `user` (twice on a terminal), checks the rules, hashes it.
+fn new_password_hash(user: &str) -> anyhow::Result<String> {
+    let password = read_password("password: ")?;
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) && read_password("again: ")? != password
+    {
+        bail!("the passwords differ");
+    }
+    name::check_password(user, &password).map_err(anyhow::Error::msg)?;
+    portcullis::users::hash::hash_blocking(&password)
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
+}
 
 /// Reads a password: without echo from a terminal, else one line from stdin.
 fn read_password(prompt: &str) -> anyhow::Result<String> {
@@ -30,59 +259,83 @@ pub(super) fn hash_password() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `portcullis user add NAME --role R...`.
-pub(super) fn user_add(arg: ConfigArg, name: &str, roles: Vec<String>) -> anyhow::Result<ExitCode> {
-    // Tokens leave out roles the roles header cannot carry ("staff,admin" would read as two):
-    // refuse to store one rather than grant a role that silently never arrives.
-    if let Some(role) = roles
-        .iter()
-        .find(|r| !portcullis::token::fits_roles_header(r))
-    {
-        bail!("role {role:?} cannot be carried in the roles header: no comma, no control character, no space at either end");
-    }
-    let source = source(&arg);
-    let target = users_target(&source)?;
-    let password = read_password("password: ")?;
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) && read_password("again: ")? != password
-    {
-        bail!("the passwords differ");
-    }
-    portcullis::users::name::check_password(name, &password).map_err(anyhow::Error::msg)?;
-    let phc = portcullis::users::hash::hash_blocking(&password)
-        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
-    match target {
-        UsersTarget::File(users_file) => {
-            portcullis::users::file::add_user_blocking(&users_file, name, &phc, roles)
-                .map_err(|e| anyhow::anyhow!("cannot add {name}: {e}"))?;
-            println!("added {name} to {}", users_file.display());
-        }
-        UsersTarget::Redis { url, prefix } => {
-            runtime()?.block_on(async {
-                let store = portcullis::users::redis::RedisUsers::connect(&url, &prefix)
-                    .await
-                    .context("cannot connect to the [store] Redis")?;
-                store
-                    .add_user(name, &phc, roles)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot add {name}: {e}"))
-            })?;
-            // Not the URL: it may carry a password.
-            println!("added {name} to redis (prefix {prefix:?})");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Where `user add` writes.
-enum UsersTarget {
+/// Where `user` commands read and write, opened.
+enum Store {
     /// users.toml.
     File(PathBuf),
-    /// The `[store]` Redis.
+    /// The `[store]` Redis, and a runtime to talk to it on.
+    Redis {
+        runtime: tokio::runtime::Runtime,
+        users: RedisUsers,
+        prefix: String,
+    },
+}
+
+impl Store {
+    /// The store the configuration names (file and redis backends), connected.
+    fn open(config: &ConfigArg) -> anyhow::Result<Store> {
+        Ok(match users_target(&source(config))? {
+            Target::File(path) => Store::File(path),
+            Target::Redis { url, prefix } => {
+                let runtime = runtime()?;
+                let users = runtime
+                    .block_on(RedisUsers::connect(&url, &prefix))
+                    .context("cannot connect to the [store] Redis")?;
+                Store::Redis {
+                    runtime,
+                    users,
+                    prefix,
+                }
+            }
+        })
+    }
+
+    /// For messages: the file, or Redis and its prefix (never the URL: it may hold a password).
+    fn describe(&self) -> String {
+        match self {
+            Store::File(path) => path.display().to_string(),
+            Store::Redis { prefix, .. } => format!("redis (prefix {prefix:?})"),
+        }
+    }
+
+    fn exists(&self, user: &str) -> anyhow::Result<bool> {
+        Ok(match self {
+            Store::File(path) => load_file(path)?.get(user).is_some(),
+            Store::Redis { runtime, users, .. } => runtime
+                .block_on(users.exists(user))
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        })
+    }
+
+    fn users(&self) -> anyhow::Result<Vec<User>> {
+        Ok(match self {
+            Store::File(path) => load_file(path)?.users(),
+            Store::Redis { runtime, users, .. } => runtime
+                .block_on(users.list())
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        })
+    }
+
+    fn change(&self, user: &str, change: Change) -> anyhow::Result<()> {
+        match self {
+            Store::File(path) => {
+                load_file(path)?;
+                portcullis::users::file::change_blocking(path, user, change)?;
+            }
+            Store::Redis { runtime, users, .. } => runtime.block_on(users.change(user, change))?,
+        }
+        Ok(())
+    }
+}
+
+/// Where the configuration keeps users.
+enum Target {
+    File(PathBuf),
     Redis { url: String, prefix: String },
 }
 
-/// Where the configuration keeps users `user add` can write (file and redis backends).
-fn users_target(source: &Source) -> anyhow::Result<UsersTarget> {
+/// Where the configuration keeps users the CLI can change (file and redis backends).
+fn users_target(source: &Source) -> anyhow::Result<Target> {
     use config::compile_auth::{redis_url, USERS_NEED_REDIS_STORE};
     use config::raw::{StoreBackend, UsersBackend};
     let text = source
@@ -91,7 +344,7 @@ fn users_target(source: &Source) -> anyhow::Result<UsersTarget> {
     let file: config::raw::GatewayFile = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("invalid gateway.toml: {}", e.message()))?;
     match file.users.backend.get_ref() {
-        UsersBackend::File => Ok(UsersTarget::File(config::read::resolve(
+        UsersBackend::File => Ok(Target::File(config::read::resolve(
             &source.base_dir(),
             &file.users.file,
         ))),
@@ -101,11 +354,29 @@ fn users_target(source: &Source) -> anyhow::Result<UsersTarget> {
             }
             let url =
                 redis_url(&file.store).map_err(|(_, msg)| anyhow::anyhow!("[store] {msg}"))?;
-            Ok(UsersTarget::Redis {
+            Ok(Target::Redis {
                 url,
                 prefix: file.store.prefix.clone(),
             })
         }
-        UsersBackend::Http => bail!("`user add` needs [users] backend = \"file\" or \"redis\""),
+        UsersBackend::Http => bail!(
+            "`portcullis user` needs [users] backend = \"file\" or \"redis\": the http backend's users live in that backend"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_split_on_commas_and_an_empty_set_is_none() {
+        assert_eq!(split_roles("admin, ops"), vec!["admin", "ops"]);
+        assert!(split_roles("").is_empty());
+        assert!(checked_roles(split_roles("admin,,ops")).is_err());
+        assert_eq!(
+            checked_roles(split_roles("ops,admin,ops")).unwrap(),
+            vec!["ops", "admin"]
+        );
     }
 }

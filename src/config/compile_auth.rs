@@ -175,9 +175,11 @@ fn auth_settings(diag: &mut Diag<'_>, file: &GatewayFile) -> Option<AuthSettings
     }
     let forward_auth = super::compile_edge::forward_auth(diag, file, trimmed);
     let cookies = super::compile_edge::cookies(diag, file, trimmed);
+    let sign_in = super::compile_sign_in::sign_in(diag, file);
     Some(AuthSettings {
         forward_auth: forward_auth.ok()?,
         cookies: cookies.ok()?,
+        sign_in: sign_in.ok()?,
         prefix: trimmed.to_string(),
         registration: file.users.registration,
         default_roles: file.users.default_roles.clone(),

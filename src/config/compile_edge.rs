@@ -31,9 +31,19 @@ pub(crate) fn forward_auth(
     let path = match &raw.path {
         Some(path) => {
             let trimmed = path.get_ref().trim_end_matches('/');
-            let taken = [JWKS_PATH, "/login", "/refresh", "/logout", "/register"]
-                .iter()
-                .any(|p| trimmed == *p || trimmed.strip_prefix(prefix) == Some(p));
+            let taken = [
+                JWKS_PATH,
+                "/login",
+                "/refresh",
+                "/logout",
+                "/register",
+                "/sign-in",
+                "/sign-out",
+                "/sessions",
+                "/password",
+            ]
+            .iter()
+            .any(|p| trimmed == *p || trimmed.strip_prefix(prefix) == Some(p));
             if !is_plain_path(trimmed) || taken {
                 diag.at(path.span(), format!("invalid forward_auth.path \"{}\" (expected a path such as \"/auth/verify\", not one of the gateway's other endpoints)", path.get_ref()));
                 ok = false;

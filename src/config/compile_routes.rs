@@ -198,6 +198,7 @@ fn compile_route(
         strip_prefix: strip_prefix?,
         read_timeout: read_timeout?,
         assertion,
+        sign_in: route.sign_in,
         stats: Default::default(),
     };
     Some((matcher, compiled))

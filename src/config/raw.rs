@@ -58,6 +58,9 @@ pub struct GatewayFile {
     /// Cookie mode for browsers.
     #[serde(default)]
     pub cookies: Cookies,
+    /// The sign-in pages for people in browsers (needs cookie mode).
+    #[serde(default)]
+    pub sign_in: SignIn,
     /// The key that signs X-Auth-Assertion for upstreams with `assertion = true`.
     #[serde(default)]
     pub assertion: Option<Spanned<Assertion>>,
@@ -413,6 +416,10 @@ pub struct Route {
     /// Overrides `[proxy] read_timeout` of gateway.toml for this route.
     #[serde(default)]
     pub read_timeout: Option<Spanned<HumanDuration>>,
+    /// Whether a browser navigation without a session is sent to the sign-in page
+    /// (with `[sign_in]` enabled) instead of getting 401.
+    #[serde(default = "default_true")]
+    pub sign_in: bool,
 }
 
 fn default_auth() -> Spanned<Auth> {
@@ -696,4 +703,20 @@ impl Default for Cookies {
 
 fn default_csrf_header() -> Spanned<String> {
     Spanned::new(0..0, "X-CSRF-Token".to_string())
+}
+
+/// `[sign_in]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    /// Whether the sign-in pages exist and navigations are redirected to them.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Hosts besides the request's own that `rd` may send the browser to:
+    /// exact names, or `*.example.com` for any name below it.
+    #[serde(default)]
+    pub allowed_redirect_hosts: Vec<Spanned<String>>,
+    /// Shown on the pages.
+    #[serde(default)]
+    pub title: Option<Spanned<String>>,
 }

@@ -32,8 +32,11 @@ pub struct Route {
     pub read_timeout: std::time::Duration,
     /// Signs X-Auth-Assertion when the upstream asks for it.
     pub assertion: Option<crate::assertion::RouteAssertion>,
-    /// Requests answered on this route, by status class.
-    pub stats: RouteStats,
+    /// Whether a browser navigation without a session goes to the sign-in page.
+    pub sign_in: bool,
+    /// Requests answered on this route, by status class; shared with the route it replaces
+    /// on reload (see [`Snapshot::adopt_counters`]).
+    pub stats: Arc<RouteStats>,
 }
 
 /// Per-route counters: plain atomics, so counting costs no lock.
@@ -87,6 +90,34 @@ pub struct Snapshot {
     pub issuers: crate::issuers::Issuers,
 }
 
+impl Snapshot {
+    /// Continues the counters of `old`, the snapshot this one replaces, so that a reload
+    /// (a users.toml change, SIGHUP) never sets /metrics back: a route whose series labels
+    /// (pattern and origin) are unchanged shares its old counters, and an upstream of the
+    /// same name starts from its old stall count. A route that moved in routes.toml is a
+    /// new series and starts at zero.
+    pub fn adopt_counters(&mut self, old: &Snapshot) {
+        let mut stats = std::collections::HashMap::new();
+        let mut stalls = std::collections::HashMap::new();
+        for route in (0..old.routes.len()).filter_map(|i| old.routes.get(i)) {
+            stats.insert(
+                (route.pattern.as_str(), route.origin.as_str()),
+                &route.stats,
+            );
+            stalls.insert(route.upstream.name.as_str(), route.upstream.stalls());
+        }
+        for route in self.routes.values_mut() {
+            if let Some(old) = stats.get(&(route.pattern.as_str(), route.origin.as_str())) {
+                route.stats = Arc::clone(old);
+            }
+            // Routes share their upstream: each old count is added once.
+            if let Some(count) = stalls.remove(route.upstream.name.as_str()) {
+                route.upstream.add_stalls(count);
+            }
+        }
+    }
+}
+
 /// Settings of /auth/*.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
@@ -104,6 +135,38 @@ pub struct AuthSettings {
     pub forward_auth: Option<ForwardAuth>,
     /// Cookie mode, when enabled.
     pub cookies: Option<crate::cookies::CookieSettings>,
+    /// The sign-in pages, when enabled (always with cookie mode).
+    pub sign_in: Option<SignInSettings>,
+}
+
+/// The compiled `[sign_in]` section.
+#[derive(Debug, Clone)]
+pub struct SignInSettings {
+    /// Shown on the pages.
+    pub title: String,
+    /// Hosts besides the request's own that a redirect may go to.
+    pub allowed_hosts: Vec<HostRule>,
+    /// The pages' Content-Security-Policy, up to the per-response style nonce.
+    pub csp_prefix: String,
+}
+
+/// One `allowed_redirect_hosts` entry, lowercase ASCII.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostRule {
+    /// This name only.
+    Exact(String),
+    /// Any name ending in this suffix (which starts with '.').
+    Below(String),
+}
+
+impl HostRule {
+    /// Whether a lowercase host name is allowed by this rule.
+    pub fn allows(&self, host: &str) -> bool {
+        match self {
+            HostRule::Exact(name) => host == name,
+            HostRule::Below(suffix) => host.len() > suffix.len() && host.ends_with(suffix.as_str()),
+        }
+    }
 }
 
 /// The compiled `[forward_auth]` section.

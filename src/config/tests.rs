@@ -230,3 +230,17 @@ fn a_key_path_that_is_not_a_regular_file_is_refused_not_read() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn forward_auth_cannot_take_a_gateway_endpoint_path() {
+    for taken in ["/auth/login", "/auth/password", "/.well-known/jwks.json"] {
+        let gateway = format!(
+            "{GATEWAY}\n[forward_auth]\nenabled = true\ntrust = \"nginx\"\npath = \"{taken}\"\n"
+        );
+        let errs = errors(&gateway, ROUTES);
+        assert!(
+            errs.iter().any(|e| e.contains("invalid forward_auth.path")),
+            "{taken}: {errs:?}"
+        );
+    }
+}

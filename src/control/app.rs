@@ -22,6 +22,8 @@ pub struct App {
     pub shared: Shared,
     /// Revoked tokens, subjects and families; spent refresh tokens.
     pub revocations: RevocationStore,
+    /// Each user's sign-ins, for the sessions page.
+    pub sessions: crate::revoke::sessions::SessionBook,
     /// Who may log in.
     pub users: UserStore,
     /// The bounded argon2 pool.
@@ -47,11 +49,17 @@ impl App {
     /// connected, and the revocations mirrored, before this returns; the throttle counts,
     /// and a Redis user store keeps its users, in the same Redis).
     pub async fn start(loaded: Loaded, source: Source) -> Result<Arc<App>, StoreError> {
-        let (revocations, throttle) = match &loaded.store.choice {
-            StoreChoice::Memory => (RevocationStore::memory(), Throttle::memory(loaded.throttle)),
+        use crate::revoke::sessions::SessionBook;
+        let (revocations, throttle, sessions) = match &loaded.store.choice {
+            StoreChoice::Memory => (
+                RevocationStore::memory(),
+                Throttle::memory(loaded.throttle),
+                SessionBook::memory(),
+            ),
             StoreChoice::Redis { url, prefix } => (
                 RevocationStore::redis(url, prefix).await?,
                 Throttle::redis(url, prefix, loaded.throttle).await?,
+                SessionBook::redis(url, prefix).await?,
             ),
         };
         let Loaded {
@@ -75,6 +83,7 @@ impl App {
         Ok(Arc::new(App {
             shared: snapshot::share(snapshot),
             revocations,
+            sessions,
             users,
             hasher: Hasher::new(workers, queue),
             throttle,
@@ -92,7 +101,7 @@ impl App {
     pub async fn reload(&self, reason: &str) {
         let source = self.source.clone();
         let loaded = tokio::task::spawn_blocking(move || config::load(&source)).await;
-        let loaded = match loaded {
+        let mut loaded = match loaded {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(errors)) => {
                 self.metrics
@@ -124,6 +133,7 @@ impl App {
             .issuers
             .adopt_keys(&self.shared.load().issuers);
         loaded.snapshot.issuers.spawn_fetchers(&self.jwks_client);
+        loaded.snapshot.adopt_counters(&self.shared.load());
         self.shared.store(Arc::new(loaded.snapshot));
         if let UserStore::File(users) = &self.users {
             if let Err(err) = users.reload().await {
@@ -146,6 +156,7 @@ impl App {
                 let Some(app) = app.upgrade() else { return };
                 let now = crate::runtime::unix_now();
                 let dropped = app.revocations.purge(now) + app.throttle.purge(now);
+                app.sessions.purge(now);
                 tracing::debug!(dropped, "purged expired revocations and throttle windows");
             }
         });

@@ -1,7 +1,8 @@
 //! Counters for /metrics, kept in atomics so that recording costs no lock on the hot path.
 //!
-//! Per-route request counts live in each compiled route (see `snapshot::RouteStats`), so a
-//! reload starts the new routes at zero: Prometheus treats that as a counter reset.
+//! Per-route request counts live in each compiled route (see `snapshot::RouteStats`); a
+//! reload hands a route's counters to its successor with the same labels
+//! (`Snapshot::adopt_counters`), so no counter goes back.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -16,8 +17,8 @@ const LATENCY_BUCKETS: [f64; 12] = [
 ];
 
 /// Statuses the gateway answers itself, each with its own counter.
-const GATEWAY_STATUSES: [u16; 13] = [
-    400, 401, 403, 404, 405, 409, 413, 415, 429, 431, 502, 503, 504,
+const GATEWAY_STATUSES: [u16; 14] = [
+    400, 401, 403, 404, 405, 409, 413, 415, 429, 431, 501, 502, 503, 504,
 ];
 
 /// Login outcomes.

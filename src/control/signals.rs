@@ -31,7 +31,12 @@ pub async fn shutdown_requested() {
 }
 
 /// Reloads on SIGHUP and whenever a watched file changes, for the life of the process.
-pub fn spawn_reloader(app: Arc<App>) {
+///
+/// The first stamps are taken before this returns, so before the gateway reports ready: a
+/// file changed after that is always seen. Stamps are taken before each reload, so a change
+/// that lands while a reload reads the files is reloaded again at the next tick.
+pub async fn spawn_reloader(app: Arc<App>) {
+    let mut watched = Stamps::read(&app).await;
     tokio::spawn(async move {
         let mut hangup = match signal(SignalKind::hangup()) {
             Ok(hangup) => Some(hangup),
@@ -40,18 +45,20 @@ pub fn spawn_reloader(app: Arc<App>) {
                 None
             }
         };
-        let mut watched = Stamps::read(&app).await;
         let mut tick = tokio::time::interval(WATCH_INTERVAL);
         loop {
-            let reason = tokio::select! {
-                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => "SIGHUP",
+            let (reason, stamps) = tokio::select! {
+                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => {
+                    ("SIGHUP", Stamps::read(&app).await)
+                }
                 _ = tick.tick() => {
-                    if Stamps::read(&app).await == watched { continue; }
-                    "file change"
+                    let stamps = Stamps::read(&app).await;
+                    if stamps == watched { continue; }
+                    ("file change", stamps)
                 }
             };
+            watched = stamps;
             app.reload(reason).await;
-            watched = Stamps::read(&app).await;
         }
     });
 }

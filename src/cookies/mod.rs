@@ -154,7 +154,7 @@ pub fn csrf_matches(settings: &CookieSettings, headers: &HeaderMap) -> Result<()
 }
 
 /// Constant-time equality, so the comparison does not tell how much of a guess was right.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -115,6 +115,11 @@ impl<B> Pool<B> {
             "upstream response body stalled: the response to the client is cut");
     }
 
+    /// Adds stalls counted elsewhere (by the pool this one replaced on reload).
+    pub fn add_stalls(&self, count: u64) {
+        self.stalls.fetch_add(count, Ordering::Relaxed);
+    }
+
     /// Responses cut because their body stalled, since the pool was built.
     pub fn stalls(&self) -> u64 {
         self.stalls.load(Ordering::Relaxed)

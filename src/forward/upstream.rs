@@ -136,6 +136,11 @@ impl Upstream {
             .map_err(|_| Reject::BadRequest("request target cannot be forwarded"))
     }
 
+    /// Counts `count` stalls from before a reload, so the metric goes on from there.
+    pub fn add_stalls(&self, count: u64) {
+        self.pool.add_stalls(count);
+    }
+
     /// Responses from this upstream cut because their body stalled, since it was built.
     pub fn stalls(&self) -> u64 {
         self.pool.stalls()

@@ -12,6 +12,7 @@ pub mod jwks;
 pub mod report;
 mod verify;
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,8 +72,9 @@ impl Issuers {
         self.0.iter().find(|i| i.issuer == iss).map(|i| &**i)
     }
 
-    /// Starts from the keys of the issuers these replace (same issuer and key source), so a
-    /// reload never leaves a provider's tokens without keys while it refetches.
+    /// Starts from the keys and fetch counts of the issuers these replace (same issuer and
+    /// key source), so a reload never leaves a provider's tokens without keys while it
+    /// refetches, nor sets its counters back.
     pub fn adopt_keys(&self, previous: &Issuers) {
         for issuer in &self.0 {
             let old = previous
@@ -81,6 +83,13 @@ impl Issuers {
                 .find(|o| o.issuer == issuer.issuer && o.source == issuer.source);
             if let Some(old) = old {
                 issuer.live.keys.store(old.live.keys.load_full());
+                // Counters go on from where they were: a reload is no counter reset.
+                let (ok, failed) = (&old.live.fetches_ok, &old.live.fetches_failed);
+                issuer.live.fetches_ok.fetch_add(ok.load(Relaxed), Relaxed);
+                issuer
+                    .live
+                    .fetches_failed
+                    .fetch_add(failed.load(Relaxed), Relaxed);
                 if let Ok(mut status) = issuer.live.status.lock() {
                     *status = old.live.status();
                 }

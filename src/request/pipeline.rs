@@ -17,6 +17,7 @@ use crate::request::access_log::Trace;
 use crate::request::authorize::{authorize_route, find_route};
 use crate::request::client::ConnInfo;
 use crate::request::endpoints;
+use crate::request::endpoints::sign_in::navigation;
 use crate::request::host::request_host;
 use crate::runtime::unix_now;
 use crate::token::Claims;
@@ -84,8 +85,14 @@ async fn proxy<'s>(
     }
     let route = find_route(snap, host.as_deref(), request.method(), &normalized)?;
     trace.route = Some(route);
-    let claims =
-        authorize_route(app, snap, conn, route, request.method(), request.headers()).await?;
+    let authorized =
+        authorize_route(app, snap, conn, route, request.method(), request.headers()).await;
+    let claims = match authorized {
+        Ok(claims) => claims,
+        Err(rejected) => {
+            return sign_in_instead(snap, conn, route, &request, host.as_deref(), rejected)
+        }
+    };
     let forwarded: Cow<'_, str> = match &route.strip_prefix {
         Some(prefix) => route::strip_prefix(&normalized, prefix),
         None => Cow::Borrowed(&normalized),
@@ -129,6 +136,33 @@ async fn proxy<'s>(
     }
     headers::sanitize_response(response.headers_mut(), switching && upgrade);
     Ok(response.map(Body::Left))
+}
+
+/// A browser navigation that lacks a session goes to sign in; anything else keeps its refusal.
+fn sign_in_instead(
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    route: &crate::config::snapshot::Route,
+    request: &Request<Incoming>,
+    host: Option<&str>,
+    rejected: Reject,
+) -> Result<Response<Body>, Reject> {
+    let original_url = || {
+        let path = request.uri().path_and_query()?.as_str();
+        Some(format!("{}://{}{path}", conn.proto, host?))
+    };
+    let headers = request.headers();
+    match navigation::redirect(
+        snap,
+        route,
+        request.method(),
+        headers,
+        original_url,
+        rejected,
+    ) {
+        Some(location) => Ok(navigation::found(&location)),
+        None => Err(rejected),
+    }
 }
 
 fn is_upgrade(request: &Request<Incoming>) -> bool {

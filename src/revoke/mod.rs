@@ -8,6 +8,7 @@
 pub mod memory;
 pub mod redis;
 pub mod rotation;
+pub mod sessions;
 
 pub use rotation::{Redemption, RefreshLimit, Rotation, Successor};
 

@@ -112,6 +112,11 @@ impl<T> Table<T> {
         self.rules.get(index).map(|(_, value)| value)
     }
 
+    /// Every rule's value, in file order, to carry state over on reload.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.rules.iter_mut().map(|(_, value)| value)
+    }
+
     /// The matcher of rule `index`, for `check` and `explain` output.
     pub fn matcher(&self, index: usize) -> Option<&Matcher> {
         self.rules.get(index).map(|(matcher, _)| matcher)

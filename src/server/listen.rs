@@ -53,7 +53,7 @@ pub async fn serve(
     });
     app.spawn_purger();
     crate::server::park::spawn_trimmer();
-    crate::control::signals::spawn_reloader(app.clone());
+    crate::control::signals::spawn_reloader(app.clone()).await;
     if let Some(listener) = admin_listener {
         let stopping = server.stopping.clone();
         tokio::spawn(crate::control::admin::serve(

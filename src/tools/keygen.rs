@@ -67,11 +67,21 @@ pub fn generate_private_pem(alg: Alg) -> Result<String, KeygenError> {
 
 fn generate_pair(alg: Alg) -> Result<rcgen::KeyPair, KeygenError> {
     let sig_alg = rcgen_alg(alg).ok_or(KeygenError::NoPrivateKey(alg))?;
-    // With aws-lc-rs, rcgen generates RSA keys too (2048 bits for PKCS_RSA_SHA256).
-    rcgen::KeyPair::generate_for(sig_alg).map_err(|e| KeygenError::Generate {
-        alg,
-        reason: e.to_string(),
-    })
+    let failed = |reason: String| KeygenError::Generate { alg, reason };
+    if alg == Alg::EdDSA {
+        // rcgen writes Ed25519 keys as PKCS#8 v2 with the public key attached, which OpenSSL
+        // 3.0 ("unsupported") and Python's cryptography ("extra data") refuse; v1 (RFC 8410,
+        // the private seed only) is what `openssl genpkey` writes and every tool reads.
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let v1 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8v1(&rng)
+            .map_err(|e| failed(e.to_string()))?;
+        let der = rustls::pki_types::PrivatePkcs8KeyDer::from(v1.as_ref());
+        return rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, sig_alg)
+            .map_err(|e| failed(e.to_string()));
+    }
+    // With aws-lc-rs, rcgen generates RSA keys too (2048 bits for PKCS_RSA_SHA256); its EC
+    // and RSA PKCS#8 output is v1 already.
+    rcgen::KeyPair::generate_for(sig_alg).map_err(|e| failed(e.to_string()))
 }
 
 /// 64 random bytes as unpadded base64url text.
@@ -208,6 +218,20 @@ mod tests {
             pem.len() > 1600,
             "a 2048-bit PKCS#8 RSA key is about 1.7 KB of PEM"
         );
+    }
+
+    #[test]
+    fn ed25519_keys_are_pkcs8_v1_without_the_public_key() {
+        let pem = generate_private_pem(Alg::EdDSA).unwrap();
+        let pair = rcgen::KeyPair::from_pem(&pem).unwrap();
+        // RFC 8410 section 10.3: SEQUENCE { version 0, id-Ed25519, OCTET STRING { seed } }.
+        let prefix = [
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        let der = pair.serialize_der();
+        assert_eq!(der.len(), prefix.len() + 32);
+        assert!(der.starts_with(&prefix), "{der:02x?}");
     }
 
     #[test]

@@ -63,6 +63,71 @@ pub enum RegisterError {
     Busy,
 }
 
+/// A change to one stored user, made by the CLI or the password endpoint; the file and
+/// Redis stores apply it alike. Debug is redacted: it may hold a password hash.
+#[derive(Clone)]
+pub enum Change {
+    /// A new user with this argon2 PHC hash and roles.
+    Add {
+        /// The PHC hash.
+        phc: String,
+        /// The roles.
+        roles: Vec<String>,
+    },
+    /// A new password: its argon2 PHC hash.
+    Password(String),
+    /// Disable (true) or enable (false): a disabled user can neither log in nor refresh.
+    Disabled(bool),
+    /// Replace the roles.
+    Roles(Vec<String>),
+    /// Remove the user.
+    Delete,
+}
+
+impl std::fmt::Debug for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Add { roles, .. } => write!(f, "Add {{ roles: {roles:?}, phc: <redacted> }}"),
+            Change::Password(_) => f.write_str("Password(<redacted>)"),
+            Change::Disabled(on) => write!(f, "Disabled({on})"),
+            Change::Roles(roles) => write!(f, "Roles({roles:?})"),
+            Change::Delete => f.write_str("Delete"),
+        }
+    }
+}
+
+/// Why a [`Change`] was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// No user of that name.
+    #[error("no such user")]
+    UnknownUser,
+    /// `Add` of a name that exists.
+    #[error("username is taken")]
+    Taken,
+    /// A bad username or hash; the reason is safe to show.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// The configured store cannot change users (http).
+    #[error("this user store cannot change users")]
+    Unsupported,
+    /// The store could not read or persist; the reason is safe to log.
+    #[error("user store unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+impl From<ChangeError> for RegisterError {
+    fn from(err: ChangeError) -> RegisterError {
+        match err {
+            ChangeError::Taken => RegisterError::Taken,
+            ChangeError::Invalid(reason) => RegisterError::Invalid(reason),
+            ChangeError::Unsupported => RegisterError::Unsupported,
+            ChangeError::Unavailable(reason) => RegisterError::Unavailable(reason),
+            ChangeError::UnknownUser => RegisterError::Unavailable("user vanished"),
+        }
+    }
+}
+
 /// The configured user store.
 #[derive(Debug)]
 pub enum UserStore {
@@ -157,6 +222,36 @@ impl UserStore {
             UserStore::Redis(store) => store.add_user(&name, &phc, roles).await,
             UserStore::Http(_) => Err(RegisterError::Unsupported),
         }
+    }
+}
+
+impl UserStore {
+    /// Sets `name`'s password (hashed on the pool), persisted before returning: the
+    /// password-change endpoint's write. `Unsupported` for the http store, whose backend
+    /// owns its passwords. The caller checks the current password and the rules first.
+    pub async fn set_password(
+        &self,
+        hasher: &Hasher,
+        name: &str,
+        password: &str,
+    ) -> Result<(), ChangeError> {
+        if !self.can_change() {
+            return Err(ChangeError::Unsupported);
+        }
+        let phc = hasher.hash(password).await.map_err(|err| match err {
+            HashError::Busy => ChangeError::Unavailable("too many logins in progress"),
+            HashError::BadHash | HashError::Internal => ChangeError::Unavailable("hashing"),
+        })?;
+        match self {
+            UserStore::File(store) => store.change(name, Change::Password(phc)).await,
+            UserStore::Redis(store) => store.change(name, Change::Password(phc)).await,
+            UserStore::Http(_) => Err(ChangeError::Unsupported),
+        }
+    }
+
+    /// True when users can be changed through the gateway (file and Redis stores).
+    pub fn can_change(&self) -> bool {
+        matches!(self, UserStore::File(_) | UserStore::Redis(_))
     }
 }
 

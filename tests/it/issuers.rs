@@ -229,7 +229,13 @@ async fn cached_keys_keep_verifying_while_the_provider_is_down() {
     let resp = get(&gw, "/api/orders", &token).await;
     assert_eq!(resp.status, StatusCode::OK, "body: {}", resp.text());
 
-    // A reload while the provider is down keeps the cached keys too.
+    // A reload while the provider is down keeps the cached keys too, and the counts.
+    let fetched_ok = format!(
+        "portcullis_issuer_jwks_fetches_total{{issuer=\"{}\",result=\"ok\"}}",
+        idp.issuer
+    );
+    let ok_before = metric(&gw, &fetched_ok).await;
+    assert!(ok_before >= Some(1.0), "{ok_before:?}");
     let reloads = "portcullis_config_reloads_total{result=\"ok\"}";
     gw.signal("HUP");
     eventually(DEADLINE, || async {
@@ -240,6 +246,11 @@ async fn cached_keys_keep_verifying_while_the_provider_is_down() {
     })
     .await
     .expect("reloaded");
+    assert_eq!(
+        metric(&gw, &fetched_ok).await,
+        ok_before,
+        "the count went back"
+    );
     let resp = get(&gw, "/api/orders", &token).await;
     assert_eq!(resp.status, StatusCode::OK, "body: {}", resp.text());
 }

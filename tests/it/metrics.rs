@@ -127,6 +127,59 @@ async fn access_log_has_one_line_per_request_and_no_token() {
     assert!(!gw.log().contains(&token), "a token reached the log");
 }
 
+/// The 2xx count of the `/api/**` route.
+fn api_2xx(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("portcullis_requests_total{route=\"/api/**\"")
+                && l.contains("status=\"2xx\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no 2xx line for /api/** in:\n{metrics}"))
+}
+
+/// Waits until `portcullis_config_reloads_total{result="ok"}` reaches `n`.
+async fn reloaded(gw: &Gateway, n: f64) -> String {
+    let series = "portcullis_config_reloads_total{result=\"ok\"}";
+    eventually(DEADLINE, || async {
+        let text = metrics(gw).await;
+        match sample(&text, series) >= n {
+            true => Ok(text),
+            false => Err(format!("{} reloads", sample(&text, series))),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", gw.log()))
+}
+
+#[tokio::test]
+async fn route_counters_go_on_across_user_changes_and_reloads() {
+    let up = Upstream::echo().await;
+    let gw = AuthSetup::new(&up.url())
+        .user("alice", "correct horse battery", &["user"])
+        .start()
+        .await;
+    let token = gw.token("alice", &["user"]);
+    for _ in 0..3 {
+        assert_eq!(gw.get_api(&token).await.status, 200);
+    }
+    assert_eq!(api_2xx(&metrics(&gw).await), 3.0);
+
+    // A user added with the CLI rewrites users.toml; the gateway reloads on its own.
+    let config = gw.config_arg();
+    let out = add_user(&config, "bob", "a long enough password", &[]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(api_2xx(&reloaded(&gw, 1.0).await), 3.0);
+
+    gw.signal("HUP");
+    assert_eq!(api_2xx(&reloaded(&gw, 2.0).await), 3.0);
+    // And the route counts on, on the new configuration.
+    assert_eq!(gw.get_api(&token).await.status, 200);
+    assert_eq!(api_2xx(&metrics(&gw).await), 4.0);
+}
+
 #[tokio::test]
 async fn sigterm_writes_the_last_access_lines_before_the_gateway_exits() {
     // Every request is held at the upstream until SIGTERM has started the drain: their

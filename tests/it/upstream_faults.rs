@@ -139,6 +139,19 @@ async fn a_body_that_stalls_after_its_head_is_cut_after_the_read_timeout() {
     })
     .await;
     metrics.expect("the stall is counted");
+    // A reload builds the upstream anew; its count goes on.
+    gw.signal("HUP");
+    let reloads = "portcullis_config_reloads_total{result=\"ok\"} 1";
+    let after = eventually(DEADLINE, || async {
+        let (_, text) = plain_get(gw.admin, "/metrics").await?;
+        text.contains(reloads).then_some(text.clone()).ok_or(text)
+    })
+    .await
+    .expect("reloaded");
+    assert!(
+        after.contains(counted),
+        "the stall count went back:\n{after}"
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! Reading a small JSON body with the checks every /auth endpoint shares.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
@@ -15,15 +17,20 @@ pub const MAX_BODY: usize = 16 * 1024;
 
 /// Whether the request says it carries JSON (`application/json`, parameters allowed).
 fn is_json(request: &Request<Incoming>) -> bool {
-    let Some(value) = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    has_media_type(request, "application/json")
+}
+
+/// Whether the request's one Content-Type is `media` (parameters allowed).
+pub fn has_media_type(request: &Request<Incoming>, media: &str) -> bool {
+    let mut sent = request.headers().get_all(CONTENT_TYPE).iter();
+    let (Some(value), None) = (sent.next(), sent.next()) else {
         return false;
     };
-    let media = value.split(';').next().unwrap_or_default().trim();
-    media.eq_ignore_ascii_case("application/json")
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let sent = value.split(';').next().unwrap_or_default().trim();
+    sent.eq_ignore_ascii_case(media)
 }
 
 /// Whether the request has no body at all.
@@ -36,6 +43,41 @@ pub fn is_empty(request: &Request<Incoming>) -> bool {
             .is_some_and(|v| v.as_bytes() == b"0")
 }
 
+/// Whether the request declares a body over [`MAX_BODY`].
+fn declared_too_large(request: &Request<Incoming>) -> bool {
+    request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > MAX_BODY as u64)
+}
+
+/// Reads and drops the body of a request about to be refused unread, up to [`MAX_BODY`]
+/// bytes and within `within`; bigger or slower bodies are left unread.
+///
+/// Over HTTP/2, an answer sent while the request body is still arriving ends with a reset
+/// of the stream (NO_ERROR, as RFC 9113 section 8.1 allows), and curl 7.88 then prints
+/// "(92) Stream error in the HTTP/2 framing layer" instead of the 415 or 401. Once the body
+/// has arrived, the answer closes the stream cleanly.
+pub async fn discard(request: Request<Incoming>, within: Duration) {
+    if is_empty(&request) || declared_too_large(&request) {
+        return;
+    }
+    let mut body = request.into_body();
+    let drain = async {
+        let mut seen = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, Bytes::len);
+            if seen > MAX_BODY {
+                break;
+            }
+        }
+    };
+    // A body that does not arrive in time is given up on: the refusal is sent regardless.
+    let _ = tokio::time::timeout(within, drain).await;
+}
+
 /// Reads and parses the JSON body: 415 if not JSON, 413 over the limit, 400 if malformed.
 ///
 /// `within` bounds the whole body read: while a request is being served the connection's
@@ -43,17 +85,19 @@ pub fn is_empty(request: &Request<Incoming>) -> bool {
 /// cut off here (408), or it would hold its connection for ever.
 pub async fn read_json<T: DeserializeOwned>(
     request: Request<Incoming>,
-    within: std::time::Duration,
+    within: Duration,
 ) -> Result<T, Reject> {
     if !is_json(&request) {
+        discard(request, within).await;
         return Err(Reject::UnsupportedMediaType);
     }
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY as u64) {
+    let bytes = read_limited(request, within).await?;
+    parse_object(&bytes)
+}
+
+/// Reads the whole body, at most `MAX_BODY` bytes (413) within `within` (408).
+pub async fn read_limited(request: Request<Incoming>, within: Duration) -> Result<Bytes, Reject> {
+    if declared_too_large(&request) {
         return Err(Reject::PayloadTooLarge);
     }
     let collected = tokio::time::timeout(
@@ -73,7 +117,7 @@ pub async fn read_json<T: DeserializeOwned>(
         }
         Err(_) => return Err(Reject::BadRequest("request body could not be read")),
     };
-    parse_object(&bytes)
+    Ok(bytes)
 }
 
 /// Parses a JSON object into `T`: 400 for anything else.

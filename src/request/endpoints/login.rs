@@ -11,8 +11,9 @@ use crate::control::app::App;
 use crate::control::metrics::LoginOutcome;
 use crate::reject::Reject;
 use crate::request::client::ConnInfo;
+use crate::revoke::sessions::Session;
 use crate::runtime::unix_now;
-use crate::users::LoginError;
+use crate::users::{LoginError, User};
 use crate::Body;
 
 /// The login body. Debug is not derived: it holds a password.
@@ -31,14 +32,28 @@ pub async fn login(
     request: Request<Incoming>,
 ) -> Result<http::Response<Body>, Reject> {
     let request_id = super::request_id(&request);
+    let user_agent = user_agent(request.headers()).to_string();
     let in_body = crate::cookies::tokens_in_body(snap.auth.cookies.as_ref(), request.headers());
     let creds: Credentials = body::read_json(request, app.listen.idle_timeout).await?;
+    let user = check_credentials(app, conn, &creds.username, &creds.password, &request_id).await?;
+    let pair = start_session(app, snap, conn, &user, &request_id, &user_agent).await?;
+    Ok(tokens::pair_response(snap, &pair, in_body))
+}
+
+/// The password check every sign-in shares: throttle, user store, audit and metrics.
+pub(super) async fn check_credentials(
+    app: &App,
+    conn: &ConnInfo,
+    username: &str,
+    password: &str,
+    request_id: &str,
+) -> Result<User, Reject> {
     // Throttle on the folded name, so "Alice" and "alice" share one counter.
-    let throttle_key = creds.username.to_ascii_lowercase();
+    let throttle_key = username.to_ascii_lowercase();
     // A password typed into the username field must not reach the log: only names that
     // could exist are logged.
-    let logged_user = crate::users::name::canonical(&creds.username)
-        .unwrap_or_else(|_| "<invalid name>".to_string());
+    let logged_user =
+        crate::users::name::canonical(username).unwrap_or_else(|_| "<invalid name>".to_string());
     let ip = conn.client;
     let now = unix_now();
     if let Err(retry_after) = app.throttle.check(&throttle_key, ip, now).await {
@@ -48,7 +63,7 @@ pub async fn login(
     }
     let user = match app
         .users
-        .authenticate(&app.hasher, &creds.username, &creds.password)
+        .authenticate(&app.hasher, username, password)
         .await
     {
         Ok(user) => user,
@@ -70,6 +85,48 @@ pub async fn login(
     };
     app.throttle.reset_user(&throttle_key).await;
     app.metrics.login(LoginOutcome::Ok);
+    Ok(user)
+}
+
+/// The User-Agent as the sessions page shows it ("" when absent or not text).
+pub(super) fn user_agent(headers: &http::HeaderMap) -> &str {
+    headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// Notes a sign-in or refresh of `fam` for the sessions page (only when the pages are on).
+/// Only what the page shows: a failure is logged, and the session goes on.
+pub(super) async fn note_session(
+    app: &App,
+    snap: &Snapshot,
+    user: &str,
+    fam: &str,
+    conn: &ConnInfo,
+    user_agent: &str,
+) {
+    if snap.auth.sign_in.is_none() {
+        return;
+    }
+    let now = unix_now();
+    let until = now + snap.lifetimes.refresh.as_secs() + snap.expect.leeway_secs;
+    let seen = Session::seen(fam, now, until, conn.client.to_string(), user_agent);
+    if let Err(err) = app.sessions.record(user, seen).await {
+        tracing::warn!(error = %err, user, "the sessions page missed a sign-in or refresh");
+    }
+}
+
+/// A new token family for a user whose credentials were just checked.
+pub(super) async fn start_session(
+    app: &App,
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    user: &User,
+    request_id: &str,
+    user_agent: &str,
+) -> Result<crate::revoke::Pair, Reject> {
+    let now = unix_now();
     let family = crate::token::mint::new_id();
     let subject = Subject {
         name: &user.name,
@@ -78,6 +135,7 @@ pub async fn login(
     };
     let next = crate::revoke::Successor::new(now);
     let pair = tokens::issue_pair(snap, &subject, &family, &next)?;
-    tracing::info!(target: "audit", event = "login_ok", user = %user.name, client = %ip, request_id, family = %family);
-    Ok(tokens::pair_response(snap, &pair, in_body))
+    tracing::info!(target: "audit", event = "login_ok", user = %user.name, client = %conn.client, request_id, family = %family);
+    note_session(app, snap, &user.name, &family, conn, user_agent).await;
+    Ok(pair)
 }

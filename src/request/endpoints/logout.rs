@@ -1,6 +1,6 @@
 //! POST /auth/logout: revoke the presented access token and its whole refresh family.
 
-use http::{Request, StatusCode};
+use http::{HeaderMap, Request, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
@@ -11,7 +11,7 @@ use crate::reject::Reject;
 use crate::request::client::ConnInfo;
 use crate::runtime::unix_now;
 use crate::token::verify;
-use crate::token::TokenType;
+use crate::token::{Claims, TokenType};
 use crate::Body;
 
 /// The optional logout body. Debug is not derived: it holds a token.
@@ -54,13 +54,14 @@ async fn revoke_session(
     let request_id = super::request_id(&request);
     let now = unix_now();
     let cookies = snap.auth.cookies.as_ref();
-    let by_cookie = crate::cookies::by_cookie(cookies, request.headers());
-    if let (Some(settings), true) = (cookies, by_cookie) {
-        crate::cookies::csrf_matches(settings, request.headers())?;
-    }
-    let token = crate::cookies::access_token(cookies, request.headers()).map_err(Reject::Token)?;
-    let access = verify::verify(&snap.keys, &snap.expect, token, TokenType::Access, now)
-        .map_err(Reject::Token)?;
+    let access = match presented_access(snap, request.headers(), now) {
+        Ok(access) => access,
+        Err(refused) => {
+            // Refused before the body is read: let it arrive first (see body::discard).
+            body::discard(request, app.listen.idle_timeout).await;
+            return Err(refused);
+        }
+    };
     let body: LogoutBody = match body::is_empty(&request) {
         true => LogoutBody {
             refresh_token: None,
@@ -68,24 +69,9 @@ async fn revoke_session(
         false => body::read_json(request, app.listen.idle_timeout).await?,
     };
     let unavailable = |_| Reject::Unavailable("revocation store unavailable");
-    // Verification forgives `leeway` past exp, so the revocation must outlive it as long.
     let leeway = snap.expect.leeway_secs;
-    app.revocations
-        .revoke_jti(&access.jti, access.exp + leeway)
-        .await
-        .map_err(unavailable)?;
-    let mut family = None;
-    // Logging out ends the sign-in, not one token: every access token of the family must
-    // die with it, whether the caller sent a refresh token, a bearer header or a cookie
-    // (the refresh cookie is scoped to the refresh path and never reaches logout).
-    if let Some(fam) = &access.fam {
-        let family_until = now + snap.lifetimes.refresh.as_secs() + leeway;
-        app.revocations
-            .revoke_family(fam, family_until)
-            .await
-            .map_err(unavailable)?;
-        family = access.fam.clone();
-    }
+    end_sign_in(app, snap, &access, now).await?;
+    let mut family = access.fam.clone();
     if let Some(refresh) = body.refresh_token {
         let claims = verify::verify(&snap.keys, &snap.expect, &refresh, TokenType::Refresh, now)
             .map_err(Reject::Token)?;
@@ -115,4 +101,42 @@ async fn revoke_session(
         crate::cookies::clear(settings, response.headers_mut());
     }
     Ok(response)
+}
+
+/// Revokes an access token and its whole family, once stored.
+///
+/// Logging out ends the sign-in, not one token: every access token of the family must die
+/// with it, whether the caller sent a refresh token, a bearer header or a cookie (the
+/// refresh cookie is scoped to the refresh path and never reaches logout).
+pub(super) async fn end_sign_in(
+    app: &App,
+    snap: &Snapshot,
+    access: &crate::token::Claims,
+    now: u64,
+) -> Result<(), Reject> {
+    let unavailable = |_| Reject::Unavailable("revocation store unavailable");
+    // Verification forgives `leeway` past exp, so the revocation must outlive it as long.
+    let leeway = snap.expect.leeway_secs;
+    app.revocations
+        .revoke_jti(&access.jti, access.exp + leeway)
+        .await
+        .map_err(unavailable)?;
+    if let Some(fam) = &access.fam {
+        let family_until = now + snap.lifetimes.refresh.as_secs() + leeway;
+        app.revocations
+            .revoke_family(fam, family_until)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// The access token the caller presents (bearer or cookie, with its CSRF header), verified.
+fn presented_access(snap: &Snapshot, headers: &HeaderMap, now: u64) -> Result<Claims, Reject> {
+    let cookies = snap.auth.cookies.as_ref();
+    if let (Some(settings), true) = (cookies, crate::cookies::by_cookie(cookies, headers)) {
+        crate::cookies::csrf_matches(settings, headers)?;
+    }
+    let token = crate::cookies::access_token(cookies, headers).map_err(Reject::Token)?;
+    verify::verify(&snap.keys, &snap.expect, token, TokenType::Access, now).map_err(Reject::Token)
 }

@@ -4,8 +4,10 @@ mod body;
 pub mod jwks;
 pub mod login;
 pub mod logout;
+pub mod password;
 pub mod refresh;
 pub mod register;
+pub mod sign_in;
 mod tokens;
 pub mod verify;
 
@@ -31,11 +33,19 @@ pub enum Endpoint {
     Logout,
     /// POST {prefix}/register (only when enabled).
     Register,
+    /// POST {prefix}/password: a signed-in user changes their password.
+    Password,
     /// GET /.well-known/jwks.json.
     Jwks,
     /// Forward-auth ({prefix}/verify by default; only when enabled). Any method: the
     /// method that matters is the original one, in a header.
     Verify,
+    /// GET and POST {prefix}/sign-in (only with `[sign_in]` enabled).
+    SignIn,
+    /// GET and POST {prefix}/sign-out (only with `[sign_in]` enabled).
+    SignOut,
+    /// GET and POST {prefix}/sessions (only with `[sign_in]` enabled).
+    Sessions,
 }
 
 /// Recognizes a gateway endpoint; everything else goes to the route table.
@@ -54,7 +64,25 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
         "/refresh" => Some(Endpoint::Refresh),
         "/logout" => Some(Endpoint::Logout),
         "/register" if snap.auth.registration => Some(Endpoint::Register),
+        "/sign-in" if snap.auth.sign_in.is_some() => Some(Endpoint::SignIn),
+        "/sign-out" if snap.auth.sign_in.is_some() => Some(Endpoint::SignOut),
+        "/sessions" if snap.auth.sign_in.is_some() => Some(Endpoint::Sessions),
+        "/password" => Some(Endpoint::Password),
         _ => None,
+    }
+}
+
+/// Whether an endpoint answers this method: the pages and the JWKS document their own
+/// (checked by them), a renewal by GET when sign-in is on, every other endpoint POST only.
+pub fn method_allowed(snap: &Snapshot, endpoint: Endpoint, method: &Method) -> bool {
+    match endpoint {
+        Endpoint::Jwks
+        | Endpoint::Verify
+        | Endpoint::SignIn
+        | Endpoint::SignOut
+        | Endpoint::Sessions => true,
+        Endpoint::Refresh if refresh::is_renewal(snap, method) => true,
+        _ => method == Method::POST,
     }
 }
 
@@ -66,17 +94,33 @@ pub async fn handle(
     endpoint: Endpoint,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
-    if !matches!(endpoint, Endpoint::Jwks | Endpoint::Verify) && request.method() != Method::POST {
+    if !method_allowed(snap, endpoint, request.method()) {
+        body::discard(request, app.listen.idle_timeout).await;
         return Err(Reject::MethodNotAllowed);
     }
+    let renewal = endpoint == Endpoint::Refresh && refresh::is_renewal(snap, request.method());
     match endpoint {
         Endpoint::Login => login::login(app, snap, conn, request).await,
+        Endpoint::Refresh if renewal => refresh::renew(app, snap, conn, request).await,
         Endpoint::Refresh => refresh::refresh(app, snap, conn, request).await,
         Endpoint::Logout => logout::logout(app, snap, conn, request).await,
         Endpoint::Register => register::register(app, snap, conn, request).await,
+        Endpoint::Password => password::change(app, snap, conn, request).await,
         Endpoint::Jwks => Ok(jwks::jwks(snap)),
         Endpoint::Verify => match &snap.auth.forward_auth {
             Some(settings) => verify::verify(app, snap, conn, settings, &request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::SignIn => match &snap.auth.sign_in {
+            Some(settings) => sign_in::sign_in(app, snap, conn, settings, request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::Sessions => match &snap.auth.sign_in {
+            Some(settings) => sign_in::sessions::sessions(app, snap, conn, settings, request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::SignOut => match &snap.auth.sign_in {
+            Some(settings) => sign_in::sign_out::sign_out(app, snap, conn, settings, request).await,
             None => Err(Reject::NoRoute),
         },
     }

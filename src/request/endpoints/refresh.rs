@@ -1,4 +1,5 @@
-//! POST /auth/refresh: spend a refresh token, get the next pair of its family.
+//! POST /auth/refresh: spend a refresh token, get the next pair of its family; GET, with
+//! sign-in on, renews a browser session on the way to a page.
 //!
 //! Presenting a spent token again after the grace interval is reuse: somebody holds a
 //! copy, so the whole family (every token descended from that login) is revoked. A family
@@ -36,6 +37,7 @@ pub async fn refresh(
     request: Request<Incoming>,
 ) -> Result<http::Response<Body>, Reject> {
     let request_id = super::request_id(&request);
+    let user_agent = super::login::user_agent(request.headers()).to_string();
     // By cookie, the caller may be any script on the page: the pair goes in cookies only.
     let (token, in_body) = match &snap.auth.cookies {
         Some(cookies) if body::is_empty(&request) => (cookie_token(cookies, &request)?, false),
@@ -45,8 +47,78 @@ pub async fn refresh(
             (read.refresh_token, in_body)
         }
     };
+    let pair = rotate(app, snap, conn, &token, &request_id, &user_agent).await?;
+    Ok(tokens::pair_response(snap, &pair, in_body))
+}
+
+/// Whether a request to the refresh endpoint is a browser's renewal: GET, with sign-in on.
+pub fn is_renewal(snap: &Snapshot, method: &http::Method) -> bool {
+    snap.auth.sign_in.is_some() && method == http::Method::GET
+}
+
+/// GET {prefix}/refresh?rd=: a navigation whose access cookie expired renews the session
+/// from the refresh cookie (same rotation and reuse detection as POST) and goes on to `rd`;
+/// without a renewable session it goes to the sign-in page, its stale cookies cleared.
+///
+/// No CSRF header can come with a navigation; the `__Host-` CSRF cookie must be there
+/// instead, which a sibling subdomain cannot plant beside a refresh cookie of its own.
+pub async fn renew(
+    app: &App,
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    request: Request<Incoming>,
+) -> Result<http::Response<Body>, Reject> {
+    use super::sign_in::{navigation, redirect, redirect_response};
+    let (Some(cookies), Some(settings)) = (&snap.auth.cookies, &snap.auth.sign_in) else {
+        return Err(Reject::NoRoute);
+    };
+    let request_id = super::request_id(&request);
+    let host = super::sign_in::request_origin_host(&request)?;
+    let origin = redirect::Origin {
+        scheme: conn.proto,
+        host: &host,
+    };
+    let rd = super::sign_in::query_param(&request, "rd").unwrap_or_default();
+    let target = redirect::target(&rd, origin, &settings.allowed_hosts);
+    let headers = request.headers();
+    let csrf = crate::cookies::find(headers, crate::cookies::CSRF);
+    let token = crate::cookies::find(headers, crate::cookies::REFRESH);
+    let renewed = match (csrf, token) {
+        (Ok(Some(csrf)), Ok(Some(token))) if !csrf.is_empty() => {
+            let user_agent = super::login::user_agent(headers);
+            Some(rotate(app, snap, conn, token, &request_id, user_agent).await)
+        }
+        _ => None,
+    };
+    match renewed {
+        Some(Ok(pair)) => {
+            let location = target.unwrap_or_else(|| origin.home());
+            let mut response = redirect_response(http::StatusCode::FOUND, &location);
+            crate::cookies::set_pair(cookies, response.headers_mut(), &pair);
+            Ok(response)
+        }
+        Some(Err(rejected)) if rejected.status().is_server_error() => Err(rejected),
+        _ => {
+            let prefix = &snap.auth.prefix;
+            let location = navigation::sign_in_url(prefix, "sign-in", target.as_deref());
+            let mut response = navigation::found(&location);
+            crate::cookies::clear(cookies, response.headers_mut());
+            Ok(response)
+        }
+    }
+}
+
+/// Spends a refresh token and mints the next pair of its family.
+async fn rotate(
+    app: &App,
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    token: &str,
+    request_id: &str,
+    user_agent: &str,
+) -> Result<crate::revoke::Pair, Reject> {
     let now = unix_now();
-    let claims = verified_refresh(app, snap, &token, now).await?;
+    let claims = verified_refresh(app, snap, token, now).await?;
     let fam = claims
         .fam
         .clone()
@@ -77,7 +149,8 @@ pub async fn refresh(
         Rotation::Mint(next) => {
             let pair = tokens::issue_pair(snap, &subject, &fam, &next)?;
             tracing::info!(target: "audit", event = "refresh", user = %claims.sub, client = %ip, request_id, family = %fam);
-            Ok(tokens::pair_response(snap, &pair, in_body))
+            super::login::note_session(app, snap, &claims.sub, &fam, conn, user_agent).await;
+            Ok(pair)
         }
         Rotation::Reuse => {
             tracing::warn!(target: "audit", event = "refresh_reuse_detected", user = %claims.sub, client = %ip, request_id, family = %fam);

@@ -19,6 +19,7 @@ use crate::forward::proxies;
 use crate::forward::proxies::ForwardTrust;
 use crate::reject::Reject;
 use crate::request::client::ConnInfo;
+use crate::request::endpoints::sign_in::navigation;
 use crate::request::{authorize, host};
 use crate::{path, Body};
 
@@ -27,6 +28,8 @@ static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// Where nginx should send a browser that has to sign in.
+static X_AUTH_REDIRECT: HeaderName = HeaderName::from_static("x-auth-redirect");
 
 /// Decides on the original request a front proxy describes.
 pub async fn verify(
@@ -42,9 +45,15 @@ pub async fn verify(
     let original = Original::read(settings.trust, request)?;
     let normalized = path::normalize(original.target.path()).map_err(Reject::BadPath)?;
     let route = authorize::find_route(snap, original.host, &original.method, &normalized)?;
-    let claims =
+    let authorized =
         authorize::authorize_route(app, snap, conn, route, &original.method, request.headers())
-            .await?;
+            .await;
+    let claims = match authorized {
+        Ok(claims) => claims,
+        Err(rejected) => {
+            return sign_in_instead(snap, settings, route, &original, request, rejected)
+        }
+    };
     let mut response = Response::new(Body::Right(Full::new(Bytes::new())));
     *response.status_mut() = StatusCode::OK;
     let h = response.headers_mut();
@@ -53,6 +62,45 @@ pub async fn verify(
         headers::add_identity(h, &snap.identity, claims);
     }
     Ok(response)
+}
+
+/// A browser navigation without a session is sent to sign in: Traefik passes a 302 to the
+/// client as it is; nginx's `auth_request` only knows 2xx, 401 and 403, so it gets the 401
+/// with the sign-in URL in `X-Auth-Redirect` for `error_page 401` to follow. The URL is
+/// relative: the sign-in pages must be served on the protected host itself, or the
+/// host-only session cookies would never reach forward-auth.
+fn sign_in_instead(
+    snap: &Snapshot,
+    settings: &ForwardAuth,
+    route: &crate::config::snapshot::Route,
+    original: &Original<'_>,
+    request: &Request<Incoming>,
+    rejected: Reject,
+) -> Result<Response<Body>, Reject> {
+    let original_path = || Some(original.target.as_str().to_string());
+    let headers = request.headers();
+    let Some(location) = navigation::redirect(
+        snap,
+        route,
+        &original.method,
+        headers,
+        original_path,
+        rejected,
+    ) else {
+        return Err(rejected);
+    };
+    match settings.trust {
+        ForwardTrust::Traefik => Ok(navigation::found(&location)),
+        ForwardTrust::Nginx => {
+            let mut response = crate::reject::respond(rejected).map(Body::Right);
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response
+                    .headers_mut()
+                    .insert(X_AUTH_REDIRECT.clone(), value);
+            }
+            Ok(response)
+        }
+    }
 }
 
 /// The request the front proxy is holding, as its headers describe it.

@@ -150,8 +150,7 @@ fn walk(
     out.normalized = Some(normalized.to_string());
     if let Some(endpoint) = endpoints::classify(snap, &out.method, &normalized) {
         out.endpoint = Some(endpoint);
-        // As endpoints::handle: every endpoint but the JWKS document is POST only.
-        if endpoint != Endpoint::Jwks && out.method != Method::POST {
+        if !endpoints::method_allowed(snap, endpoint, &out.method) {
             return Err(Reject::MethodNotAllowed);
         }
         return Ok(Verdict::Gateway(endpoint));
@@ -240,8 +239,12 @@ fn endpoint_name(endpoint: Endpoint) -> &'static str {
         Endpoint::Refresh => "refresh",
         Endpoint::Logout => "logout",
         Endpoint::Register => "register",
+        Endpoint::Password => "password change",
         Endpoint::Jwks => "JWKS",
         Endpoint::Verify => "forward-auth",
+        Endpoint::SignIn => "sign-in page",
+        Endpoint::SignOut => "sign-out page",
+        Endpoint::Sessions => "sessions page",
     }
 }
 

@@ -4,8 +4,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// Writes `contents` to a temp file beside `path` (mode 0600), fsyncs it, renames it over
-/// `path` and fsyncs the directory so the rename itself survives a power cut.
+/// Writes `contents` to a temp file beside `path`, fsyncs it, renames it over `path` and
+/// fsyncs the directory so the rename itself survives a power cut. The file keeps the mode
+/// (and, when allowed, the owner and group) of the one it replaces: an operator who made
+/// users.toml group-readable for the gateway's account keeps it so. A new file is 0600.
 pub(super) fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
     fs::create_dir_all(&dir)?;
@@ -30,6 +32,11 @@ pub(super) fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
 fn write_and_rename(tmp: &Path, path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut file = private_create(tmp)?;
     file.write_all(contents)?;
+    match fs::metadata(path) {
+        Ok(old) => keep_access(&file, &old)?,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
     file.sync_all()?;
     drop(file);
     fs::rename(tmp, path)
@@ -49,6 +56,23 @@ fn private_create(path: &Path) -> io::Result<File> {
 #[cfg(not(unix))]
 fn private_create(path: &Path) -> io::Result<File> {
     OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+/// Gives `file` the permissions, owner and group of `old`. The owner and group only change
+/// when allowed (root, or a group the writer is in); otherwise they stay the writer's, which
+/// is all an unprivileged writer can do.
+#[cfg(unix)]
+fn keep_access(file: &File, old: &fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if let Err(err) = std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid())) {
+        tracing::debug!(error = %err, "users file owner not kept");
+    }
+    file.set_permissions(old.permissions())
+}
+
+#[cfg(not(unix))]
+fn keep_access(file: &File, old: &fs::Metadata) -> io::Result<()> {
+    file.set_permissions(old.permissions())
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -75,14 +99,16 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn written_file_is_private_to_its_owner() {
+    fn a_new_file_is_private_and_a_replaced_one_keeps_its_mode() {
         use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.toml");
-        fs::write(&path, "old").unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        write_atomic(&path, b"new").unwrap();
-        let mode = fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        write_atomic(&path, b"first").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(mode(&path), 0o640);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "second");
     }
 }

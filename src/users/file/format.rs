@@ -1,16 +1,16 @@
-//! users.toml: the raw file format, its validation with line:col errors, and writing it back.
+//! users.toml: the raw file format and its validation with line:col errors.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use toml::Spanned;
 
 use super::Entry;
 use crate::config::diag::ConfigError;
 use crate::users::{hash, name, User, RESERVED_CLAIMS};
 
-/// Users by canonical name; ordered so the file is rewritten in a stable order.
+/// Users by canonical name, in name order.
 pub(super) type Users = BTreeMap<String, Entry>;
 
 #[derive(Deserialize)]
@@ -30,26 +30,6 @@ struct RawUser {
     #[serde(default)]
     disabled: bool,
     claims: Option<Spanned<toml::Table>>,
-}
-
-#[derive(Serialize)]
-struct OutFile<'a> {
-    users: Vec<OutUser<'a>>,
-}
-
-#[derive(Serialize)]
-struct OutUser<'a> {
-    name: &'a str,
-    hash: &'a str,
-    roles: &'a [String],
-    #[serde(skip_serializing_if = "is_false")]
-    disabled: bool,
-    #[serde(skip_serializing_if = "toml::Table::is_empty")]
-    claims: toml::Table,
-}
-
-fn is_false(b: &bool) -> bool {
-    !b
 }
 
 /// Parses and validates the text of `path`, collecting every problem before failing.
@@ -163,25 +143,6 @@ fn toml_to_json(value: toml::Value) -> Result<serde_json::Value, &'static str> {
             J::Object(map)
         }
     })
-}
-
-/// The whole file as TOML; fails only for claims TOML cannot hold (JSON null).
-pub(super) fn serialize(users: &Users) -> Result<String, toml::ser::Error> {
-    let mut out = Vec::with_capacity(users.len());
-    for entry in users.values() {
-        let claims = match toml::Value::try_from(&entry.user.claims)? {
-            toml::Value::Table(t) => t,
-            _ => toml::Table::new(),
-        };
-        out.push(OutUser {
-            name: &entry.user.name,
-            hash: entry.phc(),
-            roles: &entry.user.roles,
-            disabled: entry.user.disabled,
-            claims,
-        });
-    }
-    toml::to_string(&OutFile { users: out })
 }
 
 /// Removes anything that looks like a PHC hash from a toml error message: serde quotes

@@ -4,10 +4,11 @@
 //! `user add`) is read-modify-write of the file itself under one writer lock: read and
 //! validate the file, apply the change, write it atomically, then publish the new map.
 //! Re-reading the file makes the file the source of truth, so a user added with the CLI
-//! while the server runs is not overwritten by the server's older copy. The file is
-//! rewritten in name order and its comments are not kept.
+//! while the server runs is not overwritten by the server's older copy. A write edits the
+//! text in place (see `edit.rs`): comments and layout are kept.
 
 mod atomic;
+mod edit;
 mod format;
 
 use std::fmt;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::{name, RegisterError, User};
+use super::{name, Change, ChangeError, RegisterError, User};
 use crate::config::diag::{ConfigError, ConfigErrors};
 use format::Users;
 
@@ -129,6 +130,12 @@ impl FileStore {
         self.inner.users.load().get(canonical).cloned()
     }
 
+    /// Every user, in name order (for `portcullis user list`).
+    pub fn users(&self) -> Vec<User> {
+        let users = self.inner.users.load();
+        users.values().map(|entry| entry.user.clone()).collect()
+    }
+
     /// Re-reads the file (SIGHUP or file watch); on error the current users stay.
     /// Reloading in place, under the writer lock, cannot lose a registration in flight.
     pub async fn reload(&self) -> Result<(), UsersFileError> {
@@ -144,9 +151,23 @@ impl FileStore {
         Ok(())
     }
 
-    /// Adds a new user and persists it before returning; `Taken` if the name exists.
+    /// Adds a new user and persists it before returning; `Taken` if the name exists. Its
+    /// claims are not written: users added this way have none.
     pub async fn insert(&self, entry: Entry) -> Result<(), RegisterError> {
-        self.modify(move |users| insert_new(users, entry)).await
+        let name = entry.user.name.clone();
+        let change = Change::Add {
+            phc: entry.phc,
+            roles: entry.user.roles,
+        };
+        self.modify(name, move |_| Ok(Some(change)))
+            .await
+            .map_err(RegisterError::from)
+    }
+
+    /// Makes `change` to the user `name` (canonical) and persists it before returning.
+    pub async fn change(&self, name: &str, change: Change) -> Result<(), ChangeError> {
+        self.modify(name.to_owned(), move |_| Ok(Some(change)))
+            .await
     }
 
     /// Replaces `name`'s hash with `new_phc` if it is still `old_phc` (a password changed
@@ -156,106 +177,105 @@ impl FileStore {
         name: &str,
         old_phc: &str,
         new_phc: String,
-    ) -> Result<(), RegisterError> {
+    ) -> Result<(), ChangeError> {
         let (name, old_phc) = (name.to_owned(), old_phc.to_owned());
-        self.modify(move |users| match users.get_mut(&name) {
-            Some(entry) if entry.phc == old_phc => {
-                entry.phc = new_phc;
-                Ok(true)
-            }
-            _ => Ok(false),
+        let key = name.clone();
+        self.modify(name, move |users| match users.get(&key) {
+            Some(entry) if entry.phc == old_phc => Ok(Some(Change::Password(new_phc))),
+            _ => Ok(None),
         })
         .await
     }
 
-    /// Runs `change` on the file's current users and writes the result, all under the
-    /// writer lock and on the blocking pool. The lock guard moves into the blocking task,
-    /// so a caller that gives up mid-write cannot let a second writer start alongside.
-    async fn modify<F>(&self, change: F) -> Result<(), RegisterError>
+    /// Runs `decide` on the file's current users and writes the change it returns, all
+    /// under the writer lock and on the blocking pool. The lock guard moves into the
+    /// blocking task, so a caller that gives up mid-write cannot let a second writer start
+    /// alongside.
+    async fn modify<F>(&self, name: String, decide: F) -> Result<(), ChangeError>
     where
-        F: FnOnce(&mut Users) -> Result<bool, RegisterError> + Send + 'static,
+        F: FnOnce(&Users) -> Result<Option<Change>, ChangeError> + Send + 'static,
     {
         let guard = Arc::clone(&self.inner.write).lock_owned().await;
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let _guard = guard;
-            let users = modify_file(&inner.path, inner.create_if_missing, change)?;
+            let users = modify_file(&inner.path, inner.create_if_missing, &name, decide)?;
             inner.users.store(Arc::new(users));
             Ok(())
         })
         .await
-        .map_err(|_| RegisterError::Unavailable("user store write failed"))?
+        .map_err(|_| ChangeError::Unavailable("user store write failed"))?
     }
 }
 
-/// Adds a user with a precomputed hash to the file at `path` (created if missing), keeping
-/// every other user; `Taken` if the name exists. For `portcullis user add`, which checks
-/// the password rules itself before hashing, and should [`FileStore::load`] the file first:
-/// an invalid file only gives `Unavailable` here, while `load` lists each problem.
-pub fn add_user_blocking(
-    path: &Path,
-    name: &str,
-    phc: &str,
-    roles: Vec<String>,
-) -> Result<(), RegisterError> {
-    let name = name::canonical(name).map_err(RegisterError::Invalid)?;
-    if !super::hash::is_valid_phc(phc) {
-        return Err(RegisterError::Invalid("hash is not an argon2 PHC string"));
-    }
-    let user = User {
-        name,
-        roles,
-        claims: serde_json::Map::new(),
-        disabled: false,
+/// Makes `change` to user `name` in the file at `path` (created by an `Add` if missing),
+/// keeping every other user and the file's comments and layout. For `portcullis user`,
+/// which should [`FileStore::load`] the file first: an invalid file only gives
+/// `Unavailable` here, while `load` lists each problem.
+pub fn change_blocking(path: &Path, name: &str, change: Change) -> Result<(), ChangeError> {
+    let name = name::canonical(name).map_err(ChangeError::Invalid)?;
+    let phc = match &change {
+        Change::Add { phc, .. } | Change::Password(phc) => Some(phc),
+        _ => None,
     };
-    let entry = Entry::new(user, phc.to_owned());
-    modify_file(path, true, move |users| insert_new(users, entry)).map(|_| ())
-}
-
-fn insert_new(users: &mut Users, entry: Entry) -> Result<bool, RegisterError> {
-    if users.contains_key(&entry.user.name) {
-        return Err(RegisterError::Taken);
+    if phc.is_some_and(|phc| !super::hash::is_valid_phc(phc)) {
+        return Err(ChangeError::Invalid("hash is not an argon2 PHC string"));
     }
-    users.insert(entry.user.name.clone(), entry);
-    Ok(true)
+    modify_file(path, true, &name, move |_| Ok(Some(change))).map(|_| ())
 }
 
-/// Read, change, write back if changed; returns the users now on disk.
-fn modify_file<F>(path: &Path, create_if_missing: bool, change: F) -> Result<Users, RegisterError>
+/// Read, decide, edit the text, check the result, write it back; returns the users now on
+/// disk. The edited text is validated as a load would before it is written, so a write
+/// never leaves a file the gateway would refuse.
+fn modify_file<F>(
+    path: &Path,
+    create_if_missing: bool,
+    name: &str,
+    decide: F,
+) -> Result<Users, ChangeError>
 where
-    F: FnOnce(&mut Users) -> Result<bool, RegisterError>,
+    F: FnOnce(&Users) -> Result<Option<Change>, ChangeError>,
 {
-    let mut users = read_users(path, create_if_missing).map_err(|err| {
+    let (source, users) = read_source(path, create_if_missing).map_err(|err| {
         // Never overwrite a file the operator is in the middle of fixing.
         tracing::error!(error = %err, "users file is invalid; not writing it");
-        RegisterError::Unavailable("users file is invalid")
+        ChangeError::Unavailable("users file is invalid")
     })?;
-    if !change(&mut users)? {
+    let Some(change) = decide(&users)? else {
         return Ok(users);
-    }
-    let text = format::serialize(&users).map_err(|err| {
-        tracing::error!(path = %path.display(), error = %err, "cannot serialize users");
-        RegisterError::Unavailable("users file write failed")
-    })?;
+    };
+    let failed = |what: &str| {
+        tracing::error!(path = %path.display(), what, "users file edit failed");
+        ChangeError::Unavailable("users file write failed")
+    };
+    let mut doc: toml_edit::DocumentMut = source.parse().map_err(|_| failed("parse"))?;
+    edit::apply(&mut doc, &users, name, &change)?;
+    let text = doc.to_string();
+    let users = format::parse(path, &text).map_err(|_| failed("the edited file is invalid"))?;
     atomic::write_atomic(path, text.as_bytes()).map_err(|err| {
         tracing::error!(path = %path.display(), error = %err, "cannot write users file");
-        RegisterError::Unavailable("users file write failed")
+        ChangeError::Unavailable("users file write failed")
     })?;
     Ok(users)
 }
 
 fn read_users(path: &Path, create_if_missing: bool) -> Result<Users, UsersFileError> {
+    read_source(path, create_if_missing).map(|(_, users)| users)
+}
+
+/// The file's text and its validated users; a missing file is empty when allowed.
+fn read_source(path: &Path, create_if_missing: bool) -> Result<(String, Users), UsersFileError> {
     let source = match std::fs::read_to_string(path) {
         Ok(source) => source,
-        Err(err) if err.kind() == io::ErrorKind::NotFound && create_if_missing => {
-            return Ok(Users::new())
-        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound && create_if_missing => String::new(),
         Err(err) => {
             let msg = format!("cannot read users file: {err}");
             return Err(UsersFileError::Unreadable(ConfigError::file(path, msg)));
         }
     };
-    format::parse(path, &source).map_err(|errs| UsersFileError::Invalid(ConfigErrors(errs)))
+    let users =
+        format::parse(path, &source).map_err(|errs| UsersFileError::Invalid(ConfigErrors(errs)))?;
+    Ok((source, users))
 }
 
 #[cfg(test)]

@@ -27,6 +27,12 @@ fn load_err(text: &str) -> Vec<String> {
     }
 }
 
+/// `portcullis user add`'s write.
+fn add(path: &Path, name: &str, phc: &str, roles: Vec<String>) -> Result<(), ChangeError> {
+    let phc = phc.to_string();
+    change_blocking(path, name, Change::Add { phc, roles })
+}
+
 fn entry(name: &str) -> Entry {
     let user = User {
         name: name.into(),
@@ -230,7 +236,7 @@ async fn cli_addition_is_kept_by_the_running_store() {
     let path = dir.path().join("users.toml");
     let store = FileStore::load(&path, true).unwrap();
     store.insert(entry("gina")).await.unwrap();
-    add_user_blocking(&path, "Hank", PHC, vec!["ops".into()]).unwrap();
+    add(&path, "Hank", PHC, vec!["ops".into()]).unwrap();
     store.insert(entry("ivan")).await.unwrap();
     let names: Vec<_> = FileStore::load(&path, false)
         .unwrap()
@@ -244,25 +250,25 @@ async fn cli_addition_is_kept_by_the_running_store() {
 }
 
 #[test]
-fn add_user_blocking_keeps_existing_users_and_refuses_duplicates() {
+fn cli_add_keeps_existing_users_and_refuses_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "[[users]]\nname = \"alice\"\nhash = \"{PHC}\"\nroles = [\"admin\"]\n\
          [users.claims]\ntenant = \"acme\"\n"
     );
     let path = write(&dir, &text);
-    add_user_blocking(&path, "bob", PHC, vec!["user".into()]).unwrap();
+    add(&path, "bob", PHC, vec!["user".into()]).unwrap();
     let store = FileStore::load(&path, false).unwrap();
     assert_eq!(store.len(), 2);
     assert_eq!(store.get("alice").unwrap().user.claims["tenant"], "acme");
     assert_eq!(store.get("bob").unwrap().user.roles, vec!["user"]);
     assert!(matches!(
-        add_user_blocking(&path, "ALICE", PHC, vec![]),
-        Err(RegisterError::Taken)
+        add(&path, "ALICE", PHC, vec![]),
+        Err(ChangeError::Taken)
     ));
     assert!(matches!(
-        add_user_blocking(&path, "carl", "plain", vec![]),
-        Err(RegisterError::Invalid(_))
+        add(&path, "carl", "plain", vec![]),
+        Err(ChangeError::Invalid(_))
     ));
 }
 
@@ -271,7 +277,7 @@ async fn reload_picks_up_edits_and_keeps_users_on_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("users.toml");
     let store = FileStore::load(&path, true).unwrap();
-    add_user_blocking(&path, "jill", PHC, vec![]).unwrap();
+    add(&path, "jill", PHC, vec![]).unwrap();
     store.reload().await.unwrap();
     assert!(store.get("jill").is_some());
     fs::write(&path, "nonsense").unwrap();

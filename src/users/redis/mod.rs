@@ -15,6 +15,8 @@
 //! Every operation waits at most 500 ms; when Redis does not answer, logins fail with
 //! `Unavailable` (503), never with `BadCredentials`.
 
+mod admin;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::LazyLock;

@@ -63,6 +63,12 @@ impl AuthSetup {
         self.cfg = self.cfg.extra(toml);
         self
     }
+    /// Route entries appended to the standard routes.toml (after `/api/**`).
+    pub fn routes(mut self, toml: &str) -> Self {
+        self.cfg.routes.push_str(toml);
+        self.cfg.routes.push('\n');
+        self
+    }
     /// A user added with `portcullis user add NAME --role R... --config ...` before start.
     pub fn user(mut self, name: &str, password: &str, roles: &[&str]) -> Self {
         let roles = roles.iter().map(|r| r.to_string()).collect();

@@ -181,6 +181,26 @@ http {{
             proxy_set_header X-Auth-User $auth_user;
             proxy_set_header X-Auth-Roles $auth_roles;
             proxy_pass {upstream_url};
+            auth_request_set $auth_redirect $upstream_http_x_auth_redirect;
+            auth_request_set $auth_challenge $upstream_http_www_authenticate;
+            error_page 401 = @portcullis_sign_in;
+        }}
+
+        location @portcullis_sign_in {{
+            if ($auth_redirect) {{
+                return 302 $auth_redirect;
+            }}
+            add_header WWW-Authenticate $auth_challenge always;
+            return 401;
+        }}
+
+        location /auth/ {{
+            proxy_pass https://{gw_addr};
+            proxy_ssl_server_name on;
+            proxy_ssl_name localhost;
+            proxy_ssl_trusted_certificate {cert};
+            proxy_ssl_verify on;
+            proxy_set_header Host $host;
         }}
     }}
 }}
