@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # portcullis against nginx and HAProxy on loopback, same token, same connections, same time.
 #
-# Usage: [SECS=10] [CONNS=32] [RUNS=3] [WRK_THREADS=1] [H2_STREAMS=1] [IDLE=10000]
+# Usage: [SECS=10] [CONNS=32] [RUNS=3] [WRK_THREADS=1] [H2_STREAMS=1] [IDLE=10000] [IDLE_SETTLE=12]
 #        [PHASES="h1 h2 tls idle"] [SERVER_CPUS=0] [LOAD_CPUS=1] [PORTCULLIS_BIN=path] [ONLY=regex]
+#        [PORTCULLIS_LOG=info]
 #        benches/compare.sh
 #
 # Upstream: nginx `return 200` (plain HTTP/1.1 on 18080, h2c on 18081), or `portcullis echo`
@@ -16,10 +17,14 @@
 # Phases: h1 = wrk (HTTP/1.1, keep-alive); h2 = h2load (HTTP/2 over TLS, ALPN h2; the floor is
 # h2c); tls = wrk with `Connection: close`, so every request is a new TCP + full TLS handshake;
 # idle = RSS of each proxy while it holds $IDLE idle keep-alive TLS connections
-# (benches/idle_conns.py); profile (not in the default PHASES) = `perf record` of the memory
-# gateway under the HS256 wrk load, top symbols to stdout or $PROFILE_OUT. Runs alternate between cases; the table shows the median of $RUNS.
+# (benches/idle_conns.py, RSS read IDLE_SETTLE s after the last answer: portcullis parks idle
+# HTTP/1.1 connections after 1 s and trims its heap at most every 10 s); profile (not in the
+# default PHASES) = `perf record` of the memory gateway under the HS256 wrk load, top symbols to
+# stdout or $PROFILE_OUT. Runs alternate between cases; the table shows the median of $RUNS.
 # The h1 and tls tables carry the server's CPU time per request (user + system, all its threads
 # or processes, from /proc/PID/stat): on 2 shared cores it is steadier than req/s.
+# The gateways run as shipped: PORTCULLIS_LOG=info, the access log on, written to a file
+# (PORTCULLIS_LOG=warn turns it off, as the figures before issue 19 had it).
 # SERVER_CPUS / LOAD_CPUS pin the servers and the load generators with taskset (unset: no pinning).
 # Missing nginx, haproxy, wrk, h2load are installed from Debian's packages (as root).
 # Loopback only; stops exactly the processes it started.
@@ -31,6 +36,8 @@ runs=${RUNS:-3}
 threads=${WRK_THREADS:-1}
 streams=${H2_STREAMS:-1}
 idle=${IDLE:-10000}
+idle_settle=${IDLE_SETTLE:-12}
+gw_log=${PORTCULLIS_LOG:-info}
 phases=${PHASES:-h1 h2 tls idle}
 
 missing=()
@@ -200,8 +207,8 @@ server haproxy -db -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1
 
 server redis-server --port 16379 --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >"$dir/redis-server.log" 2>&1
 wait_port 16379
-PORTCULLIS_LOG=warn server "$bin" run --config "$dir/memory.toml" >"$dir/gw-memory.log" 2>&1
-PORTCULLIS_LOG=warn server "$bin" run --config "$dir/redis.toml" >"$dir/gw-redis.log" 2>&1
+PORTCULLIS_LOG=$gw_log server "$bin" run --config "$dir/memory.toml" >"$dir/gw-memory.log" 2>&1
+PORTCULLIS_LOG=$gw_log server "$bin" run --config "$dir/redis.toml" >"$dir/gw-redis.log" 2>&1
 for port in 18443 18445 18446 18447; do wait_port $port; done
 [ "$have_nginx" = 1 ] && wait_port 18444
 
@@ -284,7 +291,7 @@ h2_case() { # h2_case NAME URL TOKEN
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo);" \
   "load average before: $(cut -d' ' -f1-3 /proc/loadavg); upstream: $upstream"
 echo "wrk/h2load: ${conns} connections, ${secs}s, ${threads} thread(s); runs: $runs;" \
-  "pinning: servers ${SERVER_CPUS:-none}, load ${LOAD_CPUS:-none}"
+  "pinning: servers ${SERVER_CPUS:-none}, load ${LOAD_CPUS:-none}; PORTCULLIS_LOG=$gw_log"
 for run in $(seq "$runs"); do
   for c in "${cases[@]}"; do
     IFS='|' read -r name url token <<<"$c"
@@ -311,14 +318,14 @@ fi
 if [[ " $phases " == *" idle "* ]]; then
   gw_pid=$(pgrep -f "run --config $dir/memory.toml" | head -1)
   ha_pid=$(pgrep -f "haproxy -db -f $dir/haproxy.cfg" | head -1)
-  load python3 benches/idle_conns.py --count "$idle" --pid "$gw_pid" --port 18443 --token "$hs_token" \
+  load python3 benches/idle_conns.py --count "$idle" --pid "$gw_pid" --port 18443 --token "$hs_token" --settle "$idle_settle" \
     --name "portcullis memory" >> "$results"
- load python3 benches/idle_conns.py --count "$ha_idle" --pid "$ha_pid" --port 18445 --token "$hs_token" \
+  load python3 benches/idle_conns.py --count "$ha_idle" --pid "$ha_pid" --port 18445 --token "$hs_token" --settle "$idle_settle" \
     --name "haproxy jwt_verify HS256" >> "$results"
   if [ "$have_nginx" = 1 ]; then
     # nginx's memory is spread over its master and workers: their sum is what counts.
     ng_pids=$(pgrep -f "nginx: .*$dir/proxy/nginx.conf"; pgrep -P "$(cat "$dir/proxy/nginx.pid")")
-    load python3 benches/idle_conns.py --count "$idle" --pid $ng_pids --port 18444 --token "$hs_token" \
+    load python3 benches/idle_conns.py --count "$idle" --pid $ng_pids --port 18444 --token "$hs_token" --settle "$idle_settle" \
       --name "nginx proxy_pass (no auth)" >> "$results"
   fi
 fi

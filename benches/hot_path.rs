@@ -2,7 +2,9 @@
 //! 1,000 routes), token verification per algorithm (full, and a hit in the per-thread cache
 //! of verified tokens) next to the bare aws-lc-rs signature check it wraps, the revocation
 //! lookup, the identity-header rewrite, and the request-head checks (size, field count,
-//! bearer extraction).
+//! bearer extraction), and one access-log line on the worker (off, formatted by the tracing
+//! subscriber and written synchronously or queued for the log's writer thread, or formatted
+//! directly and queued as the gateway does by default).
 //!
 //! Run: `cargo bench --bench hot_path`. Keys are generated at run time; none is stored.
 
@@ -260,12 +262,66 @@ fn request_head(c: &mut Criterion) {
     });
 }
 
+/// One access line as a proxied request writes it, through the same subscriber as the
+/// gateway's, to a file: the worker's cost only (the writer thread's runs beside it).
+fn access_log(c: &mut Criterion) {
+    use portcullis::control::log::{LogWriter, QUEUE_BYTES};
+    use portcullis::request::access_log::Trace;
+    use portcullis::request::client::ConnInfo;
+    use std::sync::Mutex;
+
+    let conn = ConnInfo {
+        peer: ([127, 0, 0, 1], 40_000).into(),
+        proto: "https",
+        client: [127, 0, 0, 1].into(),
+    };
+    let line = || {
+        let mut trace = Trace::new();
+        trace.path = trace.logging.then(|| "/api/orders/42".to_string());
+        trace.sub = Some("bench".into());
+        trace.request_id = Some(HeaderValue::from_static("0123456789abcdef0123456789abcdef"));
+        trace.upstream = Some(std::time::Duration::from_micros(412));
+        let took = std::time::Duration::from_micros(655);
+        trace.log(&conn, &Method::GET, http::StatusCode::OK, took);
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+    bench_line(c, "access_log/off", "warn", std::io::sink, &line);
+    bench_line(c, "access_log/format_only", "info", std::io::sink, &line);
+    let sync = Mutex::new(file("sync.log"));
+    bench_line(c, "access_log/sync_write", "info", sync, &line);
+    let (queued, flush) = LogWriter::spawn(file("queued.log"), QUEUE_BYTES).unwrap();
+    bench_line(c, "access_log/queued", "info", queued.clone(), &line);
+    // As the gateway runs by default: formatted without the subscriber, queued.
+    queued.install(true);
+    bench_line(c, "access_log/direct_queued", "info", queued.clone(), &line);
+    drop(flush);
+    // Dropped lines would be a cheaper path than a queued one: say so if there were any.
+    eprintln!("access_log/queued: {} lines dropped", queued.dropped());
+}
+
+/// `line` under a subscriber as the gateway's (filter `level`) writing to `writer`.
+fn bench_line<W>(c: &mut Criterion, name: &str, level: &str, writer: W, line: &dyn Fn())
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        c.bench_function(name, |b| b.iter(line));
+    });
+}
+
 criterion_group!(
     benches,
     routing,
     tokens,
     revocation,
     identity_headers,
-    request_head
+    request_head,
+    access_log
 );
 criterion_main!(benches);

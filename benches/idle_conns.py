@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Opens N keep-alive TLS connections to a loopback proxy, one request each, then holds them
-idle and reports the proxy's resident memory (summed over --pid).
+"""Opens N keep-alive TLS connections (--plain: plain HTTP/1.1) to a loopback proxy, one request
+each, then holds them idle and reports the proxy's resident memory (summed over --pid).
 
 Prints one row for benches/compare_table.py: "idle", name, connections still open when the RSS
 is read, RSS MiB while holding, RSS MiB before. --handshake-first also prints (to stderr) the
@@ -64,6 +64,14 @@ async def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--name", required=True)
+    parser.add_argument("--path", default="/admin/x")
+    parser.add_argument("--plain", action="store_true", help="plain HTTP/1.1, no TLS")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=2,
+        help="seconds between the last answer and reading the RSS",
+    )
     parser.add_argument(
         "--handshake-first",
         action="store_true",
@@ -72,12 +80,14 @@ async def main():
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx = None
+    if not args.plain:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_alpn_protocols(["http/1.1"])
     request = (
-        "GET /admin/x HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"GET {args.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Authorization: Bearer {args.token}\r\nContent-Length: 0\r\n\r\n"
     ).encode()
     before = rss_mib(args.pid)
@@ -92,7 +102,7 @@ async def main():
         await asyncio.gather(*(ask(c, request, gate, held) for c in conns))
     else:
         await asyncio.gather(*(one(args.port, request, ctx, gate, held) for _ in range(args.count)))
-    await asyncio.sleep(2)
+    await asyncio.sleep(args.settle)
     holding = rss_mib(args.pid)
     # Only connections the proxy still holds count: one it closed (a timeout shorter than the
     # time it took to open all of them) has freed its memory.

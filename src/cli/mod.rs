@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use portcullis::config::{self, Source};
+use portcullis::control::log::{Flush as LogFlush, LogWriter};
 use portcullis::token::mint::{self, Grant};
 use portcullis::token::{Alg, TokenType};
 
@@ -112,7 +113,8 @@ struct ConfigArg {
 /// Parses the command line and runs the subcommand.
 pub fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    init_tracing();
+    // Dropped last, after the subcommand: the gateway's final lines are written before exit.
+    let _flush = init_tracing(matches!(cli.command, Command::Run(_)))?;
     match cli.command {
         Command::Run(arg) => run(arg),
         Command::Check(arg) => check(arg),
@@ -141,18 +143,47 @@ pub fn main() -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr: for the gateway through the log's writer thread (a request never waits
+/// on stderr; the returned guard writes the last lines on drop), for the one-shot commands
+/// directly, in order with what they print.
+fn init_tracing(gateway: bool) -> anyhow::Result<Option<LogFlush>> {
+    if !gateway {
+        install_subscriber(std::io::stderr);
+        return Ok(None);
+    }
+    let (writer, flush) =
+        LogWriter::spawn(std::io::stderr(), portcullis::control::log::QUEUE_BYTES)
+            .context("cannot start the log writer thread")?;
+    writer.install(!json_format() && !ansi());
+    install_subscriber(writer);
+    Ok(Some(flush))
+}
+
+fn install_subscriber<W>(writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if std::env::var("PORTCULLIS_LOG_FORMAT").as_deref() == Ok("json") {
+        .with_writer(writer)
+        .with_ansi(ansi());
+    if json_format() {
         builder.json().init();
     } else {
         builder.init();
     }
+}
+
+/// PORTCULLIS_LOG_FORMAT=json: one JSON object a line.
+fn json_format() -> bool {
+    std::env::var("PORTCULLIS_LOG_FORMAT").as_deref() == Ok("json")
+}
+
+/// Colours only for a person at a terminal.
+fn ansi() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

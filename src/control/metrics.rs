@@ -41,6 +41,8 @@ const LOGIN_LABELS: [&str; 4] = ["ok", "failed", "throttled", "unavailable"];
 pub struct Metrics {
     /// Connections open now.
     pub open_connections: AtomicI64,
+    /// Idle HTTP/1.1 connections parked now (holding only their socket and TLS session).
+    pub parked_connections: AtomicI64,
     /// Successful reloads.
     pub reloads_ok: AtomicU64,
     /// Rejected reloads.
@@ -132,6 +134,11 @@ impl Metrics {
                 "gauge",
                 self.open_connections.load(Relaxed).to_string(),
             ),
+            (
+                "portcullis_parked_connections",
+                "gauge",
+                self.parked_connections.load(Relaxed).to_string(),
+            ),
             ("portcullis_revocations", "gauge", revocations.to_string()),
             (
                 "portcullis_revocation_store_in_sync",
@@ -147,6 +154,11 @@ impl Metrics {
                 "portcullis_config_reloads_total{result=\"failed\"}",
                 "counter",
                 self.reloads_failed.load(Relaxed).to_string(),
+            ),
+            (
+                "portcullis_log_lines_dropped_total",
+                "counter",
+                crate::control::log::dropped_lines().to_string(),
             ),
         ];
         for (name, kind, value) in gauges {

@@ -1,7 +1,9 @@
-//! One client connection as hyper serves it: the protocol (the one TLS negotiated by ALPN,
-//! else sniffed from the first bytes), and the graceful close.
+//! One client connection as hyper serves it: what every connection task shares, the protocol
+//! (the one TLS negotiated by ALPN, else sniffed from the first bytes), and the graceful
+//! close.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::rt::bounds::Http2ServerConnExec;
@@ -10,10 +12,26 @@ use hyper::server::conn::{http1, http2};
 use hyper::service::HttpService;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::sync::{watch, Semaphore};
 
 use crate::config::snapshot::ListenSettings;
+use crate::control::app::App;
 use crate::limits::PARSER_HEADROOM;
-use crate::Body;
+use crate::server::idle::Watched;
+
+/// The body of every response a connection sends, counted while hyper holds it.
+pub type Body = Watched<crate::Body>;
+
+/// What every connection task needs, shared across the accept loops.
+pub(super) struct Server {
+    pub(super) app: Arc<App>,
+    pub(super) settings: ListenSettings,
+    pub(super) http: Builders,
+    /// One permit per open connection; holding all of them means every connection closed.
+    pub(super) slots: Arc<Semaphore>,
+    /// Turns true once shutdown starts.
+    pub(super) stopping: watch::Receiver<bool>,
+}
 
 /// The HTTP version a connection is served with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,16 +1,12 @@
 //! Accept loops: connection cap, TLS handshake deadline, h1/h2 serving, idle timeout,
 //! and the drain on shutdown.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::{timeout_at, Instant};
@@ -20,20 +16,9 @@ use crate::config::snapshot::ListenSettings;
 use crate::control::app::App;
 use crate::control::metrics::Metrics;
 use crate::request::client::ConnInfo;
-use crate::request::pipeline;
-use crate::server::conn::{Builders, Graceful, Protocol};
-use crate::server::idle::{Activity, Tracked};
-
-/// What every connection task needs, shared across the accept loops.
-struct Server {
-    app: Arc<App>,
-    settings: ListenSettings,
-    http: Builders,
-    /// One permit per open connection; holding all of them means every connection closed.
-    slots: Arc<Semaphore>,
-    /// Turns true once shutdown starts.
-    stopping: watch::Receiver<bool>,
-}
+use crate::server::conn::{Builders, Protocol, Server};
+use crate::server::park::Readiness;
+use crate::server::serve::serve_http;
 
 /// Binds every configured listener and serves until `shutdown` resolves, then stops
 /// accepting and gives in-flight requests `shutdown_grace` to finish.
@@ -67,6 +52,7 @@ pub async fn serve(
         stopping,
     });
     app.spawn_purger();
+    crate::server::park::spawn_trimmer();
     crate::control::signals::spawn_reloader(app.clone()).await;
     if let Some(listener) = admin_listener {
         let stopping = server.stopping.clone();
@@ -193,14 +179,15 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, tls: bool) {
         };
         let _ = stream.set_nodelay(true);
         let server = server.clone();
-        tokio::spawn(async move {
+        let task = async move {
             if tls {
                 serve_tls(&server, stream, peer).await;
             } else {
                 serve_plain(&server, stream, peer).await;
             }
             drop(slot);
-        });
+        };
+        tokio::spawn(task);
     }
 }
 
@@ -215,7 +202,9 @@ async fn serve_plain(server: &Server, stream: TcpStream, peer: SocketAddr) {
             Ok(Ok(_))
         )
     };
-    if !unless_stopping(server, first).await {
+    // Boxed, as the waits below: a task is as large as its largest state, and keeps that
+    // size for as long as its connection lives, parked or not.
+    if !Box::pin(unless_stopping(server, first)).await {
         tracing::debug!(client = %peer, "no request within header_timeout");
         return;
     }
@@ -224,7 +213,8 @@ async fn serve_plain(server: &Server, stream: TcpStream, peer: SocketAddr) {
         proto: "http",
         client: peer.ip(),
     };
-    serve_http(server, stream, info, Protocol::Sniff).await;
+    let protocol = plain_protocol(&stream).await;
+    serve_http(server, stream, info, protocol).await;
 }
 
 async fn serve_tls(server: &Server, stream: TcpStream, peer: SocketAddr) {
@@ -235,7 +225,7 @@ async fn serve_tls(server: &Server, stream: TcpStream, peer: SocketAddr) {
         return;
     };
     let _open = Open::count(&server.app.metrics);
-    if !unless_stopping(server, first_bytes(&tls, deadline)).await {
+    if !Box::pin(unless_stopping(server, first_bytes(&tls, deadline))).await {
         tracing::debug!(client = %peer, "no request within header_timeout of the handshake");
         return;
     }
@@ -259,7 +249,10 @@ async fn handshake(
     deadline: Instant,
 ) -> Option<(Box<TlsStream<TcpStream>>, Protocol)> {
     let acceptor = tokio_rustls::TlsAcceptor::from(server.app.shared.load().tls.clone());
-    match timeout_at(deadline, acceptor.accept(stream)).await {
+    // Boxed too: inline, the handshake (a whole session) would set the size of the task,
+    // which a connection keeps for its whole life, parked or not.
+    let accepting = Box::pin(acceptor.accept(stream));
+    match timeout_at(deadline, accepting).await {
         Ok(Ok(tls)) => {
             let protocol = Protocol::from_alpn(tls.get_ref().1.alpn_protocol());
             Some((Box::new(tls), protocol))
@@ -283,13 +276,18 @@ async fn handshake(
 /// header_timeout whatever its protocol: the sniffing that no ALPN leads to, and h2, have no
 /// deadline of their own for a first byte. False: nothing came in time.
 async fn first_bytes(tls: &TlsStream<TcpStream>, deadline: Instant) -> bool {
-    let (tcp, session) = tls.get_ref();
-    // The request may have come with the handshake's last flight and be decrypted already
-    // (or the client closed): then there is nothing to wait for.
-    if !session.wants_read() {
-        return true;
+    matches!(timeout_at(deadline, tls.wait_readable()).await, Ok(true))
+}
+
+/// HTTP/1.1 on the plain listener, unless the first bytes may be h2's preface (prior
+/// knowledge): then hyper sniffs. Decided here, so that HTTP/1.1 connections park.
+async fn plain_protocol(stream: &TcpStream) -> Protocol {
+    const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut head = [0; 24];
+    match stream.peek(&mut head).await {
+        Ok(n) if n > 0 && head[..n] != PREFACE[..n] => Protocol::Http1,
+        _ => Protocol::Sniff,
     }
-    matches!(timeout_at(deadline, tcp.readable()).await, Ok(Ok(())))
 }
 
 /// What `first` says, or false as soon as the server stops: a connection that has not spoken
@@ -315,95 +313,5 @@ impl<'a> Open<'a> {
 impl Drop for Open<'_> {
     fn drop(&mut self) {
         self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-async fn serve_http<I>(server: &Server, io: I, info: ConnInfo, protocol: Protocol)
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (io, activity) = Tracked::new(io);
-    let io = TokioIo::new(io);
-    let app = server.app.clone();
-    let requests = activity.clone();
-    // Not boxed: hyper keeps a slot the size of this future (4.5 KiB) on every connection,
-    // idle ones included, but boxing it costs an allocation of that size per request.
-    let service = service_fn(move |request| {
-        let app = app.clone();
-        let serving = requests.serving();
-        async move {
-            let response = pipeline::handle(&app, &info, request).await;
-            drop(serving);
-            Ok::<_, Infallible>(response)
-        }
-    });
-    // Each connection is built inside `drive`: built here and passed in, it would take its
-    // size twice in the connection's task.
-    let http = &server.http;
-    let peer = info.peer;
-    match protocol {
-        Protocol::Http1 => {
-            let build = || http.http1.serve_connection(io, service).with_upgrades();
-            drive(server, build, &activity, peer).await;
-        }
-        // Boxed: twice the size of an HTTP/1.1 connection, they would set the size of every
-        // connection's task (a task is as large as its largest state).
-        Protocol::Http2 => {
-            let build = || Box::pin(http.http2.serve_connection(io, service));
-            drive(server, build, &activity, peer).await;
-        }
-        Protocol::Sniff => {
-            let build = || Box::pin(http.sniff.serve_connection_with_upgrades(io, service));
-            drive(server, build, &activity, peer).await;
-        }
-    }
-}
-
-/// Drives a connection to its end, closing it gracefully once it idles past idle_timeout or
-/// the server stops.
-async fn drive<C, E>(
-    server: &Server,
-    build: impl FnOnce() -> C,
-    activity: &Activity,
-    peer: SocketAddr,
-) where
-    C: Future<Output = Result<(), E>> + Graceful,
-    E: std::fmt::Display,
-{
-    let connection = build();
-    tokio::pin!(connection);
-    let idle_timeout = server.settings.idle_timeout;
-    let mut wait = idle_timeout;
-    let mut closing = false;
-    let mut stopping = server.stopping.clone();
-    loop {
-        tokio::select! {
-            _ = stopping.wait_for(|stop| *stop), if !closing => {
-                // Finish what is in flight, take no new request on this connection.
-                connection.as_mut().shutdown();
-                closing = true;
-                wait = server.settings.shutdown_grace;
-            }
-            result = connection.as_mut() => {
-                if let Err(err) = result {
-                    tracing::debug!(client = %peer, error = %err, "connection ended with an error");
-                }
-                return;
-            }
-            () = tokio::time::sleep(wait) => {
-                // A peer that ignores the graceful close gets one header_timeout, then is dropped.
-                if closing {
-                    return;
-                }
-                let idle = activity.idle_for();
-                if idle >= idle_timeout {
-                    connection.as_mut().shutdown();
-                    closing = true;
-                    wait = server.settings.header_timeout;
-                } else {
-                    wait = idle_timeout - idle;
-                }
-            }
-        }
     }
 }

@@ -1,6 +1,9 @@
 //! Serving connections: accept loops under the connection cap, the TLS handshake and ALPN,
-//! idle handling, one runtime per CPU, and the graceful drain.
+//! idle handling and parking of idle HTTP/1.1 connections, one runtime per CPU, and the
+//! graceful drain.
 
 mod conn;
 mod idle;
 pub mod listen;
+mod park;
+mod serve;

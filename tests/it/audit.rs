@@ -133,7 +133,7 @@ async fn a_password_typed_as_the_username_is_not_logged() {
     let typed = "Tr0ub4dor&3 horse";
     let resp = gw.login(typed, ALICE_PW).await;
     assert_eq!(resp.status, StatusCode::UNAUTHORIZED);
-    let failed = gw.audit_events("login_failed");
+    let failed = gw.audit_events_at_least("login_failed", 1).await;
     assert_eq!(failed.len(), 1, "{}", gw.log());
     assert!(failed[0].contains("<invalid name>"), "{}", failed[0]);
     assert!(

@@ -303,19 +303,6 @@ async fn a_login_body_that_stalls_is_408_after_the_idle_timeout() {
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
 }
 
-/// One request on a kept-alive raw connection; the answer must carry a Content-Length.
-async fn keep_alive_get<S>(tls: &mut S, path: &str) -> RawResponse
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    tls.write_all(req.as_bytes()).await.expect("write request");
-    tls.flush().await.expect("flush");
-    read_sized_response(tls)
-        .await
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-}
-
 #[tokio::test]
 async fn connection_over_max_connections_waits_for_a_free_slot() {
     let up = MockUpstream::start(Mode::Record).await;

@@ -30,6 +30,7 @@ mod limits;
 mod login;
 mod metrics;
 mod oidc;
+mod parking;
 mod password;
 mod paths;
 mod policy_claims;

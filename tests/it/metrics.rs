@@ -1,4 +1,5 @@
-//! /metrics counters move as requests are made; the access log has one line per request.
+//! /metrics counters move as requests are made; the access log has one line per request,
+//! written by a thread of its own: never waited on by a request, flushed at shutdown.
 
 use crate::common::*;
 
@@ -76,6 +77,7 @@ async fn counters_move_with_requests() {
     );
     // Gauges: present with a value (`sample` panics otherwise); their level depends on timing.
     sample(&after, "portcullis_open_connections");
+    assert_eq!(sample(&after, "portcullis_log_lines_dropped_total"), 0.0);
     assert_eq!(sample(&after, "portcullis_revocation_store_in_sync"), 1.0);
 }
 
@@ -176,4 +178,82 @@ async fn route_counters_go_on_across_user_changes_and_reloads() {
     // And the route counts on, on the new configuration.
     assert_eq!(gw.get_api(&token).await.status, 200);
     assert_eq!(api_2xx(&metrics(&gw).await), 4.0);
+}
+
+#[tokio::test]
+async fn sigterm_writes_the_last_access_lines_before_the_gateway_exits() {
+    // Every request is held at the upstream until SIGTERM has started the drain: their
+    // lines are logged as they are answered, a moment before the process exits.
+    let up = MockUpstream::start(Mode::Held).await;
+    let mut gw = Gateway::start(GatewayConfig::standard(&up.url())).await;
+    let ids: Vec<String> = (0..20).map(|n| format!("last-lines-{n}")).collect();
+    let mut requests = tokio::task::JoinSet::new();
+    for id in &ids {
+        let request = gw.client().get("/public/held").header("x-request-id", id);
+        requests.spawn(async move { request.send_h1().await.status });
+    }
+    eventually(std::time::Duration::from_secs(10), || async {
+        (up.seen().len() == ids.len()).then_some(()).ok_or(format!(
+            "{} of {} at the upstream",
+            up.seen().len(),
+            ids.len()
+        ))
+    })
+    .await
+    .expect("every request reached the upstream");
+    gw.signal("TERM");
+    up.release();
+    while let Some(status) = requests.join_next().await {
+        assert_eq!(status.expect("request task"), 200);
+    }
+    let exit = eventually(std::time::Duration::from_secs(10), || {
+        let status = gw.exited();
+        async move { status.ok_or("still running".to_string()) }
+    })
+    .await
+    .expect("gateway exited");
+    assert!(exit.success(), "exit status {exit:?}");
+    let log = gw.log();
+    for id in &ids {
+        let field = format!("request_id=\"{id}\"");
+        let lines = log
+            .lines()
+            .filter(|l| l.contains("access") && l.contains(&field));
+        assert_eq!(lines.count(), 1, "access line of {id}:\n{log}");
+    }
+    assert!(log.contains("all connections closed; exiting"), "{log}");
+}
+
+#[tokio::test]
+async fn a_stalled_log_reader_never_holds_up_a_request_and_lost_lines_are_counted() {
+    let up = MockUpstream::start(Mode::Record).await;
+    let cfg = GatewayConfig::standard(&up.url()).stderr_unread();
+    let gw = Gateway::start(cfg).await;
+    // Each access line carries the path: about 8 KiB a line. The pipe holds 64 KiB, the log
+    // writer's queue 2 MiB; 400 lines overflow both, and a worker that wrote to stderr itself
+    // would wait on the full pipe for ever.
+    let path = std::sync::Arc::new(format!("/public/{}", "x".repeat(8000)));
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let client = gw.client();
+        let path = path.clone();
+        senders.spawn(async move {
+            for _ in 0..50 {
+                let request = client
+                    .get(&path)
+                    .deadline(std::time::Duration::from_secs(10));
+                let resp = request
+                    .try_send_h1()
+                    .await
+                    .expect("answered despite the stall");
+                assert_eq!(resp.status, 200);
+            }
+        });
+    }
+    while let Some(sent) = senders.join_next().await {
+        sent.expect("sender task");
+    }
+    let after = metrics(&gw).await;
+    let dropped = sample(&after, "portcullis_log_lines_dropped_total");
+    assert!(dropped > 0.0, "no line counted as dropped:\n{after}");
 }

@@ -5,7 +5,8 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::{
-    claims_of, run_cli, run_cli_stdin, CliOutput, Gateway, GatewayConfig, Response, TestDir,
+    claims_of, eventually, run_cli, run_cli_stdin, CliOutput, Gateway, GatewayConfig, Response,
+    TestDir, DEADLINE,
 };
 
 /// `[users]` on the file store with two hash workers (tests run two at a time on two cores).
@@ -229,6 +230,19 @@ impl Gateway {
             .filter(|l| l.contains(" audit: ") && l.contains(&field))
             .map(str::to_string)
             .collect()
+    }
+    /// The audit events for `event`, once at least `n` have been written: log lines reach
+    /// stderr from the log thread a few milliseconds after the request that made them.
+    pub async fn audit_events_at_least(&self, event: &str, n: usize) -> Vec<String> {
+        eventually(DEADLINE, || async {
+            let found = self.audit_events(event);
+            match found.len() >= n {
+                true => Ok(found),
+                false => Err(format!("{} of {n} audit events {event}", found.len())),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n--- log ---\n{}", self.log()))
     }
 }
 

@@ -33,6 +33,8 @@ pub struct GatewayConfig {
     pub listen: String,
     /// Environment variables of the gateway process.
     pub env: Vec<(String, String)>,
+    /// stderr is a pipe nobody reads (`Gateway::log` then has stdout only).
+    pub stderr_unread: bool,
 }
 
 impl GatewayConfig {
@@ -49,6 +51,7 @@ impl GatewayConfig {
             plain: false,
             listen: String::new(),
             env: Vec::new(),
+            stderr_unread: false,
         }
     }
     /// `standard_routes(upstream_url)`.
@@ -91,6 +94,10 @@ impl GatewayConfig {
     }
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+    pub fn stderr_unread(mut self) -> Self {
+        self.stderr_unread = true;
         self
     }
     pub fn listen(mut self, toml: &str) -> Self {
@@ -198,8 +205,8 @@ impl Gateway {
             let config_path = dir.write("gateway.toml", &gateway_toml(&cfg, https, admin, plain));
             let log = fresh_log_path(&dir);
             let cfg_arg = config_path.to_str().expect("utf-8 temp path").to_string();
-            let mut proc =
-                Proc::spawn_with_env("gateway", &["run", "--config", &cfg_arg], &cfg.env, log);
+            let args = ["run", "--config", &cfg_arg];
+            let mut proc = Proc::spawn_with("gateway", &args, &cfg.env, log, cfg.stderr_unread);
 
             let ready = wait_ready(&mut proc, admin).await;
             match ready {

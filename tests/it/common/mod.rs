@@ -212,17 +212,31 @@ struct Proc {
     child: Child,
     log: PathBuf,
     what: String,
+    /// The read end of a stderr pipe nobody reads (see `spawn_with`), held open so that
+    /// the child's writes block once the pipe is full instead of failing.
+    _unread: Option<std::process::ChildStderr>,
 }
 
 impl Proc {
     fn spawn(what: &str, args: &[&str], log: PathBuf) -> Proc {
-        Proc::spawn_with_env(what, args, &[], log)
+        Proc::spawn_with(what, args, &[], log, false)
     }
 
-    fn spawn_with_env(what: &str, args: &[&str], env: &[(String, String)], log: PathBuf) -> Proc {
+    /// Spawns with `env`; with `stderr_unread`, stderr is a pipe nobody reads, as a stalled
+    /// log reader (a full disk, a stuck journald) looks to the process.
+    fn spawn_with(
+        what: &str,
+        args: &[&str],
+        env: &[(String, String)],
+        log: PathBuf,
+        stderr_unread: bool,
+    ) -> Proc {
         let out = File::create(&log).expect("create log file");
-        let err = out.try_clone().expect("clone log file handle");
-        let child = Command::new(BIN)
+        let err = match stderr_unread {
+            true => Stdio::piped(),
+            false => Stdio::from(out.try_clone().expect("clone log file handle")),
+        };
+        let mut child = Command::new(BIN)
             .args(args)
             .env(
                 "RUST_LOG",
@@ -235,6 +249,7 @@ impl Proc {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {BIN} {args:?}: {e}"));
         Proc {
+            _unread: child.stderr.take(),
             child,
             log,
             what: what.to_string(),

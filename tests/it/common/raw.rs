@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{Client, DEADLINE};
@@ -193,4 +193,20 @@ where
     let mut all = head.into_bytes();
     all.extend_from_slice(&body);
     RawResponse::parse(&all).ok_or_else(|| "unparsable response".to_string())
+}
+
+/// One request on a kept-alive raw connection; the answer must carry a Content-Length.
+pub async fn keep_alive_get<S>(stream: &mut S, path: &str) -> RawResponse
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .expect("write request");
+    stream.flush().await.expect("flush");
+    read_sized_response(stream)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
