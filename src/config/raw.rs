@@ -550,12 +550,19 @@ pub struct Store {
     /// `memory` or `redis`.
     #[serde(default = "default_store_backend")]
     pub backend: Spanned<StoreBackend>,
-    /// redis:// or unix socket URL (may carry a password: prefer `redis_url_env`).
+    /// redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel:// URL (may carry
+    /// a password: prefer `redis_url_env`, or `password_file`/`password_env`).
     #[serde(default)]
     pub redis_url: Option<Spanned<String>>,
     /// Environment variable holding the Redis URL.
     #[serde(default)]
     pub redis_url_env: Option<Spanned<String>>,
+    /// File holding the Redis password (replaces the URL's; trailing newline dropped).
+    #[serde(default)]
+    pub password_file: Option<Spanned<String>>,
+    /// Environment variable holding the Redis password (replaces the URL's).
+    #[serde(default)]
+    pub password_env: Option<Spanned<String>>,
     /// Key prefix, so several gateways (or tests) can share one Redis.
     #[serde(default = "default_redis_prefix")]
     pub prefix: String,
@@ -570,6 +577,8 @@ impl Default for Store {
             backend: Spanned::new(0..0, StoreBackend::Memory),
             redis_url: None,
             redis_url_env: None,
+            password_file: None,
+            password_env: None,
             prefix: default_redis_prefix(),
             on_error: OnError::Deny,
         }

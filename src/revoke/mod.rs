@@ -65,9 +65,9 @@ impl RevocationStore {
     }
 
     /// A Redis store: connects, subscribes and loads the mirror (see [`redis::RedisStore::connect`]).
-    pub async fn redis(url: &str, prefix: &str) -> Result<Self, StoreError> {
+    pub async fn redis(target: &crate::store::Target, prefix: &str) -> Result<Self, StoreError> {
         Ok(RevocationStore::Redis(
-            redis::RedisStore::connect(url, prefix).await?,
+            redis::RedisStore::connect(target, prefix).await?,
         ))
     }
 

@@ -37,6 +37,7 @@ mod protocol;
 mod proxies;
 mod proxy;
 mod redis;
+mod redis_sentinel;
 mod redis_throttle;
 mod redis_users;
 mod refresh;

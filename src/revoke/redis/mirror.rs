@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
-use redis::{Client, RedisResult};
+use redis::aio::{PubSubSink, PubSubStream};
+use redis::RedisResult;
 use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
 
 use super::{Keys, Kind, Shared};
 use crate::revoke::memory::MemoryStore;
+use crate::store::Conn;
 
 /// The periods of the mirror's safety nets under pub/sub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,16 +49,15 @@ pub(super) type Subscription = (PubSubSink, PubSubStream);
 
 /// Everything the task needs; `run` consumes it.
 pub(super) struct Subscriber {
-    pub(super) client: Client,
-    pub(super) conn: ConnectionManager,
+    pub(super) conn: Conn,
     pub(super) keys: Arc<Keys>,
     pub(super) shared: Arc<Shared>,
     pub(super) timers: Timers,
 }
 
 /// Opens a pub/sub connection subscribed to the events channel.
-pub(super) async fn subscribe(client: &Client, keys: &Keys) -> RedisResult<Subscription> {
-    let (mut sink, stream) = client.get_async_pubsub().await?.split();
+pub(super) async fn subscribe(conn: &Conn, keys: &Keys) -> RedisResult<Subscription> {
+    let (mut sink, stream) = conn.pubsub().await?.split();
     sink.subscribe(&keys.channel).await?;
     Ok((sink, stream))
 }
@@ -68,7 +68,7 @@ type Scored = Vec<(String, f64)>;
 /// Drops expired entries in Redis, then merges every live one into the mirror; returns how
 /// many were loaded. One round trip.
 pub(super) async fn resync(
-    conn: &ConnectionManager,
+    conn: &Conn,
     keys: &Keys,
     mirror: &MemoryStore,
     now: u64,
@@ -160,7 +160,7 @@ impl Subscriber {
     /// Subscribe first, then reload: a change published in between is applied twice, which
     /// is harmless; none is missed.
     async fn reconnect(&self) -> RedisResult<Subscription> {
-        let subscription = subscribe(&self.client, &self.keys).await?;
+        let subscription = subscribe(&self.conn, &self.keys).await?;
         resync(
             &self.conn,
             &self.keys,

@@ -53,11 +53,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
 use super::memory::MemoryStore;
-use crate::store::{open_client, within, StoreError};
+use crate::store::{within, Conn, StoreError, Target};
 
 pub use self::mirror::Timers;
 
@@ -173,8 +172,8 @@ struct Shared {
 
 /// Revocations in Redis, read from a local mirror. Dropping it stops its subscriber task.
 pub struct RedisStore {
-    /// Multiplexed and reconnecting; cloned per command (an `Arc` clone).
-    conn: ConnectionManager,
+    /// Multiplexed, reconnecting, following the master; cloned per command (an `Arc` clone).
+    conn: Conn,
     keys: Arc<Keys>,
     shared: Arc<Shared>,
     subscriber: tokio::task::AbortHandle,
@@ -202,39 +201,31 @@ impl RedisStore {
     /// the subscriber task; keys live under `prefix` ([`DEFAULT_PREFIX`] unless configured).
     /// Fails with `InvalidUrl` for a URL the client cannot use, `Unavailable` when Redis does
     /// not answer within a few seconds. Must run inside a tokio runtime.
-    pub async fn connect(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
-        RedisStore::connect_with(url, prefix, Timers::default()).await
+    pub async fn connect(target: &Target, prefix: &str) -> Result<RedisStore, StoreError> {
+        RedisStore::connect_with(target, prefix, Timers::default()).await
     }
 
     /// As [`RedisStore::connect`], with the mirror's reload and ping periods given (tests
     /// shorten them to see the safety nets work).
     pub async fn connect_with(
-        url: &str,
+        target: &Target,
         prefix: &str,
         timers: Timers,
     ) -> Result<RedisStore, StoreError> {
-        let client = open_client(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(500));
+        let conn = Conn::connect(target, Duration::from_secs(2), CONNECT_TIMEOUT).await?;
         let keys = Arc::new(Keys::new(prefix));
         let shared = Arc::new(Shared {
             mirror: MemoryStore::new(),
             in_sync: AtomicBool::new(false),
         });
         let started = async {
-            let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
-            let subscription = mirror::subscribe(&client, &keys).await?;
+            let subscription = mirror::subscribe(&conn, &keys).await?;
             mirror::resync(&conn, &keys, &shared.mirror, crate::runtime::unix_now()).await?;
-            Ok::<_, redis::RedisError>((conn, subscription))
+            Ok::<_, redis::RedisError>(subscription)
         };
-        let (conn, subscription) = within(CONNECT_TIMEOUT, started).await?;
+        let subscription = within(CONNECT_TIMEOUT, started).await?;
         shared.in_sync.store(true, Ordering::Release);
         let task = mirror::Subscriber {
-            client,
             conn: conn.clone(),
             keys: keys.clone(),
             shared: shared.clone(),
