@@ -57,6 +57,8 @@ pub struct StoreSettings {
     pub choice: StoreChoice,
     /// What an unanswerable revocation check means.
     pub on_error: raw::OnError,
+    /// How long the mirror still decides alone after losing sync.
+    pub max_staleness: std::time::Duration,
 }
 
 /// Checks `[store]`: a Redis backend needs exactly one of redis_url, redis_url_env, a URL
@@ -78,6 +80,7 @@ fn store_settings(diag: &mut Diag<'_>, base: &Path, store: &raw::Store) -> Optio
     Some(StoreSettings {
         choice,
         on_error: store.on_error,
+        max_staleness: store.max_mirror_staleness.0,
     })
 }
 

@@ -569,6 +569,9 @@ pub struct Store {
     /// `deny` (503) or `allow` when the store cannot answer.
     #[serde(default)]
     pub on_error: OnError,
+    /// How long the revocation mirror still decides alone after losing sync with Redis.
+    #[serde(default = "default_max_mirror_staleness")]
+    pub max_mirror_staleness: HumanDuration,
 }
 
 impl Default for Store {
@@ -581,12 +584,17 @@ impl Default for Store {
             password_env: None,
             prefix: default_redis_prefix(),
             on_error: OnError::Deny,
+            max_mirror_staleness: default_max_mirror_staleness(),
         }
     }
 }
 
 fn default_store_backend() -> Spanned<StoreBackend> {
     Spanned::new(0..0, StoreBackend::Memory)
+}
+
+fn default_max_mirror_staleness() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
 }
 
 fn default_redis_prefix() -> String {

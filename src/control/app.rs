@@ -57,7 +57,7 @@ impl App {
                 SessionBook::memory(),
             ),
             StoreChoice::Redis { target, prefix } => (
-                RevocationStore::redis(target, prefix).await?,
+                RevocationStore::redis(target, prefix, loaded.store.max_staleness).await?,
                 Throttle::redis(target, prefix, loaded.throttle).await?,
                 SessionBook::redis(target, prefix).await?,
             ),

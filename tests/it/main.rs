@@ -38,6 +38,7 @@ mod proxies;
 mod proxy;
 mod redis;
 mod redis_sentinel;
+mod redis_staleness;
 mod redis_throttle;
 mod redis_users;
 mod refresh;

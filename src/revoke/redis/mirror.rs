@@ -6,7 +6,6 @@
 //! (stream closed, or a ping unanswered for a second). Reconnecting backs off from 50 ms to
 //! 2 s, so a restarted redis-server is followed within about two seconds.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use super::{Keys, Kind, Shared};
 use crate::revoke::memory::MemoryStore;
 use crate::store::Conn;
 
-/// The periods of the mirror's safety nets under pub/sub.
+/// The periods of the mirror's safety nets under pub/sub, and its staleness bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timers {
     /// Full reload period, a net under any missed event.
@@ -28,6 +27,8 @@ pub struct Timers {
     pub ping_every: Duration,
     /// How long a ping's answer may take before the mirror counts as out of sync.
     pub ping_timeout: Duration,
+    /// How long the mirror still decides alone once out of sync (`max_mirror_staleness`).
+    pub max_staleness: Duration,
 }
 
 impl Default for Timers {
@@ -36,6 +37,7 @@ impl Default for Timers {
             resync_every: Duration::from_secs(30),
             ping_every: Duration::from_secs(5),
             ping_timeout: Duration::from_secs(1),
+            max_staleness: Duration::from_secs(10),
         }
     }
 }
@@ -146,9 +148,9 @@ impl Subscriber {
                     }
                 },
             };
-            self.shared.in_sync.store(true, Ordering::Release);
+            self.shared.mark_in_sync();
             let reason = self.follow(subscription).await;
-            self.shared.in_sync.store(false, Ordering::Release);
+            self.shared.mark_out_of_sync();
             tracing::warn!(
                 prefix = %self.keys.prefix,
                 reason,
@@ -177,6 +179,7 @@ impl Subscriber {
             resync_every,
             ping_every,
             ping_timeout,
+            ..
         } = self.timers;
         let mut reload = interval_at(Instant::now() + resync_every, resync_every);
         let mut ping = interval_at(Instant::now() + ping_every, ping_every);

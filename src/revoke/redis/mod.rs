@@ -47,14 +47,15 @@
 
 mod mirror;
 mod redeem;
+mod state;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::Script;
 
+use self::state::Shared;
 use super::memory::MemoryStore;
 use crate::store::{within, Conn, StoreError, Target};
 
@@ -163,13 +164,6 @@ impl Keys {
     }
 }
 
-/// What the store and its subscriber task share.
-struct Shared {
-    mirror: MemoryStore,
-    /// True while the subscription is up and the mirror was reloaded after it came up.
-    in_sync: AtomicBool,
-}
-
 /// Revocations in Redis, read from a local mirror. Dropping it stops its subscriber task.
 pub struct RedisStore {
     /// Multiplexed, reconnecting, following the master; cloned per command (an `Arc` clone).
@@ -177,6 +171,8 @@ pub struct RedisStore {
     keys: Arc<Keys>,
     shared: Arc<Shared>,
     subscriber: tokio::task::AbortHandle,
+    /// How long the mirror still decides alone after losing sync.
+    max_staleness: Duration,
 }
 
 impl fmt::Debug for RedisStore {
@@ -214,17 +210,14 @@ impl RedisStore {
     ) -> Result<RedisStore, StoreError> {
         let conn = Conn::connect(target, Duration::from_secs(2), CONNECT_TIMEOUT).await?;
         let keys = Arc::new(Keys::new(prefix));
-        let shared = Arc::new(Shared {
-            mirror: MemoryStore::new(),
-            in_sync: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new());
         let started = async {
             let subscription = mirror::subscribe(&conn, &keys).await?;
             mirror::resync(&conn, &keys, &shared.mirror, crate::runtime::unix_now()).await?;
             Ok::<_, redis::RedisError>(subscription)
         };
         let subscription = within(CONNECT_TIMEOUT, started).await?;
-        shared.in_sync.store(true, Ordering::Release);
+        shared.mark_in_sync();
         let task = mirror::Subscriber {
             conn: conn.clone(),
             keys: keys.clone(),
@@ -237,15 +230,33 @@ impl RedisStore {
             keys,
             shared,
             subscriber,
+            max_staleness: timers.max_staleness,
         })
     }
 
-    /// True while the mirror can answer on its own.
+    /// True while the subscription is up and the mirror reloaded since.
     pub fn in_sync(&self) -> bool {
-        self.shared.in_sync.load(Ordering::Acquire)
+        self.shared.in_sync()
     }
 
-    /// Local read, as the memory store's; `Err(Unavailable)` while the mirror is out of sync.
+    /// True while the mirror may decide alone: in sync, or out of sync for less than the
+    /// configured `max_staleness`.
+    pub fn fresh(&self) -> bool {
+        self.shared.usable(self.max_staleness)
+    }
+
+    /// How long the mirror has been out of sync (zero while in sync).
+    pub fn stale_for(&self) -> Duration {
+        self.shared.stale_for()
+    }
+
+    /// How many times the sentinels named a new master (0 with one server).
+    pub fn master_changes(&self) -> u64 {
+        self.conn.master_changes()
+    }
+
+    /// Local read, as the memory store's; `Err(Unavailable)` once the mirror has been out of
+    /// sync for `max_staleness`.
     pub fn is_revoked(
         &self,
         jti: &str,
@@ -254,13 +265,13 @@ impl RedisStore {
         fam: Option<&str>,
         now: u64,
     ) -> Result<bool, StoreError> {
-        if !self.in_sync() {
+        if !self.fresh() {
             return Err(StoreError::Unavailable);
         }
         Ok(self.shared.mirror.is_revoked(jti, sub, iat, fam, now))
     }
 
-    /// The mirror's answer when in sync; otherwise the mirror's "revoked" (revocations are
+    /// The mirror's answer while fresh; otherwise the mirror's "revoked" (revocations are
     /// never lifted early, so it cannot be stale) or else Redis's answer.
     pub async fn is_revoked_checked(
         &self,

@@ -23,6 +23,8 @@ const QUICK: Timers = Timers {
     resync_every: Duration::from_millis(200),
     ping_every: Duration::from_millis(50),
     ping_timeout: Duration::from_millis(200),
+    // Out of sync means Redis per request at once: these tests watch that fallback.
+    max_staleness: Duration::ZERO,
 };
 
 async fn store(server: &Redis) -> RedisStore {
