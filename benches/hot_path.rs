@@ -91,6 +91,7 @@ fn signed(alg: Alg) -> (KeyRing, String, Option<String>) {
         typ: TokenType::Access,
         fam: None,
         ttl_secs: 3600,
+        authn: Default::default(),
     };
     let (token, _) = mint::mint(
         &ring,

@@ -154,6 +154,9 @@ fn claims(input: &mut Input<'_>) -> Claims {
         roles: (0..input.below(3)).map(|_| input.text()).collect(),
         typ: TokenType::Access,
         fam: None,
+        amr: Vec::new(),
+        auth_time: None,
+        idp: None,
         extra,
     }
 }

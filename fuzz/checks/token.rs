@@ -40,6 +40,7 @@ fn setup() -> &'static Setup {
                     typ: TokenType::Access,
                     fam: None,
                     ttl_secs: 900,
+                    authn: Default::default(),
                 };
                 mint(ring, "iss", "aud", grant, NOW).expect("mint").0
             })

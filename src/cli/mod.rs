@@ -307,6 +307,7 @@ fn token(
         typ: TokenType::Access,
         fam: None,
         ttl_secs: ttl.as_secs(),
+        authn: Default::default(),
     };
     let now = portcullis::runtime::unix_now();
     let (token, _) = mint::mint(

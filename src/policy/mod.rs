@@ -148,6 +148,9 @@ pub(crate) mod test_support {
             roles: roles.iter().map(|r| r.to_string()).collect(),
             typ: TokenType::Access,
             fam: None,
+            amr: Vec::new(),
+            auth_time: None,
+            idp: None,
             extra: extra.as_object().cloned().unwrap_or_default(),
         }
     }

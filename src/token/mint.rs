@@ -3,7 +3,9 @@
 use jsonwebtoken::Header;
 
 use super::keys::KeyRing;
-use super::{fits_roles_header, fits_user_header, Audience, Claims, TokenType, RESERVED_CLAIMS};
+use super::{
+    fits_roles_header, fits_user_header, Audience, Authn, Claims, TokenType, RESERVED_CLAIMS,
+};
 
 /// What a token grants, and for how long.
 #[derive(Clone, Debug)]
@@ -20,6 +22,8 @@ pub struct Grant<'a> {
     pub fam: Option<String>,
     /// Lifetime in seconds.
     pub ttl_secs: u64,
+    /// How the person signed in (empty for tokens the CLI mints).
+    pub authn: Authn,
 }
 
 /// Why a token could not be minted.
@@ -95,6 +99,9 @@ pub fn mint_as(
         roles: grant.roles.to_vec(),
         typ: grant.typ,
         fam: grant.fam,
+        amr: grant.authn.amr,
+        auth_time: grant.authn.auth_time,
+        idp: grant.authn.idp,
         extra: grant.extra,
     };
     let signer = ring.signer();

@@ -163,15 +163,73 @@ pub struct Claims {
     /// Refresh family id, shared by every refresh token of one login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<String>,
+    /// Authentication methods (RFC 8176) of the sign-in this token descends from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// When that sign-in happened, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
+    /// The identity provider that signed the person in, when it was not this gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
     /// Any further claims, kept for policy checks on custom claims.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Claim names portcullis sets itself; `extra` may not carry them.
-pub const RESERVED_CLAIMS: [&str; 10] = [
+pub const RESERVED_CLAIMS: [&str; 13] = [
+    "iss",
+    "aud",
+    "sub",
+    "iat",
+    "nbf",
+    "exp",
+    "jti",
+    "roles",
+    "typ",
+    "fam",
+    "amr",
+    "auth_time",
+    "idp",
+];
+
+/// The reserved claims a provider's token maps to fields of `Claims`; its `amr`,
+/// `auth_time` and `idp` stay in `extra` too, for claim rules and claim headers.
+pub const MAPPED_CLAIMS: [&str; 10] = [
     "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "roles", "typ", "fam",
 ];
+
+/// How and when the person behind a token family signed in; a refresh keeps it unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Authn {
+    /// RFC 8176 method values, e.g. `pwd`, `otp`, `hwk`, `mfa`.
+    pub amr: Vec<String>,
+    /// When the sign-in happened, seconds since the Unix epoch.
+    pub auth_time: Option<u64>,
+    /// The identity provider's id, for a sign-in through one.
+    pub idp: Option<String>,
+}
+
+impl Authn {
+    /// A sign-in with this gateway's password check at `now`.
+    pub fn password(now: u64) -> Authn {
+        Authn {
+            amr: vec!["pwd".to_owned()],
+            auth_time: Some(now),
+            idp: None,
+        }
+    }
+
+    /// What a token of the family says about its sign-in.
+    pub fn of(claims: &Claims) -> Authn {
+        Authn {
+            amr: claims.amr.clone(),
+            auth_time: claims.auth_time,
+            idp: claims.idp.clone(),
+        }
+    }
+}
 
 /// Whether `sub` reaches an upstream unchanged as the user header: not empty, no control
 /// character (a header value cannot carry one), no space at either end (HTTP parsers trim

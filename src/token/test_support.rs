@@ -76,5 +76,6 @@ pub(crate) fn grant(typ: TokenType) -> Grant<'static> {
         typ,
         fam: None,
         ttl_secs: 900,
+        authn: Default::default(),
     }
 }

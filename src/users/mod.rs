@@ -8,13 +8,13 @@ pub mod hash;
 pub mod http;
 pub mod name;
 pub mod redis;
+pub mod sealed;
+pub mod totp;
 
 use hash::{HashError, Hasher};
 
 /// Claims the gateway sets itself; a user record may not override them.
-pub const RESERVED_CLAIMS: &[&str] = &[
-    "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "roles", "typ", "fam",
-];
+pub use crate::token::RESERVED_CLAIMS;
 
 /// A user as the token issuer sees it.
 #[derive(Clone, Debug, PartialEq)]

@@ -78,6 +78,27 @@ try {
   check(page.url().startsWith(`${gateway}/auth/sign-in?rd=`), "the ended session must sign in again", page.url());
   await other.goto(`${gateway}/api/still`);
   check(other.url() === `${gateway}/api/still`, "the other session goes on", other.url());
+
+  // The password page, reached from the sessions page: this session stays, the old
+  // password stops working.
+  const changed = "a different passphrase 2026";
+  await other.goto(`${gateway}/auth/sessions`);
+  await other.getByRole("link", { name: "Change password" }).click();
+  await other.waitForLoadState();
+  check(other.url() === `${gateway}/auth/change-password`, "sessions page links the password page", other.url());
+  await other.getByLabel("Current password").fill(password);
+  await other.getByLabel("New password", { exact: true }).fill(changed);
+  await other.getByLabel("New password again").fill(changed);
+  await other.getByRole("button", { name: "Change password" }).click();
+  await other.waitForLoadState();
+  check((await other.textContent("body")).includes("Your password was changed."), "password changed", await other.textContent("body"));
+  await other.goto(`${gateway}/api/after-change`);
+  check(other.url() === `${gateway}/api/after-change`, "still signed in after the change", other.url());
+  await page.goto(wanted);
+  await signIn(page, "alice", password);
+  check((await page.textContent("body")).includes("Wrong username or password."), "the old password is refused", await page.textContent("body"));
+  await signIn(page, "alice", changed);
+  check(page.url() === wanted, "the new password signs in", page.url());
 } finally {
   await browser.close();
 }

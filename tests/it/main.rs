@@ -45,6 +45,7 @@ mod refresh;
 mod register;
 mod reload;
 mod sign_in;
+mod sign_in_password;
 mod sign_in_proxies;
 mod sign_in_sessions;
 mod stores;

@@ -48,6 +48,31 @@ async fn refresh_issues_the_next_pair_of_the_same_family() {
 }
 
 #[tokio::test]
+async fn a_login_says_how_and_when_and_refreshes_keep_saying_it() {
+    let (gw, _up) = gateway("").await;
+    let first = gw.login_ok("alice", ALICE_PW).await;
+    let login = first.access_claims();
+    assert_eq!(login["amr"], serde_json::json!(["pwd"]));
+    assert_eq!(
+        login["auth_time"], login["iat"],
+        "signed in when the pair was issued"
+    );
+    assert!(
+        login.get("idp").is_none(),
+        "no provider for a password sign-in"
+    );
+    // A second later the refreshed pair is issued anew, but the sign-in is the same one.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let next = Pair::from_response(&gw.refresh(&first.refresh).await);
+    let (access, refresh) = (next.access_claims(), next.refresh_claims());
+    assert_ne!(access["iat"], login["iat"]);
+    for claims in [&access, &refresh] {
+        assert_eq!(claims["amr"], login["amr"]);
+        assert_eq!(claims["auth_time"], login["auth_time"]);
+    }
+}
+
+#[tokio::test]
 async fn spent_refresh_token_within_the_grace_gets_the_same_pair() {
     let (gw, _up) = gateway("refresh_reuse_grace = \"10s\"").await;
     let first = gw.login_ok("alice", ALICE_PW).await;

@@ -14,7 +14,7 @@ use crate::config::snapshot::Snapshot;
 use crate::token::verify::{Claim, TokenError, MAX_TOKEN_LEN};
 use crate::token::{
     cache, dupkeys, fits_roles_header, fits_user_header, Alg, Audience, Claims, TokenType,
-    ALL_ALGS, RESERVED_CLAIMS,
+    ALL_ALGS, MAPPED_CLAIMS,
 };
 
 /// Verifies a bearer token as an access token of the gateway or of an external issuer.
@@ -155,7 +155,9 @@ fn map_claims(
     }
     let jti = text(&map, "jti")?.unwrap_or_default();
     let roles = roles_at(&map, &issuer.roles_claim);
-    map.retain(|name, _| !RESERVED_CLAIMS.contains(&name.as_str()));
+    let amr = method_list(&map);
+    let auth_time = time(&map, "auth_time")?;
+    map.retain(|name, _| !MAPPED_CLAIMS.contains(&name.as_str()));
     Ok(Claims {
         iss,
         aud,
@@ -167,8 +169,20 @@ fn map_claims(
         roles,
         typ: TokenType::Access,
         fam: None,
+        amr,
+        auth_time,
+        idp: None,
         extra: map,
     })
+}
+
+/// The provider's `amr` values that are strings (RFC 8176 makes it an array of them).
+fn method_list(map: &Map<String, Value>) -> Vec<String> {
+    let Some(Value::Array(methods)) = map.get("amr") else {
+        return Vec::new();
+    };
+    let strings = methods.iter().filter_map(Value::as_str);
+    strings.map(str::to_owned).collect()
 }
 
 /// A NumericDate claim (RFC 7519 2: may have a fraction, which is dropped).

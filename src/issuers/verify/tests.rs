@@ -64,6 +64,25 @@ fn check(issuer: &Issuer, claims: &Value) -> Result<Claims, TokenError> {
 }
 
 #[test]
+fn a_providers_amr_and_auth_time_are_read_and_kept_for_claim_rules() {
+    let mut with_methods = claims();
+    with_methods["amr"] = json!(["pwd", 7, "otp"]);
+    with_methods["auth_time"] = json!(NOW - 60);
+    let got = check(&issuer("groups"), &with_methods).unwrap();
+    assert_eq!(got.amr, ["pwd", "otp"], "non-string methods dropped");
+    assert_eq!(got.auth_time, Some(NOW - 60));
+    assert_eq!(got.extra["amr"], json!(["pwd", 7, "otp"]));
+    let mut malformed = claims();
+    malformed["auth_time"] = json!("yesterday");
+    assert_eq!(
+        check(&issuer("groups"), &malformed).unwrap_err(),
+        TokenError::Malformed
+    );
+    let plain = check(&issuer("groups"), &claims()).unwrap();
+    assert!(plain.amr.is_empty() && plain.auth_time.is_none() && plain.idp.is_none());
+}
+
+#[test]
 fn claims_are_mapped_with_roles_from_the_configured_path() {
     let got = check(&issuer("realm_access.roles"), &claims()).unwrap();
     assert_eq!(got.sub, "8d1c");

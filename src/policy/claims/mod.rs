@@ -197,7 +197,7 @@ impl ClaimPath {
                 "claim \"{first}\" is checked by token verification and cannot be a policy condition"
             ));
         }
-        if matches!(first, "sub" | "iss" | "roles") && segments.len() > 1 {
+        if matches!(first, "sub" | "iss" | "roles" | "amr" | "idp") && segments.len() > 1 {
             return Err(format!(
                 "invalid claim path \"{text}\": \"{first}\" has no members"
             ));
@@ -215,6 +215,9 @@ impl ClaimPath {
             "sub" => Some(Found::Str(&claims.sub)),
             "iss" => Some(Found::Str(&claims.iss)),
             "roles" => Some(Found::Strings(&claims.roles)),
+            // This gateway's tokens carry them as fields; a provider's stay in `extra` too.
+            "amr" if !claims.amr.is_empty() => Some(Found::Strings(&claims.amr)),
+            "idp" if claims.idp.is_some() => claims.idp.as_deref().map(Found::Str),
             name => {
                 let mut value = claims.extra.get(name)?;
                 for segment in rest {

@@ -116,6 +116,21 @@ fn registered_string_claims_and_roles_are_reachable() {
 }
 
 #[test]
+fn sign_in_methods_and_provider_are_reachable_as_fields_or_as_a_providers_claims() {
+    let mut own = claims(&[], json!({}));
+    own.amr = vec!["pwd".into(), "otp".into()];
+    own.idp = Some("corp".into());
+    assert!(rule("amr", r#"{ contains = "otp" }"#).holds(&own));
+    assert!(!rule("amr", r#"{ contains = "hwk" }"#).holds(&own));
+    assert!(rule("idp", r#""corp""#).holds(&own));
+    // A provider's token keeps its own amr in extra.
+    let provider = json!({"amr": ["pwd", "hwk"]});
+    assert!(holds(&rule("amr", r#"{ contains = "hwk" }"#), provider));
+    assert!(!holds(&rule("idp", r#""corp""#), json!({})));
+    assert!(ClaimPath::parse("amr.x").is_err());
+}
+
+#[test]
 fn bad_paths_are_refused_with_the_reason() {
     for (path, why) in [
         ("", "empty name"),

@@ -138,6 +138,7 @@ pub(super) async fn start_session(
         name: &user.name,
         roles: &user.roles,
         claims: &user.claims,
+        authn: &crate::token::Authn::password(now),
     };
     let next = crate::revoke::Successor::new(now);
     let pair = tokens::issue_pair(snap, &subject, &family, &next)?;

@@ -46,6 +46,8 @@ pub enum Endpoint {
     SignOut,
     /// GET and POST {prefix}/sessions (only with `[sign_in]` enabled).
     Sessions,
+    /// GET and POST {prefix}/change-password (only with `[sign_in]` enabled).
+    PasswordPage,
 }
 
 /// Recognizes a gateway endpoint; everything else goes to the route table.
@@ -67,6 +69,7 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
         "/sign-in" if snap.auth.sign_in.is_some() => Some(Endpoint::SignIn),
         "/sign-out" if snap.auth.sign_in.is_some() => Some(Endpoint::SignOut),
         "/sessions" if snap.auth.sign_in.is_some() => Some(Endpoint::Sessions),
+        "/change-password" if snap.auth.sign_in.is_some() => Some(Endpoint::PasswordPage),
         "/password" => Some(Endpoint::Password),
         _ => None,
     }
@@ -80,7 +83,8 @@ pub fn method_allowed(snap: &Snapshot, endpoint: Endpoint, method: &Method) -> b
         | Endpoint::Verify
         | Endpoint::SignIn
         | Endpoint::SignOut
-        | Endpoint::Sessions => true,
+        | Endpoint::Sessions
+        | Endpoint::PasswordPage => true,
         Endpoint::Refresh if refresh::is_renewal(snap, method) => true,
         _ => method == Method::POST,
     }
@@ -121,6 +125,12 @@ pub async fn handle(
         },
         Endpoint::SignOut => match &snap.auth.sign_in {
             Some(settings) => sign_in::sign_out::sign_out(app, snap, conn, settings, request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::PasswordPage => match &snap.auth.sign_in {
+            Some(settings) => {
+                sign_in::password_page::password_page(app, snap, conn, settings, request).await
+            }
             None => Err(Reject::NoRoute),
         },
     }

@@ -53,10 +53,44 @@ pub async fn change(
         ));
     }
     let form: PasswordChange = body::read_json(request, app.listen.idle_timeout).await?;
-    crate::users::name::check_password(&sub, &form.new_password).map_err(Reject::BadRequest)?;
-    let user = check_current(app, conn, &sub, &form.current_password, &request_id).await?;
+    let change = Change {
+        sub: &sub,
+        current: &form.current_password,
+        new: &form.new_password,
+        request_id: &request_id,
+        user_agent: &user_agent,
+    };
+    let pair = change_password(app, snap, conn, &change).await?;
+    Ok(tokens::pair_response(snap, &pair, in_body))
+}
+
+/// One password change, from the JSON endpoint or the page.
+pub(super) struct Change<'a> {
+    /// The signed-in user.
+    pub sub: &'a str,
+    /// The password as typed now.
+    pub current: &'a str,
+    /// The password to set.
+    pub new: &'a str,
+    /// For the audit events.
+    pub request_id: &'a str,
+    /// For the new session's record.
+    pub user_agent: &'a str,
+}
+
+/// Checks the current password, stores the new one, revokes every earlier token of the
+/// user and returns the pair of a new session issued after that cut.
+pub(super) async fn change_password(
+    app: &App,
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    change: &Change<'_>,
+) -> Result<crate::revoke::Pair, Reject> {
+    let sub = change.sub;
+    crate::users::name::check_password(sub, change.new).map_err(Reject::BadRequest)?;
+    let user = check_current(app, conn, sub, change.current, change.request_id).await?;
     app.users
-        .set_password(&app.hasher, &sub, &form.new_password)
+        .set_password(&app.hasher, sub, change.new)
         .await
         .map_err(|err| match err {
             ChangeError::UnknownUser => Reject::UserGone,
@@ -68,12 +102,13 @@ pub async fn change(
                 Reject::Unavailable("user store unavailable")
             }
         })?;
-    tracing::info!(target: "audit", event = "password_changed", user = %sub, client = %conn.client, request_id);
-    let issued = revoke_earlier_tokens(app, &sub).await?;
+    tracing::info!(target: "audit", event = "password_changed", user = %sub, client = %conn.client, request_id = change.request_id);
+    let issued = revoke_earlier_tokens(app, sub).await?;
     let subject = Subject {
         name: &user.name,
         roles: &user.roles,
         claims: &user.claims,
+        authn: &crate::token::Authn::password(issued),
     };
     let family = crate::token::mint::new_id();
     let pair = tokens::issue_pair(
@@ -82,8 +117,8 @@ pub async fn change(
         &family,
         &crate::revoke::Successor::new(issued),
     )?;
-    super::login::note_session(app, snap, &user.name, &family, conn, &user_agent).await;
-    Ok(tokens::pair_response(snap, &pair, in_body))
+    super::login::note_session(app, snap, &user.name, &family, conn, change.user_agent).await;
+    Ok(pair)
 }
 
 /// The subject of a valid, unrevoked access token of this gateway (bearer, or by cookie

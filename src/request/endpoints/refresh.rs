@@ -128,6 +128,7 @@ async fn rotate(
         name: &claims.sub,
         roles: &user.roles,
         claims: &user.claims,
+        authn: &crate::token::Authn::of(&claims),
     };
     // Long enough to outlive every token the family can still hold, leeway included.
     let until = now + snap.lifetimes.refresh.as_secs() + snap.expect.leeway_secs;

@@ -8,7 +8,7 @@ use crate::config::snapshot::Snapshot;
 use crate::reject::Reject;
 use crate::revoke::{Pair, Successor};
 use crate::token::mint::{self, Grant};
-use crate::token::{fits_roles_header, TokenType, RESERVED_CLAIMS};
+use crate::token::{fits_roles_header, Authn, TokenType, RESERVED_CLAIMS};
 use crate::Body;
 
 /// Who a pair is for.
@@ -19,6 +19,8 @@ pub struct Subject<'a> {
     pub roles: &'a [String],
     /// Extra claims; registered claim names are dropped, never overridden.
     pub claims: &'a Map<String, Value>,
+    /// How the person signed in: `amr`, `auth_time`, `idp`.
+    pub authn: &'a Authn,
 }
 
 /// Mints an access token and a refresh token of family `fam`, with the ids and issue
@@ -44,6 +46,7 @@ pub fn issue_pair(
             typ,
             fam: Some(fam.to_string()),
             ttl_secs: ttl.as_secs(),
+            authn: subject.authn.clone(),
         };
         let (issuer, audience) = (&snap.expect.issuer, &snap.expect.audience);
         mint::mint_as(

@@ -245,6 +245,7 @@ fn endpoint_name(endpoint: Endpoint) -> &'static str {
         Endpoint::SignIn => "sign-in page",
         Endpoint::SignOut => "sign-out page",
         Endpoint::Sessions => "sessions page",
+        Endpoint::PasswordPage => "password page",
     }
 }
 

@@ -48,6 +48,7 @@ fn token(snap: &Snapshot, roles: &[&str], extra: serde_json::Value) -> String {
         typ: TokenType::Access,
         fam: None,
         ttl_secs: 900,
+        authn: Default::default(),
     };
     let (token, _) =
         mint::mint(&snap.keys, "portcullis", "portcullis", grant, NOW).expect("mint test token");

@@ -91,6 +91,9 @@ fn claims() -> impl Strategy<Value = Claims> {
             roles: vec!["dev".into()],
             typ: TokenType::Access,
             fam: None,
+            amr: Vec::new(),
+            auth_time: None,
+            idp: None,
             extra,
         }
     })

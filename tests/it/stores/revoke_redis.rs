@@ -139,7 +139,16 @@ async fn a_burst_of_10000_revocations_is_mirrored_on_the_other_instance() {
         let a = a.clone();
         writers.spawn(async move {
             for i in 0..200 {
-                a.revoke_jti(&format!("burst-{chunk}-{i}"), hour).await?;
+                // A write may outlast its 500 ms deadline on a loaded test machine; the
+                // caller's retry (logout answers 503 and the client retries) is idempotent,
+                // and what is tested here is the mirroring, not the latency.
+                let mut tries = 0;
+                while let Err(err) = a.revoke_jti(&format!("burst-{chunk}-{i}"), hour).await {
+                    tries += 1;
+                    if tries == 5 {
+                        return Err(err);
+                    }
+                }
             }
             Ok::<_, StoreError>(())
         });

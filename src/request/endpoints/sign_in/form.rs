@@ -13,6 +13,10 @@ pub struct SignInForm {
     pub csrf: String,
     /// The session to end (sessions page).
     pub fam: String,
+    /// The password to set (password page).
+    pub new_password: String,
+    /// The same again, as typed a second time.
+    pub confirm: String,
 }
 
 /// Parses the body; a field given twice, or a body that is not UTF-8 form data, is refused.
@@ -21,7 +25,7 @@ pub fn parse(body: &[u8]) -> Result<SignInForm, &'static str> {
         return Err("the form is not UTF-8");
     }
     let mut form = SignInForm::default();
-    let mut seen = [false; 5];
+    let mut seen = [false; 7];
     for (name, value) in form_urlencoded::parse(body) {
         let (slot, field) = match name.as_ref() {
             "username" => (0, &mut form.username),
@@ -29,6 +33,8 @@ pub fn parse(body: &[u8]) -> Result<SignInForm, &'static str> {
             "rd" => (2, &mut form.rd),
             "csrf" => (3, &mut form.csrf),
             "fam" => (4, &mut form.fam),
+            "new_password" => (5, &mut form.new_password),
+            "confirm" => (6, &mut form.confirm),
             _ => continue,
         };
         if std::mem::replace(&mut seen[slot], true) {
@@ -52,6 +58,12 @@ mod tests {
         assert_eq!(form.rd, "/x?y=1");
         assert_eq!(form.csrf, "c");
         assert!(parse(b"username=a&username=b").is_err());
+        assert!(parse(b"new_password=a&new_password=b").is_err());
+        let change = parse(b"new_password=n%C3%A9w&confirm=x").unwrap_or_default();
+        assert_eq!(
+            (change.new_password.as_str(), change.confirm.as_str()),
+            ("néw", "x")
+        );
         assert!(parse(b"username=\xff").is_err());
         assert!(parse(b"").is_ok_and(|f| f.username.is_empty()));
     }

@@ -9,6 +9,7 @@
 mod form;
 pub mod navigation;
 mod page;
+pub mod password_page;
 pub mod redirect;
 pub mod sessions;
 pub mod sign_out;

@@ -77,6 +77,16 @@ pub fn sign_in_url(prefix: &str, step: &str, rd: Option<&str>) -> String {
     }
 }
 
+/// Where a page that needs a live session sends a browser that has none: through a
+/// renewal when the CSRF cookie says the session may still be renewed, else to sign in;
+/// either way back to `back` (the page's own absolute URL) afterwards.
+pub fn session_first(prefix: &str, headers: &HeaderMap, back: &str) -> Response<Body> {
+    let renewable = crate::cookies::find(headers, crate::cookies::CSRF)
+        .is_ok_and(|csrf| csrf.is_some_and(|v| !v.is_empty()));
+    let step = if renewable { "refresh" } else { "sign-in" };
+    found(&sign_in_url(prefix, step, Some(back)))
+}
+
 /// The 302 a navigation gets.
 pub fn found(location: &str) -> Response<Body> {
     super::redirect_response(StatusCode::FOUND, location)

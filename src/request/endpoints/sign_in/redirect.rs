@@ -23,6 +23,12 @@ impl Origin<'_> {
     pub fn home(&self) -> String {
         format!("{}://{}/", self.scheme, self.host)
     }
+
+    /// The absolute URL of `request` as the browser addressed it.
+    pub fn url_of<B>(&self, request: &http::Request<B>) -> String {
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        format!("{}://{}{path}", self.scheme, self.host)
+    }
 }
 
 /// Longest `rd` followed.

@@ -37,16 +37,12 @@ pub async fn sessions(
         .map(str::to_string);
     let (Some(claims), Some(csrf)) = (claims, csrf) else {
         // No live session: the same way in as any protected page (renew, or sign in).
-        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        let back = format!("{}://{}{path}", origin.scheme, origin.host);
-        let has_csrf = crate::cookies::find(request.headers(), crate::cookies::CSRF)
-            .is_ok_and(|c| c.is_some());
-        let step = if has_csrf { "refresh" } else { "sign-in" };
-        return Ok(navigation::found(&navigation::sign_in_url(
+        let back = origin.url_of(&request);
+        return Ok(navigation::session_first(
             &snap.auth.prefix,
-            step,
-            Some(&back),
-        )));
+            request.headers(),
+            &back,
+        ));
     };
     match *request.method() {
         Method::GET | Method::HEAD => list(app, snap, settings, &claims, &csrf).await,
@@ -98,8 +94,14 @@ async fn list(
             fam = page::escape(&record.fam),
         ));
     }
+    let prefix = page::escape(&snap.auth.prefix);
+    let change = match app.users.can_change() {
+        true => format!("<a href=\"{prefix}/change-password\">Change password</a> · "),
+        false => String::new(),
+    };
     let body = format!(
-        "<p>Signed in as <strong>{}</strong>. {} live session(s).</p><ul class=\"sessions\">{rows}</ul>",
+        "<p>Signed in as <strong>{}</strong>. {} live session(s).</p><ul class=\"sessions\">{rows}</ul>\
+<p>{change}<a href=\"{prefix}/sign-out\">Sign out</a></p>",
         page::escape(&claims.sub),
         records.len()
     );
