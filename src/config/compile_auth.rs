@@ -59,6 +59,8 @@ pub struct StoreSettings {
     pub on_error: raw::OnError,
     /// How long the mirror still decides alone after losing sync.
     pub max_staleness: std::time::Duration,
+    /// Replicas a revocation must reach, and how long to wait for them (None: no WAIT).
+    pub replica_acks: Option<(u32, std::time::Duration)>,
 }
 
 /// Checks `[store]`: a Redis backend needs exactly one of redis_url, redis_url_env, a URL
@@ -81,6 +83,8 @@ fn store_settings(diag: &mut Diag<'_>, base: &Path, store: &raw::Store) -> Optio
         choice,
         on_error: store.on_error,
         max_staleness: store.max_mirror_staleness.0,
+        replica_acks: (store.min_replica_acks > 0)
+            .then_some((store.min_replica_acks, store.replica_ack_timeout.0)),
     })
 }
 

@@ -572,6 +572,12 @@ pub struct Store {
     /// How long the revocation mirror still decides alone after losing sync with Redis.
     #[serde(default = "default_max_mirror_staleness")]
     pub max_mirror_staleness: HumanDuration,
+    /// Replicas that must hold a revocation (`WAIT`) before it is acknowledged; 0: none.
+    #[serde(default)]
+    pub min_replica_acks: u32,
+    /// How long a revocation waits for those replicas before answering 503.
+    #[serde(default = "default_replica_ack_timeout")]
+    pub replica_ack_timeout: HumanDuration,
 }
 
 impl Default for Store {
@@ -585,6 +591,8 @@ impl Default for Store {
             prefix: default_redis_prefix(),
             on_error: OnError::Deny,
             max_mirror_staleness: default_max_mirror_staleness(),
+            min_replica_acks: 0,
+            replica_ack_timeout: default_replica_ack_timeout(),
         }
     }
 }
@@ -595,6 +603,10 @@ fn default_store_backend() -> Spanned<StoreBackend> {
 
 fn default_max_mirror_staleness() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(10))
+}
+
+fn default_replica_ack_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_millis(500))
 }
 
 fn default_redis_prefix() -> String {

@@ -57,7 +57,13 @@ impl App {
                 SessionBook::memory(),
             ),
             StoreChoice::Redis { target, prefix } => (
-                RevocationStore::redis(target, prefix, loaded.store.max_staleness).await?,
+                RevocationStore::redis(
+                    target,
+                    prefix,
+                    loaded.store.max_staleness,
+                    loaded.store.replica_acks,
+                )
+                .await?,
                 Throttle::redis(target, prefix, loaded.throttle).await?,
                 SessionBook::redis(target, prefix).await?,
             ),

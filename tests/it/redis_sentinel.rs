@@ -258,3 +258,30 @@ async fn after_a_switchover_writes_find_the_new_master_instead_of_the_demoted_on
         .await
         .expect("still enforced");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_min_replica_acks_a_revocation_no_replica_took_is_not_acknowledged() {
+    let mut set = SentinelSet::start().await;
+    let acks = "min_replica_acks = 1\nreplica_ack_timeout = \"300ms\"\n";
+    let (a, _b, _up) = pair(&set, acks).await;
+    let (first, second) = (a.token("alice", &["user"]), a.token("bob", &["user"]));
+    revoke(&a, &first, Duration::from_secs(10))
+        .await
+        .expect("acknowledged once the replica holds it");
+    assert!(holds(&set, set.replica_port(), &jti_of(&first)).await);
+
+    set.kill_replica();
+    let jti = jti_of(&second);
+    let out = tokio::task::spawn_blocking(move || {
+        run_cli(&["revoke", "--config", &a.config_arg(), "--jti", &jti])
+    })
+    .await
+    .expect("the CLI ran");
+    assert_ne!(
+        out.code,
+        Some(0),
+        "acknowledged without a replica: {}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("503"), "{}", out.stderr);
+}

@@ -40,7 +40,8 @@
 //! and before the caller gets `Ok`: a revocation acknowledged to a client is in Redis. Whether
 //! it survives a redis-server crash is Redis's configuration: `appendonly yes` with
 //! `appendfsync always` (or `everysec`, at most a second lost). After a restart the
-//! connections come back by themselves and the reload re-merges the set.
+//! connections come back by themselves and the reload re-merges the set. With replicas
+//! (Sentinel), `min_replica_acks` makes a revocation `WAIT` for that many before `Ok`.
 //!
 //! `rediss://` verifies the server with the system trust store (`SSL_CERT_FILE` for a
 //! private CA). Not supported: Redis Cluster (the scripts touch keys of several hash slots).
@@ -173,6 +174,8 @@ pub struct RedisStore {
     subscriber: tokio::task::AbortHandle,
     /// How long the mirror still decides alone after losing sync.
     max_staleness: Duration,
+    /// Replicas each revocation must reach (`WAIT`), and for how long; None: no wait.
+    replica_acks: Option<(u32, Duration)>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -231,7 +234,15 @@ impl RedisStore {
             shared,
             subscriber,
             max_staleness: timers.max_staleness,
+            replica_acks: None,
         })
+    }
+
+    /// Makes every revocation wait until `replicas` replicas hold it (`WAIT`, up to
+    /// `timeout`) before it is acknowledged; `Unavailable` when fewer answer in time.
+    pub fn with_replica_acks(mut self, acks: Option<(u32, Duration)>) -> RedisStore {
+        self.replica_acks = acks;
+        self
     }
 
     /// True while the subscription is up and the mirror reloaded since.
@@ -340,6 +351,28 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         let _: i64 = within(WRITE_TIMEOUT, invocation.invoke_async(&mut conn)).await?;
         kind.apply(&self.shared.mirror, id, time);
+        self.replicated().await
+    }
+
+    /// `WAIT`s for the configured replicas; on one multiplexed connection it covers every
+    /// write this instance sent before it, the revocation included.
+    async fn replicated(&self) -> Result<(), StoreError> {
+        let Some((replicas, timeout)) = self.replica_acks else {
+            return Ok(());
+        };
+        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(millis);
+        let mut conn = self.conn.clone();
+        let acked: u32 = within(timeout + WRITE_TIMEOUT, wait.query_async(&mut conn)).await?;
+        if acked < replicas {
+            tracing::warn!(
+                acked,
+                replicas,
+                "revocation not acknowledged by enough replicas in time"
+            );
+            return Err(StoreError::Unavailable);
+        }
         Ok(())
     }
 

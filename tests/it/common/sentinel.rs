@@ -151,6 +151,11 @@ impl SentinelSet {
         self.data[0].kill();
     }
 
+    /// Kills the replica at once (SIGKILL).
+    pub fn kill_replica(&mut self) {
+        self.data[1].kill();
+    }
+
     /// The port the sentinels name as the master (asked of the first sentinel).
     pub async fn master_named(&self) -> Option<u16> {
         let out = cli(
