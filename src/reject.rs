@@ -44,6 +44,10 @@ pub enum Reject {
     HeadTooLarge(&'static str),
     /// Login failed: unknown user, wrong password or disabled user, one answer for all (401).
     BadCredentials,
+    /// The password was right, the user has a second factor and no code came (401).
+    MfaRequired,
+    /// The one-time code was wrong, expired or spent already (401).
+    BadOtp(&'static str),
     /// Too many failed logins; retry after this many seconds (429).
     Throttled(u64),
     /// A spent refresh token was presented again: its family is revoked (401).
@@ -201,9 +205,12 @@ impl Reject {
             Reject::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reject::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Reject::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Reject::Revoked | Reject::BadCredentials | Reject::RefreshReuse | Reject::UserGone => {
-                StatusCode::UNAUTHORIZED
-            }
+            Reject::Revoked
+            | Reject::BadCredentials
+            | Reject::RefreshReuse
+            | Reject::UserGone
+            | Reject::MfaRequired
+            | Reject::BadOtp(_) => StatusCode::UNAUTHORIZED,
             Reject::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Reject::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Reject::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -234,6 +241,8 @@ impl Reject {
             Reject::PayloadTooLarge => "payload_too_large",
             Reject::HeadTooLarge(_) => "request_header_fields_too_large",
             Reject::BadCredentials => "invalid_credentials",
+            Reject::MfaRequired => "mfa_required",
+            Reject::BadOtp(_) => "invalid_otp",
             Reject::Throttled(_) => "too_many_attempts",
             Reject::RefreshThrottled(_) => "too_many_requests",
             Reject::RefreshReuse | Reject::UserGone => "invalid_grant",
@@ -273,6 +282,8 @@ impl Reject {
             Reject::PayloadTooLarge => "request body too large",
             Reject::HeadTooLarge(reason) => reason,
             Reject::BadCredentials => "invalid username or password",
+            Reject::MfaRequired => "a second factor is required: send the one-time code as \"otp\"",
+            Reject::BadOtp(reason) => reason,
             Reject::Throttled(_) => "too many failed attempts, retry later",
             Reject::RefreshThrottled(_) => "too many refreshes for this session, retry later",
             Reject::RefreshReuse => "refresh token reuse detected; the session is revoked",
@@ -290,9 +301,11 @@ impl Reject {
             // RFC 6750 3.1: no error code when the request carried no credentials.
             Reject::Token(TokenError::Missing) => Some(format!("Bearer realm=\"{REALM}\"")),
             // RFC 9110 15.5.2: every 401 carries a challenge.
-            Reject::BadCredentials | Reject::RefreshReuse | Reject::UserGone => {
-                Some(format!("Bearer realm=\"{REALM}\""))
-            }
+            Reject::BadCredentials
+            | Reject::RefreshReuse
+            | Reject::UserGone
+            | Reject::MfaRequired
+            | Reject::BadOtp(_) => Some(format!("Bearer realm=\"{REALM}\"")),
             Reject::Token(_) | Reject::Revoked | Reject::Forbidden(_) => Some(format!(
                 "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{}\"",
                 self.code(),

@@ -10,6 +10,7 @@ use portcullis::config::{self, Source};
 use portcullis::token::mint::{self, Grant};
 use portcullis::token::{Alg, TokenType};
 
+mod totp;
 mod users;
 
 /// An authentication gateway: TLS in, JWT route policies, identity headers out.

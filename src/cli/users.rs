@@ -53,6 +53,17 @@ pub(super) enum UserCommand {
         /// User name.
         name: String,
     },
+    /// Enrol a TOTP second factor: stores a new secret sealed with the [second_factor] key and
+    /// prints the otpauth:// URI and a QR code to scan; --remove takes the factor away.
+    Totp {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// User name.
+        name: String,
+        /// Remove the user's TOTP second factor instead.
+        #[arg(long)]
+        remove: bool,
+    },
     /// Replace a user's roles (they reach tokens at the next login or refresh).
     Roles {
         #[command(flatten)]
@@ -74,6 +85,11 @@ pub(super) fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
     use UserCommand as U;
     let (config, name, wanted) = match command {
         U::List { config } => return list(&Store::open(&config)?),
+        U::Totp {
+            config,
+            name,
+            remove,
+        } => return super::totp::enrol(&config, &canonical(&name)?, remove),
         U::Add {
             config,
             name,
@@ -150,7 +166,7 @@ impl Wanted {
 }
 
 /// The stored form of a user name, or why it cannot be one.
-fn canonical(user: &str) -> anyhow::Result<String> {
+pub(super) fn canonical(user: &str) -> anyhow::Result<String> {
     name::canonical(user).map_err(|reason| anyhow::anyhow!("invalid user name {user:?}: {reason}"))
 }
 
@@ -260,7 +276,7 @@ pub(super) fn hash_password() -> anyhow::Result<ExitCode> {
 }
 
 /// Where `user` commands read and write, opened.
-enum Store {
+pub(super) enum Store {
     /// users.toml.
     File(PathBuf),
     /// The `[store]` Redis, and a runtime to talk to it on.
@@ -273,7 +289,7 @@ enum Store {
 
 impl Store {
     /// The store the configuration names (file and redis backends), connected.
-    fn open(config: &ConfigArg) -> anyhow::Result<Store> {
+    pub(super) fn open(config: &ConfigArg) -> anyhow::Result<Store> {
         Ok(match users_target(&source(config))? {
             Target::File(path) => Store::File(path),
             Target::Redis { redis, prefix } => {
@@ -291,14 +307,14 @@ impl Store {
     }
 
     /// For messages: the file, or Redis and its prefix (never the URL: it may hold a password).
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match self {
             Store::File(path) => path.display().to_string(),
             Store::Redis { prefix, .. } => format!("redis (prefix {prefix:?})"),
         }
     }
 
-    fn exists(&self, user: &str) -> anyhow::Result<bool> {
+    pub(super) fn exists(&self, user: &str) -> anyhow::Result<bool> {
         Ok(match self {
             Store::File(path) => load_file(path)?.get(user).is_some(),
             Store::Redis { runtime, users, .. } => runtime
@@ -316,7 +332,7 @@ impl Store {
         })
     }
 
-    fn change(&self, user: &str, change: Change) -> anyhow::Result<()> {
+    pub(super) fn change(&self, user: &str, change: Change) -> anyhow::Result<()> {
         match self {
             Store::File(path) => {
                 load_file(path)?;

@@ -181,7 +181,7 @@ pub(crate) fn login_side(
     base: &Path,
     file: &GatewayFile,
 ) -> Option<LoginSide> {
-    let auth = auth_settings(diag, file);
+    let auth = auth_settings(diag, base, file);
     let store = store_settings(diag, base, &file.store);
     let users = user_store(diag, base, &file.users, store.as_ref());
     let throttle = throttle_limits(diag, &file.login);
@@ -196,7 +196,7 @@ pub(crate) fn login_side(
 }
 
 /// Endpoint prefix, registration and refresh grace.
-fn auth_settings(diag: &mut Diag<'_>, file: &GatewayFile) -> Option<AuthSettings> {
+fn auth_settings(diag: &mut Diag<'_>, base: &Path, file: &GatewayFile) -> Option<AuthSettings> {
     let prefix = file.endpoints.prefix.get_ref();
     let trimmed = prefix.trim_end_matches('/');
     let well_formed = super::compile_edge::is_plain_path(trimmed);
@@ -222,7 +222,9 @@ fn auth_settings(diag: &mut Diag<'_>, file: &GatewayFile) -> Option<AuthSettings
     let forward_auth = super::compile_edge::forward_auth(diag, file, trimmed);
     let cookies = super::compile_edge::cookies(diag, file, trimmed);
     let sign_in = super::compile_sign_in::sign_in(diag, file);
+    let second_factor = super::compile_second_factor::second_factor(diag, base, file);
     Some(AuthSettings {
+        second_factor: second_factor.ok()?,
         forward_auth: forward_auth.ok()?,
         cookies: cookies.ok()?,
         sign_in: sign_in.ok()?,

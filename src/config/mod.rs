@@ -7,6 +7,7 @@ mod compile_edge;
 pub mod compile_issuers;
 mod compile_policy;
 mod compile_routes;
+mod compile_second_factor;
 mod compile_sign_in;
 pub mod diag;
 pub mod duration;

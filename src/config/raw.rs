@@ -61,6 +61,9 @@ pub struct GatewayFile {
     /// The sign-in pages for people in browsers (needs cookie mode).
     #[serde(default)]
     pub sign_in: SignIn,
+    /// The key that seals second-factor secrets.
+    #[serde(default)]
+    pub second_factor: SecondFactor,
     /// The key that signs X-Auth-Assertion for upstreams with `assertion = true`.
     #[serde(default)]
     pub assertion: Option<Spanned<Assertion>>,
@@ -732,6 +735,21 @@ impl Default for Cookies {
 
 fn default_csrf_header() -> Spanned<String> {
     Spanned::new(0..0, "X-CSRF-Token".to_string())
+}
+
+/// `[second_factor]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactor {
+    /// File holding the sealing key (base64 of 32 bytes).
+    #[serde(default)]
+    pub key_file: Option<Spanned<String>>,
+    /// Environment variable holding the sealing key.
+    #[serde(default)]
+    pub key_env: Option<Spanned<String>>,
+    /// The name authenticator apps show beside the user's.
+    #[serde(default)]
+    pub issuer: Option<Spanned<String>>,
 }
 
 /// `[sign_in]`.

@@ -137,6 +137,17 @@ pub struct AuthSettings {
     pub cookies: Option<crate::cookies::CookieSettings>,
     /// The sign-in pages, when enabled (always with cookie mode).
     pub sign_in: Option<SignInSettings>,
+    /// Second factors, when a sealing key is configured.
+    pub second_factor: Option<SecondFactorSettings>,
+}
+
+/// The compiled `[second_factor]` section.
+#[derive(Debug, Clone)]
+pub struct SecondFactorSettings {
+    /// Seals and opens TOTP secrets.
+    pub key: std::sync::Arc<crate::users::sealed::SealKey>,
+    /// The issuer name in `otpauth://` URIs.
+    pub issuer: String,
 }
 
 /// The compiled `[sign_in]` section.

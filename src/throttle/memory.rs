@@ -34,6 +34,8 @@ pub struct MemoryThrottle {
     limits: Limits,
     max_keys: usize,
     windows: Mutex<HashMap<Key, Window>>,
+    /// The latest TOTP step each user has spent a code of.
+    spent_steps: Mutex<HashMap<String, u64>>,
 }
 
 impl MemoryThrottle {
@@ -47,6 +49,23 @@ impl MemoryThrottle {
             limits,
             max_keys,
             windows: Mutex::new(HashMap::new()),
+            spent_steps: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Spends `user`'s code of TOTP step `step`: true once, false for that step or any
+    /// earlier one afterwards (RFC 6238 5.2: a code is accepted once).
+    pub fn spend_step(&self, user: &str, step: u64) -> bool {
+        let mut spent = self
+            .spent_steps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match spent.get(user) {
+            Some(&last) if last >= step => false,
+            _ => {
+                spent.insert(user.to_owned(), step);
+                true
+            }
         }
     }
 
@@ -125,8 +144,14 @@ impl MemoryThrottle {
         self.lock().remove(&user_key(user));
     }
 
-    /// Drops windows that ended; returns how many.
+    /// Drops windows that ended, and spent steps no code could still match; returns how
+    /// many windows.
     pub fn purge(&self, now: u64) -> usize {
+        let live_from = (now / crate::users::totp::STEP_SECS).saturating_sub(2);
+        self.spent_steps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, step| *step >= live_from);
         let mut windows = self.lock();
         self.drop_ended(&mut windows, now)
     }
@@ -151,6 +176,29 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 1_700_000_000;
+
+    #[test]
+    fn a_totp_step_is_spent_once_and_earlier_steps_never_again() {
+        let throttle = MemoryThrottle::new(Limits {
+            per_user: 5,
+            per_ip: 5,
+            window_secs: 60,
+        });
+        let step = NOW / 30;
+        assert!(throttle.spend_step("alice", step));
+        assert!(!throttle.spend_step("alice", step), "the same code again");
+        assert!(
+            !throttle.spend_step("alice", step - 1),
+            "an earlier code after a later one"
+        );
+        assert!(throttle.spend_step("bob", step), "per user");
+        assert!(throttle.spend_step("alice", step + 1));
+        throttle.purge(NOW + 3600);
+        assert!(
+            throttle.spend_step("alice", step + 1),
+            "forgotten once no code can match"
+        );
+    }
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()

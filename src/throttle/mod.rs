@@ -75,6 +75,15 @@ impl Throttle {
         }
     }
 
+    /// Spends `user`'s code of TOTP step `step`: Ok(true) the first time, Ok(false) for a
+    /// code of that step or an earlier one afterwards (on every instance with Redis).
+    pub async fn spend_step(&self, user: &str, step: u64) -> Result<bool, StoreError> {
+        match self {
+            Throttle::Memory(throttle) => Ok(throttle.spend_step(user, step)),
+            Throttle::Redis(throttle) => throttle.spend_step(user, step).await,
+        }
+    }
+
     /// Drops windows that ended; returns how many. Redis expires its keys by itself.
     pub fn purge(&self, now: u64) -> usize {
         match self {

@@ -27,6 +27,8 @@ pub struct User {
     pub claims: serde_json::Map<String, serde_json::Value>,
     /// A disabled user can neither log in nor refresh.
     pub disabled: bool,
+    /// The TOTP secret, sealed (see `sealed`); None without a second factor.
+    pub totp: Option<String>,
 }
 
 /// Why a login (or a refresh-time lookup) failed.
@@ -80,6 +82,8 @@ pub enum Change {
     Disabled(bool),
     /// Replace the roles.
     Roles(Vec<String>),
+    /// Set (sealed secret) or remove (None) the TOTP second factor.
+    Totp(Option<String>),
     /// Remove the user.
     Delete,
 }
@@ -91,6 +95,11 @@ impl std::fmt::Debug for Change {
             Change::Password(_) => f.write_str("Password(<redacted>)"),
             Change::Disabled(on) => write!(f, "Disabled({on})"),
             Change::Roles(roles) => write!(f, "Roles({roles:?})"),
+            Change::Totp(set) => write!(
+                f,
+                "Totp({})",
+                if set.is_some() { "<sealed>" } else { "None" }
+            ),
             Change::Delete => f.write_str("Delete"),
         }
     }
@@ -215,6 +224,7 @@ impl UserStore {
                     roles,
                     claims: serde_json::Map::new(),
                     disabled: false,
+                    totp: None,
                 };
                 store.insert(file::Entry::new(user.clone(), phc)).await?;
                 Ok(user)

@@ -44,6 +44,7 @@ mod redis_users;
 mod refresh;
 mod register;
 mod reload;
+mod second_factor;
 mod sign_in;
 mod sign_in_password;
 mod sign_in_proxies;

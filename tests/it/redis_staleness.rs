@@ -100,5 +100,18 @@ async fn a_lost_redis_leaves_the_mirror_deciding_within_max_mirror_staleness() {
         gw.get_api(&live.access).await.status,
         StatusCode::UNAUTHORIZED
     );
+    // Logins come back with the mirror (it resubscribes with a backoff of up to 2 s).
+    let resynced = eventually(Duration::from_secs(15), || async {
+        match metric(&gw, "portcullis_revocation_store_in_sync")
+            .await
+            .as_deref()
+        {
+            Some("1") => Ok(()),
+            other => Err(format!("in_sync {other:?}")),
+        }
+    });
+    resynced
+        .await
+        .expect("the mirror resyncs with the restarted Redis");
     gw.login_ok("alice", ALICE_PW).await;
 }

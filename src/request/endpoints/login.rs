@@ -22,6 +22,9 @@ use crate::Body;
 struct Credentials {
     username: String,
     password: String,
+    /// The one-time code, for a user with a second factor.
+    #[serde(default)]
+    otp: Option<String>,
 }
 
 /// Checks the credentials and answers with a new token pair of a new family.
@@ -36,7 +39,9 @@ pub async fn login(
     let in_body = crate::cookies::tokens_in_body(snap.auth.cookies.as_ref(), request.headers());
     let creds: Credentials = body::read_json(request, app.listen.idle_timeout).await?;
     let user = check_credentials(app, conn, &creds.username, &creds.password, &request_id).await?;
-    let pair = start_session(app, snap, conn, &user, &request_id, &user_agent).await?;
+    let otp = creds.otp.as_deref();
+    let authn = super::second_factor::check(app, snap, conn, &user, otp, &request_id).await?;
+    let pair = start_session(app, snap, conn, &user, &authn, &request_id, &user_agent).await?;
     Ok(tokens::pair_response(snap, &pair, in_body))
 }
 
@@ -129,6 +134,7 @@ pub(super) async fn start_session(
     snap: &Snapshot,
     conn: &ConnInfo,
     user: &User,
+    authn: &crate::token::Authn,
     request_id: &str,
     user_agent: &str,
 ) -> Result<crate::revoke::Pair, Reject> {
@@ -138,7 +144,7 @@ pub(super) async fn start_session(
         name: &user.name,
         roles: &user.roles,
         claims: &user.claims,
-        authn: &crate::token::Authn::password(now),
+        authn,
     };
     let next = crate::revoke::Successor::new(now);
     let pair = tokens::issue_pair(snap, &subject, &family, &next)?;

@@ -7,6 +7,7 @@ pub mod logout;
 pub mod password;
 pub mod refresh;
 pub mod register;
+mod second_factor;
 pub mod sign_in;
 mod tokens;
 pub mod verify;

@@ -212,6 +212,7 @@ async fn current_user(app: &App, claims: &Claims) -> Result<User, Reject> {
             roles: claims.roles.clone(),
             claims: claims.extra.clone(),
             disabled: false,
+            totp: None,
         });
     }
     match app.users.lookup(&claims.sub).await {

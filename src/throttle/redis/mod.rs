@@ -6,6 +6,7 @@
 //! |-------------------------------|---------|--------------------------------------------------|
 //! | `{p}throttle:user:<name>`     | counter | failures of the (lowercased) username, TTL window |
 //! | `{p}throttle:ip:<addr>`       | counter | failures of the address (IPv6: `<prefix>/64`)     |
+//! | `{p}totp:spent:<name>`        | string  | latest TOTP step the user spent a code of, 90 s   |
 //!
 //! A failure is one script (`INCR`, and `PEXPIRE` when the counter was just created), so a
 //! key's window starts at its first failure and later failures do not extend it, as in the
@@ -46,6 +47,22 @@ for _, key in ipairs(KEYS) do
   if redis.call('INCR', key) == 1 or redis.call('PTTL', key) == -1 then
     redis.call('PEXPIRE', key, ARGV[1])
   end
+end
+return 0
+",
+    )
+});
+
+/// Spends a TOTP step: stores it when it is later than the one stored. KEYS[1] = the
+/// user's key; ARGV = step, TTL in seconds. 1 when spent now, 0 when that step or a later
+/// one was spent before.
+static SPEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > last then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return 1
 end
 return 0
 ",
@@ -106,6 +123,18 @@ impl RedisThrottle {
             Some(secs) => Err(secs),
             None => Ok(()),
         }
+    }
+
+    /// Spends `user`'s code of TOTP step `step` on every instance at once: Ok(true) once,
+    /// Ok(false) for that step or an earlier one afterwards. Unlike the counters this
+    /// fails closed: a replay guard that let codes through while Redis is away is none.
+    pub async fn spend_step(&self, user: &str, step: u64) -> Result<bool, StoreError> {
+        let mut invocation = SPEND.key(format!("{}totp:spent:{user}", self.prefix));
+        // Long enough to outlive every step a code of it could still match.
+        invocation.arg(step).arg(3 * crate::users::totp::STEP_SECS);
+        let mut conn = self.conn.clone();
+        let spent: i64 = within(TIMEOUT, invocation.invoke_async(&mut conn)).await?;
+        Ok(spent == 1)
     }
 
     /// Seconds until a counter at `failures` with `pttl` ms left may try again, or None when

@@ -50,6 +50,10 @@ pub(super) fn apply(
             table.remove("disabled");
         }
         Change::Roles(roles) => set(table, "roles", Value::Array(roles_array(roles))),
+        Change::Totp(Some(sealed)) => set(table, "totp", Value::from(sealed.as_str())),
+        Change::Totp(None) => {
+            table.remove("totp");
+        }
         Change::Add { .. } | Change::Delete => {}
     }
     Ok(())

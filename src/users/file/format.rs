@@ -30,6 +30,8 @@ struct RawUser {
     #[serde(default)]
     disabled: bool,
     claims: Option<Spanned<toml::Table>>,
+    /// The sealed TOTP secret (`portcullis user totp`).
+    totp: Option<Spanned<String>>,
 }
 
 /// Parses and validates the text of `path`, collecting every problem before failing.
@@ -82,6 +84,17 @@ fn check_user(
             "hash is not an argon2 PHC string (make one with `portcullis hash-password`)".into(),
         ));
     }
+    if let Some(totp) = raw
+        .totp
+        .as_ref()
+        .filter(|t| !super::super::sealed::looks_sealed(t.get_ref()))
+    {
+        errors.push(at(
+            totp.span(),
+            "totp is not a sealed secret (set it with `portcullis user totp NAME`, never by hand)"
+                .into(),
+        ));
+    }
     let mut claims = serde_json::Map::new();
     if let Some(raw_claims) = raw.claims {
         let span = raw_claims.span();
@@ -98,6 +111,7 @@ fn check_user(
         roles: raw.roles,
         claims,
         disabled: raw.disabled,
+        totp: raw.totp.map(Spanned::into_inner),
     };
     Ok(Entry::new(user, raw.hash.into_inner()))
 }

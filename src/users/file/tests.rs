@@ -39,6 +39,7 @@ fn entry(name: &str) -> Entry {
         roles: vec!["user".into()],
         claims: serde_json::Map::new(),
         disabled: false,
+        totp: None,
     };
     Entry::new(user, PHC.into())
 }

@@ -148,6 +148,7 @@ fn parse_reply(body: &[u8]) -> Result<User, Failure> {
         roles: reply.roles,
         claims,
         disabled: false,
+        totp: None,
     })
 }
 

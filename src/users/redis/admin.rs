@@ -49,6 +49,8 @@ impl RedisUsers {
             Change::Password(phc) => ("hash", phc),
             Change::Disabled(on) => ("disabled", if on { "1" } else { "0" }.to_string()),
             Change::Roles(roles) => ("roles", serde_json::Value::from(roles).to_string()),
+            // An empty field reads as "no second factor".
+            Change::Totp(sealed) => ("totp", sealed.unwrap_or_default()),
         };
         let mut invocation = UPDATE.key(self.key(&name));
         invocation.arg(field).arg(value);

@@ -168,6 +168,7 @@ impl RedisUsers {
             roles,
             claims: serde_json::Map::new(),
             disabled: false,
+            totp: None,
         };
         let roles = serde_json::Value::from(user.roles.clone()).to_string();
         let mut invocation = CREATE.key(self.key(&user.name));
@@ -250,11 +251,19 @@ fn parse(canonical: &str, mut fields: HashMap<String, String>) -> Result<Stored,
         Some("1") => true,
         Some(_) => return Err("disabled is not \"0\" or \"1\""),
     };
+    let totp = fields.get("totp").filter(|t| !t.is_empty()).cloned();
+    if totp
+        .as_deref()
+        .is_some_and(|t| !crate::users::sealed::looks_sealed(t))
+    {
+        return Err("totp is not a sealed secret");
+    }
     let user = User {
         name: canonical.to_owned(),
         roles,
         claims,
         disabled,
+        totp,
     };
     Ok(Stored { user, phc })
 }

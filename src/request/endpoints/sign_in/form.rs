@@ -17,6 +17,8 @@ pub struct SignInForm {
     pub new_password: String,
     /// The same again, as typed a second time.
     pub confirm: String,
+    /// The one-time code (sign-in with a second factor).
+    pub otp: String,
 }
 
 /// Parses the body; a field given twice, or a body that is not UTF-8 form data, is refused.
@@ -25,7 +27,7 @@ pub fn parse(body: &[u8]) -> Result<SignInForm, &'static str> {
         return Err("the form is not UTF-8");
     }
     let mut form = SignInForm::default();
-    let mut seen = [false; 7];
+    let mut seen = [false; 8];
     for (name, value) in form_urlencoded::parse(body) {
         let (slot, field) = match name.as_ref() {
             "username" => (0, &mut form.username),
@@ -35,6 +37,7 @@ pub fn parse(body: &[u8]) -> Result<SignInForm, &'static str> {
             "fam" => (4, &mut form.fam),
             "new_password" => (5, &mut form.new_password),
             "confirm" => (6, &mut form.confirm),
+            "otp" => (7, &mut form.otp),
             _ => continue,
         };
         if std::mem::replace(&mut seen[slot], true) {

@@ -93,7 +93,8 @@ fn form_page(
     message: Option<&str>,
 ) -> Response<Body> {
     let action = format!("{}/sign-in", snap.auth.prefix);
-    let form = page::sign_in_form(&action, rd, csrf, username, message);
+    let with_code = snap.auth.second_factor.is_some();
+    let form = page::sign_in_form(&action, rd, csrf, username, message, with_code);
     let mut response = page::html(settings, status, &settings.title, &form);
     let cookie = format!(
         "{FORM_COOKIE}={csrf}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={FORM_SECS}"
@@ -190,7 +191,14 @@ async fn submit(
         Ok(user) => user,
         Err(rejected) => return Ok(refused(snap, settings, &form, &csrf, rejected)),
     };
-    let pair = login::start_session(app, snap, conn, &user, &request_id, &user_agent).await?;
+    let otp = Some(form.otp.as_str());
+    let authn = super::second_factor::check(app, snap, conn, &user, otp, &request_id).await;
+    let authn = match authn {
+        Ok(authn) => authn,
+        Err(rejected) => return Ok(refused(snap, settings, &form, &csrf, rejected)),
+    };
+    let pair =
+        login::start_session(app, snap, conn, &user, &authn, &request_id, &user_agent).await?;
     let target = redirect::target(&form.rd, origin, &settings.allowed_hosts)
         .unwrap_or_else(|| origin.home());
     let mut response = see_other(&target);
@@ -220,6 +228,16 @@ fn refused(
         Reject::Throttled(secs) => (
             format!("Too many failed sign-ins. Try again in {secs} seconds."),
             StatusCode::TOO_MANY_REQUESTS,
+        ),
+        // The password was right: it is asked for again rather than kept anywhere.
+        Reject::MfaRequired => (
+            "Enter your password again with the one-time code from your authenticator app."
+                .to_string(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        Reject::BadOtp(reason) => (
+            format!("The one-time code was refused: {reason}."),
+            StatusCode::UNAUTHORIZED,
         ),
         other => (
             "Signing in is not possible right now. Try again in a moment.".to_string(),

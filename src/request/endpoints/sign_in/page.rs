@@ -72,13 +72,15 @@ pub fn html(
     response
 }
 
-/// The sign-in form; `message` is shown above it (a failed attempt).
+/// The sign-in form; `message` is shown above it (a failed attempt); `with_code` adds the
+/// one-time code field (second factors configured).
 pub fn sign_in_form(
     action: &str,
     rd: &str,
     csrf: &str,
     username: &str,
     message: Option<&str>,
+    with_code: bool,
 ) -> String {
     let message = message
         .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(m)))
@@ -90,13 +92,18 @@ pub fn sign_in_form(
 <input id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" required autofocus value=\"{username}\">\
 <label for=\"password\">Password</label>\
 <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-<button type=\"submit\">Sign in</button></form>",
+{code}<button type=\"submit\">Sign in</button></form>",
+        code = if with_code { CODE_FIELD } else { "" },
         action = escape(action),
         csrf = escape(csrf),
         rd = escape(rd),
         username = escape(username),
     )
 }
+
+/// The one-time code input: digits, filled in by the platform's one-time-code autofill.
+const CODE_FIELD: &str = "<label for=\"otp\">One-time code <small>(if your account has one)</small></label>\
+<input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" maxlength=\"6\">";
 
 /// A short message page body.
 pub fn message(text: &str) -> String {
@@ -119,6 +126,7 @@ mod tests {
             "c",
             "<b>",
             None,
+            true,
         );
         assert!(!form.contains("<script>"));
         assert!(!form.contains("<b>"));
