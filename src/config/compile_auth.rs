@@ -221,7 +221,7 @@ fn auth_settings(diag: &mut Diag<'_>, base: &Path, file: &GatewayFile) -> Option
     }
     let forward_auth = super::compile_edge::forward_auth(diag, file, trimmed);
     let cookies = super::compile_edge::cookies(diag, file, trimmed);
-    let sign_in = super::compile_sign_in::sign_in(diag, file);
+    let sign_in = super::compile_sign_in::sign_in(diag, base, file);
     let second_factor = super::compile_second_factor::second_factor(diag, base, file);
     Some(AuthSettings {
         second_factor: second_factor.ok()?,

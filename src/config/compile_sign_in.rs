@@ -1,5 +1,7 @@
 //! `[sign_in]` -> the settings of the sign-in pages.
 
+use std::path::Path;
+
 use super::raw::GatewayFile;
 use super::read::Diag;
 use crate::config::snapshot::{HostRule, SignInSettings};
@@ -7,6 +9,7 @@ use crate::config::snapshot::{HostRule, SignInSettings};
 /// The sign-in pages, None when disabled; `Err(())` once an error is recorded.
 pub(crate) fn sign_in(
     diag: &mut Diag<'_>,
+    base: &Path,
     file: &GatewayFile,
 ) -> Result<Option<SignInSettings>, ()> {
     let raw = &file.sign_in;
@@ -37,14 +40,25 @@ pub(crate) fn sign_in(
         Some(title) => title.get_ref().trim().to_string(),
         None => "Sign in".to_string(),
     };
-    if !ok {
+    let providers = super::compile_providers::providers(diag, base, &raw.providers);
+    let (true, Some(providers)) = (ok, providers) else {
         return Err(());
-    }
-    let csp_prefix = csp_prefix(&allowed_hosts);
+    };
+    let provider_origins: Vec<String> = providers
+        .iter()
+        .filter_map(|p| crate::issuers::provider::origin_of(&p.keys.issuer))
+        // Nothing that could end or split a CSP directive.
+        .filter(|o| {
+            o.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b":/.-[]".contains(&b))
+        })
+        .collect();
+    let csp_prefix = csp_prefix(&allowed_hosts, &provider_origins);
     Ok(Some(SignInSettings {
         title,
         allowed_hosts,
         csp_prefix,
+        providers,
     }))
 }
 
@@ -77,10 +91,15 @@ fn host_rule(text: &str) -> Option<HostRule> {
 }
 
 /// The pages' CSP without its style nonce: nothing loads, nothing frames them, and forms
-/// (and the redirects that answer them, which Chromium checks too) go only to this origin
-/// and the allowed redirect hosts.
-fn csp_prefix(allowed: &[HostRule]) -> String {
+/// (and the redirects that answer them, which Chromium checks too) go only to this origin,
+/// the allowed redirect hosts and the providers' issuer origins (sign-out goes on to a
+/// provider's end_session_endpoint there).
+fn csp_prefix(allowed: &[HostRule], providers: &[String]) -> String {
     let mut form_action = String::from("'self'");
+    for origin in providers {
+        form_action.push(' ');
+        form_action.push_str(origin);
+    }
     for rule in allowed {
         match rule {
             HostRule::Exact(name) => form_action.push_str(&format!(" https://{name}")),

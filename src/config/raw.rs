@@ -766,4 +766,54 @@ pub struct SignIn {
     /// Shown on the pages.
     #[serde(default)]
     pub title: Option<Spanned<String>>,
+    /// OpenID Connect providers people may sign in with, a button each.
+    #[serde(default)]
+    pub providers: Vec<Spanned<SignInProvider>>,
+}
+
+/// One `[[sign_in.providers]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInProvider {
+    /// In URLs and the `idp` claim: lowercase letters, digits and `-`.
+    pub id: Spanned<String>,
+    /// The button's text (default "Sign in with {id}").
+    #[serde(default)]
+    pub title: Option<Spanned<String>>,
+    /// The provider's issuer; discovery is read below it.
+    pub issuer: Spanned<String>,
+    /// The gateway's client id at the provider.
+    pub client_id: Spanned<String>,
+    /// Environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<Spanned<String>>,
+    /// File holding the client secret.
+    #[serde(default)]
+    pub client_secret_file: Option<Spanned<String>>,
+    /// Requested scopes; must include "openid".
+    #[serde(default = "default_provider_scopes")]
+    pub scopes: Spanned<Vec<String>>,
+    /// Dotted path of the roles claim in the ID token.
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: Spanned<String>,
+    /// Token endpoint authentication (default: the first discovery offers that the gateway
+    /// supports).
+    #[serde(default)]
+    pub client_auth: Option<crate::issuers::provider::ClientAuth>,
+    /// Email domains let in (the ID token's email, verified); empty lets everyone in.
+    #[serde(default)]
+    pub allowed_domains: Vec<Spanned<String>>,
+    /// Algorithms its ID tokens may use (asymmetric only).
+    #[serde(default = "default_issuer_algorithms")]
+    pub algorithms: Spanned<Vec<Alg>>,
+    /// Time allowed for one call to the provider (discovery, keys, token exchange).
+    #[serde(default = "default_fetch_timeout")]
+    pub fetch_timeout: HumanDuration,
+}
+
+fn default_provider_scopes() -> Spanned<Vec<String>> {
+    Spanned::new(
+        0..0,
+        ["openid", "profile", "email"].map(String::from).to_vec(),
+    )
 }

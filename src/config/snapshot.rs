@@ -159,6 +159,8 @@ pub struct SignInSettings {
     pub allowed_hosts: Vec<HostRule>,
     /// The pages' Content-Security-Policy, up to the per-response style nonce.
     pub csp_prefix: String,
+    /// OpenID Connect providers, a button each on the sign-in page.
+    pub providers: Vec<std::sync::Arc<crate::issuers::provider::Provider>>,
 }
 
 /// One `allowed_redirect_hosts` entry, lowercase ASCII.
@@ -168,6 +170,19 @@ pub enum HostRule {
     Exact(String),
     /// Any name ending in this suffix (which starts with '.').
     Below(String),
+}
+
+impl SignInSettings {
+    /// The provider with this id.
+    pub fn provider(&self, id: &str) -> Option<&crate::issuers::provider::Provider> {
+        self.providers.iter().find(|p| p.id == id).map(|p| &**p)
+    }
+}
+
+/// The sign-in providers' keys, to fetch like `[[issuers]]` keys (none without sign-in).
+pub fn provider_keys(sign_in: Option<&SignInSettings>) -> crate::issuers::Issuers {
+    let providers = sign_in.map(|s| s.providers.as_slice()).unwrap_or_default();
+    crate::issuers::Issuers(providers.iter().map(|p| p.keys.clone()).collect())
 }
 
 impl HostRule {

@@ -41,6 +41,8 @@ pub struct App {
     /// The client external issuers' keys are fetched with (built once: it reads the trust
     /// store).
     pub jwks_client: crate::issuers::fetch::Client,
+    /// The client sign-in providers are called with (discovery, code exchange).
+    pub provider_client: crate::issuers::provider::Client,
 }
 
 impl App {
@@ -86,6 +88,8 @@ impl App {
         // External issuers' keys before the first request, each fetch bounded by its
         // fetch_timeout; a provider that is down leaves its tokens refused until it is back.
         snapshot.issuers.fetch_all(&jwks_client).await;
+        let provider_keys = snapshot::provider_keys(snapshot.auth.sign_in.as_ref());
+        provider_keys.fetch_all(&jwks_client).await;
         Ok(Arc::new(App {
             shared: snapshot::share(snapshot),
             revocations,
@@ -98,6 +102,7 @@ impl App {
             metrics: Metrics::default(),
             on_error: store.on_error,
             jwks_client,
+            provider_client: crate::issuers::provider::client(),
         }))
     }
 
@@ -139,6 +144,10 @@ impl App {
             .issuers
             .adopt_keys(&self.shared.load().issuers);
         loaded.snapshot.issuers.spawn_fetchers(&self.jwks_client);
+        let provider_keys = snapshot::provider_keys(loaded.snapshot.auth.sign_in.as_ref());
+        let old_keys = snapshot::provider_keys(self.shared.load().auth.sign_in.as_ref());
+        provider_keys.adopt_keys(&old_keys);
+        provider_keys.spawn_fetchers(&self.jwks_client);
         loaded.snapshot.adopt_counters(&self.shared.load());
         self.shared.store(Arc::new(loaded.snapshot));
         if let UserStore::File(users) = &self.users {

@@ -33,6 +33,16 @@ pub type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnecto
 /// `SSL_CERT_DIR` are honoured, for a private CA). Reads certificate files: call it once,
 /// at start.
 pub fn client() -> Client {
+    client_with_body()
+}
+
+/// The same client for any request body type (sign-in providers POST forms with it).
+pub fn client_with_body<B>() -> hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, B>
+where
+    B: http_body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = match builder.with_provider_and_native_roots(provider.clone()) {

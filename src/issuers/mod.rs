@@ -9,6 +9,7 @@
 
 pub mod fetch;
 pub mod jwks;
+pub mod provider;
 pub mod report;
 mod verify;
 

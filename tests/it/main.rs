@@ -29,6 +29,7 @@ mod keys;
 mod limits;
 mod login;
 mod metrics;
+mod oidc;
 mod password;
 mod paths;
 mod policy_claims;

@@ -121,7 +121,10 @@ fn source(diag: &mut Diag<'_>, entry: &Spanned<raw::Issuer>) -> Option<JwksSourc
     }
 }
 
-fn algorithms(diag: &mut Diag<'_>, algs: &Spanned<Vec<crate::token::Alg>>) -> Option<AlgSet> {
+pub(crate) fn algorithms(
+    diag: &mut Diag<'_>,
+    algs: &Spanned<Vec<crate::token::Alg>>,
+) -> Option<AlgSet> {
     if algs.get_ref().is_empty() {
         diag.at(algs.span(), "algorithms must name at least one algorithm");
         return None;
@@ -137,7 +140,7 @@ fn algorithms(diag: &mut Diag<'_>, algs: &Spanned<Vec<crate::token::Alg>>) -> Op
     Some(AlgSet::of(algs.get_ref()))
 }
 
-fn roles_claim(diag: &mut Diag<'_>, claim: &Spanned<String>) -> Option<Vec<String>> {
+pub(crate) fn roles_claim(diag: &mut Diag<'_>, claim: &Spanned<String>) -> Option<Vec<String>> {
     let segments: Vec<String> = claim.get_ref().split('.').map(str::to_owned).collect();
     if segments.iter().any(String::is_empty) {
         diag.at(

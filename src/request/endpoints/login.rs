@@ -138,17 +138,30 @@ pub(super) async fn start_session(
     request_id: &str,
     user_agent: &str,
 ) -> Result<crate::revoke::Pair, Reject> {
-    let now = unix_now();
-    let family = crate::token::mint::new_id();
     let subject = Subject {
         name: &user.name,
         roles: &user.roles,
         claims: &user.claims,
         authn,
     };
+    start_family(app, snap, conn, &subject, request_id, user_agent).await
+}
+
+/// A new token family for a subject whose sign-in was just checked (here or at a provider).
+pub(super) async fn start_family(
+    app: &App,
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    subject: &Subject<'_>,
+    request_id: &str,
+    user_agent: &str,
+) -> Result<crate::revoke::Pair, Reject> {
+    let now = unix_now();
+    let family = crate::token::mint::new_id();
     let next = crate::revoke::Successor::new(now);
-    let pair = tokens::issue_pair(snap, &subject, &family, &next)?;
-    tracing::info!(target: "audit", event = "login_ok", user = %user.name, client = %conn.client, request_id, family = %family);
-    note_session(app, snap, &user.name, &family, conn, user_agent).await;
+    let pair = tokens::issue_pair(snap, subject, &family, &next)?;
+    let idp = subject.authn.idp.as_deref();
+    tracing::info!(target: "audit", event = "login_ok", user = %subject.name, idp, client = %conn.client, request_id, family = %family);
+    note_session(app, snap, subject.name, &family, conn, user_agent).await;
     Ok(pair)
 }

@@ -49,6 +49,12 @@ pub enum Endpoint {
     Sessions,
     /// GET and POST {prefix}/change-password (only with `[sign_in]` enabled).
     PasswordPage,
+    /// GET {prefix}/sign-in/{provider}: off to an OpenID provider.
+    ProviderSignIn,
+    /// GET {prefix}/callback/{provider}: back from it.
+    ProviderCallback,
+    /// POST {prefix}/backchannel-logout/{provider}: the provider says a person signed out.
+    ProviderLogout,
 }
 
 /// Recognizes a gateway endpoint; everything else goes to the route table.
@@ -72,6 +78,15 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
         "/sessions" if snap.auth.sign_in.is_some() => Some(Endpoint::Sessions),
         "/change-password" if snap.auth.sign_in.is_some() => Some(Endpoint::PasswordPage),
         "/password" => Some(Endpoint::Password),
+        rest if snap.auth.sign_in.is_some() && rest.starts_with("/sign-in/") => {
+            Some(Endpoint::ProviderSignIn)
+        }
+        rest if snap.auth.sign_in.is_some() && rest.starts_with("/callback/") => {
+            Some(Endpoint::ProviderCallback)
+        }
+        rest if snap.auth.sign_in.is_some() && rest.starts_with("/backchannel-logout/") => {
+            Some(Endpoint::ProviderLogout)
+        }
         _ => None,
     }
 }
@@ -85,7 +100,9 @@ pub fn method_allowed(snap: &Snapshot, endpoint: Endpoint, method: &Method) -> b
         | Endpoint::SignIn
         | Endpoint::SignOut
         | Endpoint::Sessions
-        | Endpoint::PasswordPage => true,
+        | Endpoint::PasswordPage
+        | Endpoint::ProviderSignIn
+        | Endpoint::ProviderCallback => true,
         Endpoint::Refresh if refresh::is_renewal(snap, method) => true,
         _ => method == Method::POST,
     }
@@ -122,6 +139,18 @@ pub async fn handle(
         },
         Endpoint::Sessions => match &snap.auth.sign_in {
             Some(settings) => sign_in::sessions::sessions(app, snap, conn, settings, request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::ProviderSignIn => match &snap.auth.sign_in {
+            Some(settings) => sign_in::provider::start(app, snap, conn, settings, request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::ProviderCallback => match &snap.auth.sign_in {
+            Some(settings) => sign_in::provider::callback(app, snap, conn, settings, request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::ProviderLogout => match &snap.auth.sign_in {
+            Some(settings) => sign_in::backchannel::logout(app, snap, settings, request).await,
             None => Err(Reject::NoRoute),
         },
         Endpoint::SignOut => match &snap.auth.sign_in {

@@ -123,7 +123,7 @@ async fn rotate(
         .fam
         .clone()
         .ok_or(Reject::Token(TokenError::MissingClaim(Claim::Fam)))?;
-    let user = current_user(app, &claims).await?;
+    let user = current_user(app, snap, &claims).await?;
     let subject = Subject {
         name: &claims.sub,
         roles: &user.roles,
@@ -204,9 +204,17 @@ async fn verified_refresh(
 }
 
 /// The user's current record: a disabled or deleted user cannot refresh. A store that
-/// cannot look users up (http) keeps the roles and claims the refresh token carries.
-async fn current_user(app: &App, claims: &Claims) -> Result<User, Reject> {
-    if !app.users.can_lookup() {
+/// cannot look users up (http), and a session started at an identity provider (in no local
+/// store), keep the roles and claims the refresh token carries; the provider must still be
+/// configured.
+async fn current_user(app: &App, snap: &Snapshot, claims: &Claims) -> Result<User, Reject> {
+    if let Some(idp) = &claims.idp {
+        let known = snap.auth.sign_in.as_ref().and_then(|s| s.provider(idp));
+        if known.is_none() {
+            return Err(Reject::UserGone);
+        }
+    }
+    if !app.users.can_lookup() || claims.idp.is_some() {
         return Ok(User {
             name: claims.sub.clone(),
             roles: claims.roles.clone(),

@@ -76,6 +76,11 @@ impl AuthSetup {
             .push((name.to_string(), password.to_string(), roles));
         self
     }
+    /// An environment variable of the gateway process.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.cfg = self.cfg.env(name, value);
+        self
+    }
     /// A file written into the gateway's directory before start (e.g. a hand-made users.toml).
     pub fn file(mut self, name: &str, text: &str) -> Self {
         self.files.push((name.to_string(), text.to_string()));

@@ -18,6 +18,8 @@
 //! - `sentinel`: `SentinelSet`, a real master, replica and three sentinels.
 //! - `backend`: `CredentialBackend`, an existing password checker for the http user store.
 //! - `idp`: `Idp`, an external identity provider (discovery + JWK Set) for `[[issuers]]`.
+//! - `oidc`: `OidcProvider`, a real OpenID provider (node + `oidc-provider`), and
+//!   `CurlBrowser`, curl with a cookie jar walking through it.
 //! - `scripted`: `ScriptedUpstream`, a raw TCP upstream for framing faults, stalls, hang-ups.
 #![allow(dead_code)]
 
@@ -27,6 +29,7 @@ mod client;
 mod gateway;
 mod idp;
 mod nginx;
+mod oidc;
 mod raw;
 mod redis;
 mod scripted;
@@ -40,6 +43,7 @@ pub use client::*;
 pub use gateway::*;
 pub use idp::*;
 pub use nginx::*;
+pub use oidc::*;
 pub use raw::*;
 pub use redis::*;
 pub use scripted::*;

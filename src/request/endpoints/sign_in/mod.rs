@@ -6,10 +6,12 @@
 //! and a POST that a browser marks cross-site (`Sec-Fetch-Site`) or that carries a foreign
 //! `Origin` is refused before the body is read.
 
+pub mod backchannel;
 mod form;
 pub mod navigation;
 mod page;
 pub mod password_page;
+pub mod provider;
 pub mod redirect;
 pub mod sessions;
 pub mod sign_out;
@@ -94,7 +96,13 @@ fn form_page(
 ) -> Response<Body> {
     let action = format!("{}/sign-in", snap.auth.prefix);
     let with_code = snap.auth.second_factor.is_some();
-    let form = page::sign_in_form(&action, rd, csrf, username, message, with_code);
+    let mut form = page::sign_in_form(&action, rd, csrf, username, message, with_code);
+    let providers: Vec<(&str, &str)> = settings
+        .providers
+        .iter()
+        .map(|p| (p.id.as_str(), p.title.as_str()))
+        .collect();
+    form.push_str(&page::provider_buttons(&snap.auth.prefix, rd, &providers));
     let mut response = page::html(settings, status, &settings.title, &form);
     let cookie = format!(
         "{FORM_COOKIE}={csrf}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={FORM_SECS}"

@@ -20,7 +20,10 @@ input:focus,button:focus{outline:3px solid #7aa7ff;outline-offset:1px}\
 button{margin-top:1.4rem;width:100%;padding:.6rem;border:0;border-radius:4px;background:#2456c7;color:#fff;font-size:1rem;cursor:pointer}\
 .error{background:#fdecec;color:#8a1c1c;padding:.6rem;border-radius:4px}p{line-height:1.4}\
 ul.sessions{list-style:none;padding:0}ul.sessions li{border-top:1px solid #e1e4e8;padding:.4rem 0 .8rem}\
-ul.sessions button{margin-top:.2rem;background:#9b1c1c}small{color:#59636e;word-break:break-word}";
+ul.sessions button{margin-top:.2rem;background:#9b1c1c}small{color:#59636e;word-break:break-word}\
+p.or{text-align:center;color:#59636e;margin:1.2rem 0 .4rem}\
+a.provider{display:block;margin-top:.6rem;padding:.6rem;border:1px solid #2456c7;border-radius:4px;color:#2456c7;text-align:center;text-decoration:none}\
+a.provider:focus{outline:3px solid #7aa7ff;outline-offset:1px}";
 
 /// Text made safe for HTML element content and double-quoted attribute values.
 pub fn escape(text: &str) -> String {
@@ -104,6 +107,27 @@ pub fn sign_in_form(
 /// The one-time code input: digits, filled in by the platform's one-time-code autofill.
 const CODE_FIELD: &str = "<label for=\"otp\">One-time code <small>(if your account has one)</small></label>\
 <input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" maxlength=\"6\">";
+
+/// A link per provider (`{prefix}/sign-in/{id}?rd=`), styled as a button; no form, so the
+/// page's `form-action` never has to name a provider.
+pub fn provider_buttons(prefix: &str, rd: &str, providers: &[(&str, &str)]) -> String {
+    if providers.is_empty() {
+        return String::new();
+    }
+    let rd_query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("rd", rd)
+        .finish();
+    let mut out = String::from("<p class=\"or\">or</p>");
+    for (id, title) in providers {
+        let href = format!("{prefix}/sign-in/{id}?{rd_query}");
+        out.push_str(&format!(
+            "<a class=\"provider\" href=\"{}\">{}</a>",
+            escape(&href),
+            escape(title)
+        ));
+    }
+    out
+}
 
 /// A short message page body.
 pub fn message(text: &str) -> String {

@@ -46,6 +46,11 @@ pub async fn password_page(
             &back,
         ));
     };
+    if claims.idp.is_some() {
+        let text = "You signed in through your identity provider: change your password there.";
+        let status = StatusCode::NOT_IMPLEMENTED;
+        return Ok(page::html(settings, status, HEADING, &page::message(text)));
+    }
     if !app.users.can_change() {
         let text = "Passwords are managed by the user store's backend, not here.";
         let status = StatusCode::NOT_IMPLEMENTED;

@@ -95,7 +95,7 @@ async fn list(
         ));
     }
     let prefix = page::escape(&snap.auth.prefix);
-    let change = match app.users.can_change() {
+    let change = match app.users.can_change() && claims.idp.is_none() {
         true => format!("<a href=\"{prefix}/change-password\">Change password</a> · "),
         false => String::new(),
     };

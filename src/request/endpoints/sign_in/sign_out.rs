@@ -153,14 +153,42 @@ async fn submit(
         tracing::info!(target: "audit", event = "logout", user = %claims.sub, client = %conn.client, request_id,
             family = claims.fam.as_deref().unwrap_or("-"));
     }
-    let mut response = match redirect::target(&form.rd, origin, &settings.allowed_hosts) {
-        Some(target) => super::see_other(&target),
-        None => signed_out_page(snap, settings, "You have been signed out."),
+    let at_provider = match &claims {
+        Some(claims) => provider_sign_out(app, settings, claims).await,
+        None => None,
+    };
+    let target = redirect::target(&form.rd, origin, &settings.allowed_hosts);
+    let mut response = match (at_provider, target) {
+        (Some(end_session), _) => super::see_other(&end_session),
+        (None, Some(target)) => super::see_other(&target),
+        (None, None) => signed_out_page(snap, settings, "You have been signed out."),
     };
     if let Some(cookies) = &snap.auth.cookies {
         crate::cookies::clear(cookies, response.headers_mut());
     }
     Ok(response)
+}
+
+/// For a session started at a provider that offers RP-initiated logout on its issuer's
+/// origin (the one the pages' `form-action` allows): the URL that ends the provider's
+/// session too. The provider asks the person to confirm and shows its own signed-out page.
+async fn provider_sign_out(
+    app: &App,
+    settings: &SignInSettings,
+    claims: &crate::token::Claims,
+) -> Option<String> {
+    let provider = settings.provider(claims.idp.as_deref()?)?;
+    let endpoints = provider.endpoints(&app.provider_client).await.ok()?;
+    let end_session = endpoints.end_session.as_deref()?;
+    let origin = crate::issuers::provider::origin_of(&provider.keys.issuer)?;
+    if crate::issuers::provider::origin_of(end_session)? != origin {
+        return None;
+    }
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &provider.client_id)
+        .finish();
+    let joiner = if end_session.contains('?') { '&' } else { '?' };
+    Some(format!("{end_session}{joiner}{query}"))
 }
 
 fn signed_out_page(snap: &Snapshot, settings: &SignInSettings, text: &str) -> Response<Body> {

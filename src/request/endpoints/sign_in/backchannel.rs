@@ -1,0 +1,76 @@
+//! `POST {prefix}/backchannel-logout/{id}`: a provider says a person signed out there
+//! (OpenID Connect Back-Channel Logout 1.0); their gateway sessions through that provider
+//! end, on every instance when the revocations live in Redis.
+//!
+//! The caller is the provider's server, not a browser: no cookie, no CSRF value, only the
+//! logout token, which must verify with the provider's keys and is spent once (its `jti`
+//! is kept in the revocation store until it expires, so a replay is refused everywhere).
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::super::body;
+use crate::config::snapshot::{SignInSettings, Snapshot};
+use crate::control::app::App;
+use crate::reject::Reject;
+use crate::runtime::unix_now;
+use crate::Body;
+
+/// Verifies the logout token and revokes every token of the person's provider sessions.
+pub async fn logout(
+    app: &App,
+    snap: &Snapshot,
+    settings: &SignInSettings,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Reject> {
+    let provider = super::provider::named_any(snap, settings, &request, "backchannel-logout")?;
+    let request_id = super::super::request_id(&request);
+    if !body::has_media_type(&request, "application/x-www-form-urlencoded") {
+        return Err(Reject::BadRequest("expected a form with logout_token"));
+    }
+    let bytes = body::read_limited(request, app.listen.idle_timeout).await?;
+    let token = form_urlencoded::parse(&bytes)
+        .find(|(key, _)| key == "logout_token")
+        .map(|(_, value)| value.into_owned())
+        .ok_or(Reject::BadRequest("expected a form with logout_token"))?;
+    let (leeway, now) = (snap.expect.leeway_secs, unix_now());
+    let refused = |reason: &str| {
+        tracing::info!(target: "audit", event = "backchannel_logout_refused", provider = %provider.id, reason, request_id);
+        Reject::BadRequest("logout token refused")
+    };
+    let order = provider
+        .logout_order(&app.jwks_client, &token, leeway, now)
+        .await
+        .map_err(|reason| refused(&reason))?;
+    let unavailable = |_| Reject::Unavailable("revocation store unavailable");
+    // Spent once: the jti, scoped to the provider, is "revoked" until the token expires.
+    let spent = format!("logout:{}:{}", provider.id, order.jti);
+    let replayed = app
+        .revocations
+        .is_revoked_checked(&spent, "", 0, None, now)
+        .await
+        .map_err(unavailable)?;
+    if replayed {
+        return Err(refused("jti replayed"));
+    }
+    let until = order.exp.max(now) + leeway;
+    app.revocations
+        .revoke_jti(&spent, until)
+        .await
+        .map_err(unavailable)?;
+    let user = format!("{}:{}", provider.id, order.sub);
+    // Everything issued up to now (and within the leeway a fresh iat may have).
+    let before = now + 1 + leeway;
+    app.revocations
+        .revoke_subject(&user, before)
+        .await
+        .map_err(unavailable)?;
+    tracing::info!(target: "audit", event = "backchannel_logout", provider = %provider.id, user = %user, request_id);
+    let mut response = body::no_content();
+    *response.status_mut() = StatusCode::OK;
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
