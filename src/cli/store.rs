@@ -29,10 +29,10 @@ impl Store {
     pub(super) fn open(config: &ConfigArg) -> anyhow::Result<Store> {
         Ok(match users_target(&source(config))? {
             Target::File(path) => Store::File(path),
-            Target::Redis { url, prefix } => {
+            Target::Redis { redis, prefix } => {
                 let runtime = runtime()?;
                 let users = runtime
-                    .block_on(RedisUsers::connect(&url, &prefix))
+                    .block_on(RedisUsers::connect(&redis, &prefix))
                     .context("cannot connect to the [store] Redis")?;
                 Store::Redis {
                     runtime,
@@ -84,12 +84,15 @@ impl Store {
 /// Where the configuration keeps users.
 enum Target {
     File(PathBuf),
-    Redis { url: String, prefix: String },
+    Redis {
+        redis: portcullis::store::Target,
+        prefix: String,
+    },
 }
 
 /// Where the configuration keeps users the CLI can change (file and redis backends).
 fn users_target(source: &Source) -> anyhow::Result<Target> {
-    use config::compile_auth::{redis_url, USERS_NEED_REDIS_STORE};
+    use config::compile_auth::{redis_target, USERS_NEED_REDIS_STORE};
     use config::raw::{StoreBackend, UsersBackend};
     let text = source
         .read(&source.gateway_path())
@@ -105,10 +108,10 @@ fn users_target(source: &Source) -> anyhow::Result<Target> {
             if *file.store.backend.get_ref() != StoreBackend::Redis {
                 bail!("{USERS_NEED_REDIS_STORE}");
             }
-            let url =
-                redis_url(&file.store).map_err(|(_, msg)| anyhow::anyhow!("[store] {msg}"))?;
+            let redis = redis_target(&file.store, &source.base_dir())
+                .map_err(|(_, msg)| anyhow::anyhow!("[store] {msg}"))?;
             Ok(Target::Redis {
-                url,
+                redis,
                 prefix: file.store.prefix.clone(),
             })
         }

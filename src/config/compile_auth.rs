@@ -6,33 +6,24 @@ use std::path::Path;
 use super::raw::{self, GatewayFile, UsersBackend};
 use super::read::{resolve, Diag};
 use crate::config::snapshot::AuthSettings;
+use crate::store::Target;
 use crate::throttle::Limits;
 use crate::users::file::FileStore;
 use crate::users::http::HttpStore;
 use crate::users::UserStore;
 
 /// Which revocation store to open at start.
+#[derive(Debug)]
 pub enum StoreChoice {
     /// In this process.
     Memory,
-    /// Redis at `url` (may hold a password: never logged) with a key prefix.
+    /// Redis (one server or Sentinel; its `Debug` shows no password) with a key prefix.
     Redis {
-        /// The connection URL.
-        url: String,
+        /// Where Redis is.
+        target: Target,
         /// Key prefix.
         prefix: String,
     },
-}
-
-impl std::fmt::Debug for StoreChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreChoice::Memory => f.write_str("Memory"),
-            StoreChoice::Redis { prefix, .. } => {
-                write!(f, "Redis {{ url: <redacted>, prefix: {prefix:?} }}")
-            }
-        }
-    }
 }
 
 /// The user store, or what App::start must open (loading never connects to anything).
@@ -41,8 +32,8 @@ pub enum UsersChoice {
     Ready(UserStore),
     /// The Redis store on `[store]`'s Redis, opened at start.
     Redis {
-        /// The connection URL (may hold a password: never logged).
-        url: String,
+        /// Where Redis is.
+        target: Target,
         /// Key prefix.
         prefix: String,
     },
@@ -52,8 +43,8 @@ impl std::fmt::Debug for UsersChoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             UsersChoice::Ready(store) => f.debug_tuple("Ready").field(store).finish(),
-            UsersChoice::Redis { prefix, .. } => {
-                write!(f, "Redis {{ url: <redacted>, prefix: {prefix:?} }}")
+            UsersChoice::Redis { target, prefix } => {
+                write!(f, "Redis {{ target: {target:?}, prefix: {prefix:?} }}")
             }
         }
     }
@@ -66,15 +57,20 @@ pub struct StoreSettings {
     pub choice: StoreChoice,
     /// What an unanswerable revocation check means.
     pub on_error: raw::OnError,
+    /// How long the mirror still decides alone after losing sync.
+    pub max_staleness: std::time::Duration,
+    /// Replicas a revocation must reach, and how long to wait for them (None: no WAIT).
+    pub replica_acks: Option<(u32, std::time::Duration)>,
 }
 
-/// Checks `[store]`: a Redis backend needs exactly one of redis_url, redis_url_env.
-fn store_settings(diag: &mut Diag<'_>, store: &raw::Store) -> Option<StoreSettings> {
+/// Checks `[store]`: a Redis backend needs exactly one of redis_url, redis_url_env, a URL
+/// the client can use and at most one of password_file, password_env, readable now.
+fn store_settings(diag: &mut Diag<'_>, base: &Path, store: &raw::Store) -> Option<StoreSettings> {
     let choice = match store.backend.get_ref() {
         raw::StoreBackend::Memory => StoreChoice::Memory,
-        raw::StoreBackend::Redis => match redis_url(store) {
-            Ok(url) => StoreChoice::Redis {
-                url,
+        raw::StoreBackend::Redis => match redis_target(store, base) {
+            Ok(target) => StoreChoice::Redis {
+                target,
                 prefix: store.prefix.clone(),
             },
             Err((span, message)) => {
@@ -86,12 +82,62 @@ fn store_settings(diag: &mut Diag<'_>, store: &raw::Store) -> Option<StoreSettin
     Some(StoreSettings {
         choice,
         on_error: store.on_error,
+        max_staleness: store.max_mirror_staleness.0,
+        replica_acks: (store.min_replica_acks > 0)
+            .then_some((store.min_replica_acks, store.replica_ack_timeout.0)),
     })
 }
 
-/// The Redis URL of a `[store] backend = "redis"`: exactly one of redis_url, redis_url_env
-/// (read now). On error, where and what, for a config error or the CLI.
-pub fn redis_url(store: &raw::Store) -> Result<String, (Range<usize>, String)> {
+/// Where the Redis of a `[store] backend = "redis"` is: its URL parsed, with the password
+/// from password_file or password_env (read now; a relative file is resolved from `base`).
+/// On error, where and what, for a config error or the CLI.
+pub fn redis_target(store: &raw::Store, base: &Path) -> Result<Target, (Range<usize>, String)> {
+    let url = redis_url(store)?;
+    let password = redis_password(store, base)?;
+    let span = match (&store.redis_url, &store.redis_url_env) {
+        (Some(url), _) => url.span(),
+        (_, Some(var)) => var.span(),
+        _ => store.backend.span(),
+    };
+    Target::parse(&url, password.as_deref()).map_err(|err| (span, err.to_string()))
+}
+
+/// The password given apart from the URL, if any.
+fn redis_password(
+    store: &raw::Store,
+    base: &Path,
+) -> Result<Option<String>, (Range<usize>, String)> {
+    match (&store.password_file, &store.password_env) {
+        (None, None) => Ok(None),
+        (Some(file), None) => {
+            let path = resolve(base, file.get_ref());
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned())),
+                Err(err) => Err((
+                    file.span(),
+                    format!("cannot read password_file {}: {err}", path.display()),
+                )),
+            }
+        }
+        (None, Some(var)) => match std::env::var(var.get_ref()) {
+            Ok(password) if !password.is_empty() => Ok(Some(password)),
+            _ => Err((
+                var.span(),
+                format!(
+                    "environment variable {} is not set (expected the Redis password)",
+                    var.get_ref()
+                ),
+            )),
+        },
+        (Some(file), Some(_)) => Err((
+            file.span(),
+            "give at most one of password_file, password_env".to_string(),
+        )),
+    }
+}
+
+/// The Redis URL: exactly one of redis_url, redis_url_env (read now).
+fn redis_url(store: &raw::Store) -> Result<String, (Range<usize>, String)> {
     match (&store.redis_url, &store.redis_url_env) {
         (Some(url), None) => Ok(url.get_ref().clone()),
         (None, Some(var)) => match std::env::var(var.get_ref()) {
@@ -136,7 +182,7 @@ pub(crate) fn login_side(
     file: &GatewayFile,
 ) -> Option<LoginSide> {
     let auth = auth_settings(diag, base, file);
-    let store = store_settings(diag, &file.store);
+    let store = store_settings(diag, base, &file.store);
     let users = user_store(diag, base, &file.users, store.as_ref());
     let throttle = throttle_limits(diag, &file.login);
     let hashing = hashing(diag, &file.users);
@@ -215,8 +261,8 @@ fn user_store(
         }
         UsersBackend::Http => http_user_store(diag, users).map(UsersChoice::Ready),
         UsersBackend::Redis => match &store?.choice {
-            StoreChoice::Redis { url, prefix } => Some(UsersChoice::Redis {
-                url: url.clone(),
+            StoreChoice::Redis { target, prefix } => Some(UsersChoice::Redis {
+                target: target.clone(),
                 prefix: prefix.clone(),
             }),
             StoreChoice::Memory => {

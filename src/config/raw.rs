@@ -553,18 +553,34 @@ pub struct Store {
     /// `memory` or `redis`.
     #[serde(default = "default_store_backend")]
     pub backend: Spanned<StoreBackend>,
-    /// redis:// or unix socket URL (may carry a password: prefer `redis_url_env`).
+    /// redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel:// URL (may carry
+    /// a password: prefer `redis_url_env`, or `password_file`/`password_env`).
     #[serde(default)]
     pub redis_url: Option<Spanned<String>>,
     /// Environment variable holding the Redis URL.
     #[serde(default)]
     pub redis_url_env: Option<Spanned<String>>,
+    /// File holding the Redis password (replaces the URL's; trailing newline dropped).
+    #[serde(default)]
+    pub password_file: Option<Spanned<String>>,
+    /// Environment variable holding the Redis password (replaces the URL's).
+    #[serde(default)]
+    pub password_env: Option<Spanned<String>>,
     /// Key prefix, so several gateways (or tests) can share one Redis.
     #[serde(default = "default_redis_prefix")]
     pub prefix: String,
     /// `deny` (503) or `allow` when the store cannot answer.
     #[serde(default)]
     pub on_error: OnError,
+    /// How long the revocation mirror still decides alone after losing sync with Redis.
+    #[serde(default = "default_max_mirror_staleness")]
+    pub max_mirror_staleness: HumanDuration,
+    /// Replicas that must hold a revocation (`WAIT`) before it is acknowledged; 0: none.
+    #[serde(default)]
+    pub min_replica_acks: u32,
+    /// How long a revocation waits for those replicas before answering 503.
+    #[serde(default = "default_replica_ack_timeout")]
+    pub replica_ack_timeout: HumanDuration,
 }
 
 impl Default for Store {
@@ -573,14 +589,27 @@ impl Default for Store {
             backend: Spanned::new(0..0, StoreBackend::Memory),
             redis_url: None,
             redis_url_env: None,
+            password_file: None,
+            password_env: None,
             prefix: default_redis_prefix(),
             on_error: OnError::Deny,
+            max_mirror_staleness: default_max_mirror_staleness(),
+            min_replica_acks: 0,
+            replica_ack_timeout: default_replica_ack_timeout(),
         }
     }
 }
 
 fn default_store_backend() -> Spanned<StoreBackend> {
     Spanned::new(0..0, StoreBackend::Memory)
+}
+
+fn default_max_mirror_staleness() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
+}
+
+fn default_replica_ack_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_millis(500))
 }
 
 fn default_redis_prefix() -> String {

@@ -244,3 +244,46 @@ fn forward_auth_cannot_take_a_gateway_endpoint_path() {
         );
     }
 }
+
+#[test]
+fn a_sentinel_store_loads_with_its_password_from_a_file_and_bad_ones_are_placed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = dir.path().join("redis-password");
+    std::fs::write(&secret, "hunter2\n").expect("write password");
+    let store = |extra: &str| {
+        format!(
+            "{GATEWAY}\n[store]\nbackend = \"redis\"\n\
+             redis_url = \"redis+sentinel://app@127.0.0.1:1,127.0.0.1:2/mymaster\"\n{extra}"
+        )
+    };
+    let file = format!("password_file = \"{}\"", secret.display());
+    assert_eq!(try_load(&store(&file), ROUTES), Ok(vec![]));
+    let missing = errors(&store("password_file = \"nowhere\""), ROUTES);
+    assert!(
+        missing[0].contains("cannot read password_file"),
+        "{missing:?}"
+    );
+    let both = errors(&store(&format!("{file}\npassword_env = \"X\"")), ROUTES);
+    assert!(
+        both[0].contains("at most one of password_file, password_env"),
+        "{both:?}"
+    );
+    let unset = errors(
+        &store("password_env = \"PORTCULLIS_TEST_UNSET_VAR\""),
+        ROUTES,
+    );
+    assert!(
+        unset[0].contains("PORTCULLIS_TEST_UNSET_VAR is not set"),
+        "{unset:?}"
+    );
+    let bad_url = store("").replace("/mymaster", "");
+    let bad = errors(&bad_url, ROUTES);
+    assert!(
+        bad[0].contains("gateway.toml:") && bad[0].contains("/master_name"),
+        "{bad:?}"
+    );
+    assert!(
+        !bad[0].contains("127.0.0.1:1"),
+        "the URL is not echoed: {bad:?}"
+    );
+}

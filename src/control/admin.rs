@@ -53,13 +53,19 @@ async fn answer(
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         // Ready: configuration loaded (it is, or we would not serve) and the revocation
-        // store in sync, so a load balancer stops sending traffic to a blind instance.
+        // mirror fresh (in sync, or out of sync for less than max_mirror_staleness), so a
+        // load balancer stops sending traffic to a blind instance but a failover of a few
+        // seconds does not take every instance out at once.
         // External issuers' key status is reported, never a reason for 503: see issuers::report.
         (&Method::GET, "/readyz") => {
             let issuers = crate::issuers::report::readiness(&app.shared.load().issuers);
-            let (status, head) = match app.revocations.in_sync() {
-                true => (StatusCode::OK, "ok\n"),
-                false => (
+            let (status, head) = match (app.revocations.in_sync(), app.revocations.fresh()) {
+                (true, _) => (StatusCode::OK, "ok\n"),
+                (false, true) => (
+                    StatusCode::OK,
+                    "ok (revocation store out of sync, within max_mirror_staleness)\n",
+                ),
+                (false, false) => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "revocation store out of sync\n",
                 ),
@@ -69,11 +75,14 @@ async fn answer(
             response
         }
         (&Method::GET, "/metrics") => {
-            let body = app.metrics.render(
-                &app.shared.load(),
-                app.revocations.len(),
-                app.revocations.in_sync(),
-            );
+            let (stale_for, master_changes) = app.revocations.staleness_and_master_changes();
+            let store = crate::control::metrics::StoreState {
+                revocations: app.revocations.len(),
+                in_sync: app.revocations.in_sync(),
+                stale_for,
+                master_changes,
+            };
+            let body = app.metrics.render(&app.shared.load(), &store);
             let mut response = Response::new(Full::new(Bytes::from(body)));
             response.headers_mut().insert(
                 http::header::CONTENT_TYPE,

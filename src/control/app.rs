@@ -58,10 +58,16 @@ impl App {
                 Throttle::memory(loaded.throttle),
                 SessionBook::memory(),
             ),
-            StoreChoice::Redis { url, prefix } => (
-                RevocationStore::redis(url, prefix).await?,
-                Throttle::redis(url, prefix, loaded.throttle).await?,
-                SessionBook::redis(url, prefix).await?,
+            StoreChoice::Redis { target, prefix } => (
+                RevocationStore::redis(
+                    target,
+                    prefix,
+                    loaded.store.max_staleness,
+                    loaded.store.replica_acks,
+                )
+                .await?,
+                Throttle::redis(target, prefix, loaded.throttle).await?,
+                SessionBook::redis(target, prefix).await?,
             ),
         };
         let Loaded {
@@ -74,8 +80,8 @@ impl App {
         } = loaded;
         let users = match users {
             UsersChoice::Ready(users) => users,
-            UsersChoice::Redis { url, prefix } => {
-                UserStore::Redis(RedisUsers::connect(&url, &prefix).await?)
+            UsersChoice::Redis { target, prefix } => {
+                UserStore::Redis(RedisUsers::connect(&target, &prefix).await?)
             }
         };
         let jwks_client = crate::issuers::fetch::client();

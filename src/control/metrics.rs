@@ -36,6 +36,19 @@ pub enum LoginOutcome {
 
 const LOGIN_LABELS: [&str; 4] = ["ok", "failed", "throttled", "unavailable"];
 
+/// The revocation store's state, as /metrics shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreState {
+    /// Entries in the store (the mirror's, for Redis).
+    pub revocations: usize,
+    /// The mirror's subscription is up and it reloaded since.
+    pub in_sync: bool,
+    /// How long the mirror has been out of sync (zero while in sync).
+    pub stale_for: std::time::Duration,
+    /// How many times Sentinel named a new master.
+    pub master_changes: u64,
+}
+
 /// Process-wide counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -92,7 +105,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every counter.
-    pub fn render(&self, snap: &Snapshot, revocations: usize, in_sync: bool) -> String {
+    pub fn render(&self, snap: &Snapshot, store: &StoreState) -> String {
         let mut out = String::with_capacity(4096);
         render_routes(&mut out, snap);
         render_stalls(&mut out, snap);
@@ -139,11 +152,25 @@ impl Metrics {
                 "gauge",
                 self.parked_connections.load(Relaxed).to_string(),
             ),
-            ("portcullis_revocations", "gauge", revocations.to_string()),
+            (
+                "portcullis_revocations",
+                "gauge",
+                store.revocations.to_string(),
+            ),
             (
                 "portcullis_revocation_store_in_sync",
                 "gauge",
-                u8::from(in_sync).to_string(),
+                u8::from(store.in_sync).to_string(),
+            ),
+            (
+                "portcullis_revocation_mirror_stale_seconds",
+                "gauge",
+                format!("{:.3}", store.stale_for.as_secs_f64()),
+            ),
+            (
+                "portcullis_redis_master_changes_total",
+                "counter",
+                store.master_changes.to_string(),
             ),
             (
                 "portcullis_config_reloads_total{result=\"ok\"}",

@@ -64,15 +64,27 @@ impl RevocationStore {
         RevocationStore::Memory(memory::MemoryStore::new())
     }
 
-    /// A Redis store: connects, subscribes and loads the mirror (see [`redis::RedisStore::connect`]).
-    pub async fn redis(url: &str, prefix: &str) -> Result<Self, StoreError> {
+    /// A Redis store: connects, subscribes and loads the mirror (see
+    /// [`redis::RedisStore::connect`]); the mirror decides alone for `max_mirror_staleness`
+    /// after losing sync, and revocations wait for `min_replica_acks` replicas.
+    pub async fn redis(
+        target: &crate::store::Target,
+        prefix: &str,
+        max_staleness: std::time::Duration,
+        replica_acks: Option<(u32, std::time::Duration)>,
+    ) -> Result<Self, StoreError> {
+        let timers = redis::Timers {
+            max_staleness,
+            ..redis::Timers::default()
+        };
+        let store = redis::RedisStore::connect_with(target, prefix, timers).await?;
         Ok(RevocationStore::Redis(
-            redis::RedisStore::connect(url, prefix).await?,
+            store.with_replica_acks(replica_acks),
         ))
     }
 
-    /// False while a Redis store's mirror is out of sync (readiness, metrics); always true
-    /// for the memory store.
+    /// False while a Redis store's mirror is out of sync (metrics, login under
+    /// `on_error`); always true for the memory store.
     pub fn in_sync(&self) -> bool {
         match self {
             RevocationStore::Memory(_) => true,
@@ -80,8 +92,27 @@ impl RevocationStore {
         }
     }
 
+    /// False once a Redis store's mirror has been out of sync for `max_mirror_staleness`
+    /// (readiness); always true for the memory store.
+    pub fn fresh(&self) -> bool {
+        match self {
+            RevocationStore::Memory(_) => true,
+            RevocationStore::Redis(store) => store.fresh(),
+        }
+    }
+
+    /// How long the mirror has been out of sync, and how many times Sentinel named a new
+    /// master (metrics); zeros for the memory store.
+    pub fn staleness_and_master_changes(&self) -> (std::time::Duration, u64) {
+        match self {
+            RevocationStore::Memory(_) => (std::time::Duration::ZERO, 0),
+            RevocationStore::Redis(store) => (store.stale_for(), store.master_changes()),
+        }
+    }
+
     /// Local read: jti revoked, or iat < the subject's revoked-before time, or fam (if Some)
-    /// revoked. No I/O, no await. `Err(Unavailable)` while a Redis mirror is out of sync.
+    /// revoked. No I/O, no await. `Err(Unavailable)` once a Redis mirror has been out of
+    /// sync for `max_mirror_staleness`.
     pub fn is_revoked(
         &self,
         jti: &str,
@@ -96,7 +127,7 @@ impl RevocationStore {
         }
     }
 
-    /// `is_revoked`, except that a Redis store out of sync asks Redis (one round trip,
+    /// `is_revoked`, except that a Redis store out of sync past its staleness asks Redis (one round trip,
     /// 200 ms at most; `Err(Unavailable)` when Redis does not answer). Awaits nothing while
     /// in sync.
     pub async fn is_revoked_checked(

@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{connect_manager, within, StoreError};
+use crate::store::{within, Conn, StoreError, Target};
 
 /// Longest user agent kept.
 const MAX_AGENT: usize = 200;
@@ -61,7 +60,7 @@ pub enum SessionBook {
     /// One hash per user, `{prefix}sessions:<user>`, field = family.
     Redis {
         /// Multiplexed and reconnecting.
-        conn: ConnectionManager,
+        conn: Conn,
         /// Key prefix.
         prefix: String,
     },
@@ -74,8 +73,8 @@ impl SessionBook {
     }
 
     /// A book in Redis.
-    pub async fn redis(url: &str, prefix: &str) -> Result<SessionBook, StoreError> {
-        let conn = connect_manager(url, Duration::from_secs(5), TIMEOUT).await?;
+    pub async fn redis(target: &Target, prefix: &str) -> Result<SessionBook, StoreError> {
+        let conn = Conn::connect(target, TIMEOUT, Duration::from_secs(5)).await?;
         Ok(SessionBook::Redis {
             conn,
             prefix: prefix.to_string(),

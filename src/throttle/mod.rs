@@ -39,9 +39,13 @@ impl Throttle {
     }
 
     /// Counters in Redis at `url` under `prefix` (see [`redis::RedisThrottle::connect`]).
-    pub async fn redis(url: &str, prefix: &str, limits: Limits) -> Result<Throttle, StoreError> {
+    pub async fn redis(
+        target: &crate::store::Target,
+        prefix: &str,
+        limits: Limits,
+    ) -> Result<Throttle, StoreError> {
         Ok(Throttle::Redis(
-            redis::RedisThrottle::connect(url, prefix, limits).await?,
+            redis::RedisThrottle::connect(target, prefix, limits).await?,
         ))
     }
 

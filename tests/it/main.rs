@@ -39,6 +39,8 @@ mod protocol;
 mod proxies;
 mod proxy;
 mod redis;
+mod redis_sentinel;
+mod redis_staleness;
 mod redis_throttle;
 mod redis_users;
 mod refresh;

@@ -82,7 +82,9 @@ async fn a_revocation_on_one_gateway_is_enforced_by_the_other() {
 async fn a_dead_redis_denies_with_503_when_on_error_is_deny() {
     let mut redis = Redis::start().await;
     let up = Upstream::echo().await;
-    let gw = Gateway::start(GatewayConfig::standard(&up.url()).extra(&store(&redis, "deny"))).await;
+    // No staleness allowed: the mirror stops deciding the moment it loses Redis.
+    let cfg = store(&redis, "deny") + "max_mirror_staleness = \"0s\"\n";
+    let gw = Gateway::start(GatewayConfig::standard(&up.url()).extra(&cfg)).await;
     let token = gw.token("alice", &["user"]);
     assert_eq!(get(&gw, &token).await, StatusCode::OK);
     redis.kill();
@@ -126,8 +128,8 @@ async fn a_dead_redis_denies_with_503_when_on_error_is_deny() {
 async fn a_dead_redis_lets_valid_tokens_through_when_on_error_is_allow() {
     let mut redis = Redis::start().await;
     let up = Upstream::echo().await;
-    let gw =
-        Gateway::start(GatewayConfig::standard(&up.url()).extra(&store(&redis, "allow"))).await;
+    let cfg = store(&redis, "allow") + "max_mirror_staleness = \"0s\"\n";
+    let gw = Gateway::start(GatewayConfig::standard(&up.url()).extra(&cfg)).await;
     let token = gw.token("alice", &["user"]);
     redis.kill();
     // Every request stays 200, before and after the gateway notices Redis is gone.

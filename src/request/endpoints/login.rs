@@ -61,6 +61,12 @@ pub(super) async fn check_credentials(
         crate::users::name::canonical(username).unwrap_or_else(|_| "<invalid name>".to_string());
     let ip = conn.client;
     let now = unix_now();
+    // No Redis master reachable (the mirror lost its subscription): the throttle would fail
+    // open and the new session could not be ended by a logout, so `on_error` decides.
+    if !app.revocations.in_sync() && app.on_error == crate::revoke::OnError::Deny {
+        app.metrics.login(LoginOutcome::Unavailable);
+        return Err(Reject::Unavailable("revocation store unavailable"));
+    }
     if let Err(retry_after) = app.throttle.check(&throttle_key, ip, now).await {
         tracing::info!(target: "audit", event = "login_throttled", user = %logged_user, client = %ip, request_id, retry_after);
         app.metrics.login(LoginOutcome::Throttled);

@@ -6,19 +6,19 @@
 //! (stream closed, or a ping unanswered for a second). Reconnecting backs off from 50 ms to
 //! 2 s, so a restarted redis-server is followed within about two seconds.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
-use redis::{Client, RedisResult};
+use redis::aio::{PubSubSink, PubSubStream};
+use redis::RedisResult;
 use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
 
 use super::{Keys, Kind, Shared};
 use crate::revoke::memory::MemoryStore;
+use crate::store::Conn;
 
-/// The periods of the mirror's safety nets under pub/sub.
+/// The periods of the mirror's safety nets under pub/sub, and its staleness bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timers {
     /// Full reload period, a net under any missed event.
@@ -27,6 +27,8 @@ pub struct Timers {
     pub ping_every: Duration,
     /// How long a ping's answer may take before the mirror counts as out of sync.
     pub ping_timeout: Duration,
+    /// How long the mirror still decides alone once out of sync (`max_mirror_staleness`).
+    pub max_staleness: Duration,
 }
 
 impl Default for Timers {
@@ -35,6 +37,7 @@ impl Default for Timers {
             resync_every: Duration::from_secs(30),
             ping_every: Duration::from_secs(5),
             ping_timeout: Duration::from_secs(1),
+            max_staleness: Duration::from_secs(10),
         }
     }
 }
@@ -48,16 +51,15 @@ pub(super) type Subscription = (PubSubSink, PubSubStream);
 
 /// Everything the task needs; `run` consumes it.
 pub(super) struct Subscriber {
-    pub(super) client: Client,
-    pub(super) conn: ConnectionManager,
+    pub(super) conn: Conn,
     pub(super) keys: Arc<Keys>,
     pub(super) shared: Arc<Shared>,
     pub(super) timers: Timers,
 }
 
 /// Opens a pub/sub connection subscribed to the events channel.
-pub(super) async fn subscribe(client: &Client, keys: &Keys) -> RedisResult<Subscription> {
-    let (mut sink, stream) = client.get_async_pubsub().await?.split();
+pub(super) async fn subscribe(conn: &Conn, keys: &Keys) -> RedisResult<Subscription> {
+    let (mut sink, stream) = conn.pubsub().await?.split();
     sink.subscribe(&keys.channel).await?;
     Ok((sink, stream))
 }
@@ -68,7 +70,7 @@ type Scored = Vec<(String, f64)>;
 /// Drops expired entries in Redis, then merges every live one into the mirror; returns how
 /// many were loaded. One round trip.
 pub(super) async fn resync(
-    conn: &ConnectionManager,
+    conn: &Conn,
     keys: &Keys,
     mirror: &MemoryStore,
     now: u64,
@@ -146,9 +148,9 @@ impl Subscriber {
                     }
                 },
             };
-            self.shared.in_sync.store(true, Ordering::Release);
+            self.shared.mark_in_sync();
             let reason = self.follow(subscription).await;
-            self.shared.in_sync.store(false, Ordering::Release);
+            self.shared.mark_out_of_sync();
             tracing::warn!(
                 prefix = %self.keys.prefix,
                 reason,
@@ -160,7 +162,7 @@ impl Subscriber {
     /// Subscribe first, then reload: a change published in between is applied twice, which
     /// is harmless; none is missed.
     async fn reconnect(&self) -> RedisResult<Subscription> {
-        let subscription = subscribe(&self.client, &self.keys).await?;
+        let subscription = subscribe(&self.conn, &self.keys).await?;
         resync(
             &self.conn,
             &self.keys,
@@ -177,6 +179,7 @@ impl Subscriber {
             resync_every,
             ping_every,
             ping_timeout,
+            ..
         } = self.timers;
         let mut reload = interval_at(Instant::now() + resync_every, resync_every);
         let mut ping = interval_at(Instant::now() + ping_every, ping_every);

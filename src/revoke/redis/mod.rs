@@ -40,24 +40,25 @@
 //! and before the caller gets `Ok`: a revocation acknowledged to a client is in Redis. Whether
 //! it survives a redis-server crash is Redis's configuration: `appendonly yes` with
 //! `appendfsync always` (or `everysec`, at most a second lost). After a restart the
-//! connections come back by themselves and the reload re-merges the set.
+//! connections come back by themselves and the reload re-merges the set. With replicas
+//! (Sentinel), `min_replica_acks` makes a revocation `WAIT` for that many before `Ok`.
 //!
 //! `rediss://` verifies the server with the system trust store (`SSL_CERT_FILE` for a
 //! private CA). Not supported: Redis Cluster (the scripts touch keys of several hash slots).
 
 mod mirror;
 mod redeem;
+mod state;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
+use self::state::Shared;
 use super::memory::MemoryStore;
-use crate::store::{open_client, within, StoreError};
+use crate::store::{within, Conn, StoreError, Target};
 
 pub use self::mirror::Timers;
 
@@ -164,20 +165,17 @@ impl Keys {
     }
 }
 
-/// What the store and its subscriber task share.
-struct Shared {
-    mirror: MemoryStore,
-    /// True while the subscription is up and the mirror was reloaded after it came up.
-    in_sync: AtomicBool,
-}
-
 /// Revocations in Redis, read from a local mirror. Dropping it stops its subscriber task.
 pub struct RedisStore {
-    /// Multiplexed and reconnecting; cloned per command (an `Arc` clone).
-    conn: ConnectionManager,
+    /// Multiplexed, reconnecting, following the master; cloned per command (an `Arc` clone).
+    conn: Conn,
     keys: Arc<Keys>,
     shared: Arc<Shared>,
     subscriber: tokio::task::AbortHandle,
+    /// How long the mirror still decides alone after losing sync.
+    max_staleness: Duration,
+    /// Replicas each revocation must reach (`WAIT`), and for how long; None: no wait.
+    replica_acks: Option<(u32, Duration)>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -202,39 +200,28 @@ impl RedisStore {
     /// the subscriber task; keys live under `prefix` ([`DEFAULT_PREFIX`] unless configured).
     /// Fails with `InvalidUrl` for a URL the client cannot use, `Unavailable` when Redis does
     /// not answer within a few seconds. Must run inside a tokio runtime.
-    pub async fn connect(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
-        RedisStore::connect_with(url, prefix, Timers::default()).await
+    pub async fn connect(target: &Target, prefix: &str) -> Result<RedisStore, StoreError> {
+        RedisStore::connect_with(target, prefix, Timers::default()).await
     }
 
     /// As [`RedisStore::connect`], with the mirror's reload and ping periods given (tests
     /// shorten them to see the safety nets work).
     pub async fn connect_with(
-        url: &str,
+        target: &Target,
         prefix: &str,
         timers: Timers,
     ) -> Result<RedisStore, StoreError> {
-        let client = open_client(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(500));
+        let conn = Conn::connect(target, Duration::from_secs(2), CONNECT_TIMEOUT).await?;
         let keys = Arc::new(Keys::new(prefix));
-        let shared = Arc::new(Shared {
-            mirror: MemoryStore::new(),
-            in_sync: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new());
         let started = async {
-            let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
-            let subscription = mirror::subscribe(&client, &keys).await?;
+            let subscription = mirror::subscribe(&conn, &keys).await?;
             mirror::resync(&conn, &keys, &shared.mirror, crate::runtime::unix_now()).await?;
-            Ok::<_, redis::RedisError>((conn, subscription))
+            Ok::<_, redis::RedisError>(subscription)
         };
-        let (conn, subscription) = within(CONNECT_TIMEOUT, started).await?;
-        shared.in_sync.store(true, Ordering::Release);
+        let subscription = within(CONNECT_TIMEOUT, started).await?;
+        shared.mark_in_sync();
         let task = mirror::Subscriber {
-            client,
             conn: conn.clone(),
             keys: keys.clone(),
             shared: shared.clone(),
@@ -246,15 +233,41 @@ impl RedisStore {
             keys,
             shared,
             subscriber,
+            max_staleness: timers.max_staleness,
+            replica_acks: None,
         })
     }
 
-    /// True while the mirror can answer on its own.
-    pub fn in_sync(&self) -> bool {
-        self.shared.in_sync.load(Ordering::Acquire)
+    /// Makes every revocation wait until `replicas` replicas hold it (`WAIT`, up to
+    /// `timeout`) before it is acknowledged; `Unavailable` when fewer answer in time.
+    pub fn with_replica_acks(mut self, acks: Option<(u32, Duration)>) -> RedisStore {
+        self.replica_acks = acks;
+        self
     }
 
-    /// Local read, as the memory store's; `Err(Unavailable)` while the mirror is out of sync.
+    /// True while the subscription is up and the mirror reloaded since.
+    pub fn in_sync(&self) -> bool {
+        self.shared.in_sync()
+    }
+
+    /// True while the mirror may decide alone: in sync, or out of sync for less than the
+    /// configured `max_staleness`.
+    pub fn fresh(&self) -> bool {
+        self.shared.usable(self.max_staleness)
+    }
+
+    /// How long the mirror has been out of sync (zero while in sync).
+    pub fn stale_for(&self) -> Duration {
+        self.shared.stale_for()
+    }
+
+    /// How many times the sentinels named a new master (0 with one server).
+    pub fn master_changes(&self) -> u64 {
+        self.conn.master_changes()
+    }
+
+    /// Local read, as the memory store's; `Err(Unavailable)` once the mirror has been out of
+    /// sync for `max_staleness`.
     pub fn is_revoked(
         &self,
         jti: &str,
@@ -263,13 +276,13 @@ impl RedisStore {
         fam: Option<&str>,
         now: u64,
     ) -> Result<bool, StoreError> {
-        if !self.in_sync() {
+        if !self.fresh() {
             return Err(StoreError::Unavailable);
         }
         Ok(self.shared.mirror.is_revoked(jti, sub, iat, fam, now))
     }
 
-    /// The mirror's answer when in sync; otherwise the mirror's "revoked" (revocations are
+    /// The mirror's answer while fresh; otherwise the mirror's "revoked" (revocations are
     /// never lifted early, so it cannot be stale) or else Redis's answer.
     pub async fn is_revoked_checked(
         &self,
@@ -338,6 +351,28 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         let _: i64 = within(WRITE_TIMEOUT, invocation.invoke_async(&mut conn)).await?;
         kind.apply(&self.shared.mirror, id, time);
+        self.replicated().await
+    }
+
+    /// `WAIT`s for the configured replicas; on one multiplexed connection it covers every
+    /// write this instance sent before it, the revocation included.
+    async fn replicated(&self) -> Result<(), StoreError> {
+        let Some((replicas, timeout)) = self.replica_acks else {
+            return Ok(());
+        };
+        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(millis);
+        let mut conn = self.conn.clone();
+        let acked: u32 = within(timeout + WRITE_TIMEOUT, wait.query_async(&mut conn)).await?;
+        if acked < replicas {
+            tracing::warn!(
+                acked,
+                replicas,
+                "revocation not acknowledged by enough replicas in time"
+            );
+            return Err(StoreError::Unavailable);
+        }
         Ok(())
     }
 

@@ -27,12 +27,11 @@ use std::net::IpAddr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::Script;
 
 use super::{client_key, Limits};
 use crate::store::StoreError;
-use crate::store::{open_client, within};
+use crate::store::{within, Conn, Target};
 
 /// Longest any throttle operation waits for Redis before failing open.
 const TIMEOUT: Duration = Duration::from_millis(200);
@@ -72,7 +71,7 @@ return 0
 
 /// Failed-login counters in Redis. Cloning the connection per command is an `Arc` clone.
 pub struct RedisThrottle {
-    conn: ConnectionManager,
+    conn: Conn,
     limits: Limits,
     prefix: String,
 }
@@ -92,19 +91,11 @@ impl RedisThrottle {
     /// `prefix`. `InvalidUrl` for a URL the client cannot use, `Unavailable` when Redis does
     /// not answer within a few seconds. Must run inside a tokio runtime.
     pub async fn connect(
-        url: &str,
+        target: &Target,
         prefix: &str,
         limits: Limits,
     ) -> Result<RedisThrottle, StoreError> {
-        let client = open_client(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(500));
-        let connecting = ConnectionManager::new_with_config(client, config);
-        let conn = within(CONNECT_TIMEOUT, connecting).await?;
+        let conn = Conn::connect(target, TIMEOUT, CONNECT_TIMEOUT).await?;
         Ok(RedisThrottle {
             conn,
             limits,

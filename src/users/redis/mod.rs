@@ -22,13 +22,12 @@ use std::fmt;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
 use super::hash::{HashError, Hasher};
 use super::{login_hash_error, name, LoginError, RegisterError, User, RESERVED_CLAIMS};
 use crate::store::StoreError;
-use crate::store::{open_client, within};
+use crate::store::{within, Conn, Target};
 
 /// Longest one read or write waits for Redis.
 const TIMEOUT: Duration = Duration::from_millis(500);
@@ -73,7 +72,7 @@ struct Stored {
 
 /// Users in Redis. Cloning the connection per command is an `Arc` clone.
 pub struct RedisUsers {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
 }
 
@@ -90,16 +89,8 @@ impl RedisUsers {
     /// Connects to `url` (its own multiplexed, reconnecting connection); keys live under
     /// `prefix`. `InvalidUrl` for a URL the client cannot use, `Unavailable` when Redis does
     /// not answer within a few seconds. Must run inside a tokio runtime.
-    pub async fn connect(url: &str, prefix: &str) -> Result<RedisUsers, StoreError> {
-        let client = open_client(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(500));
-        let connecting = ConnectionManager::new_with_config(client, config);
-        let conn = within(CONNECT_TIMEOUT, connecting).await?;
+    pub async fn connect(target: &Target, prefix: &str) -> Result<RedisUsers, StoreError> {
+        let conn = Conn::connect(target, TIMEOUT, CONNECT_TIMEOUT).await?;
         Ok(RedisUsers {
             conn,
             prefix: prefix.to_owned(),

@@ -208,7 +208,7 @@ impl Gateway {
             let args = ["run", "--config", &cfg_arg];
             let mut proc = Proc::spawn_with("gateway", &args, &cfg.env, log, cfg.stderr_unread);
 
-            let ready = wait_ready(&mut proc, admin).await;
+            let ready = wait_ready(&mut proc, admin, !cfg.stderr_unread).await;
             match ready {
                 Ok(()) => {
                     return Gateway {
@@ -386,14 +386,19 @@ file = "routes.toml"
     )
 }
 
-async fn wait_ready(proc: &mut Proc, admin: SocketAddr) -> Result<(), String> {
+/// Waits for the gateway's /readyz. Under parallel tests another gateway may have taken
+/// this one's admin port (free_port hands out a port that is free *now*) and answer its
+/// /readyz while this one fails to bind and exits: with its log read, ready also needs
+/// this process's own "portcullis listening" line, which follows every bind.
+async fn wait_ready(proc: &mut Proc, admin: SocketAddr, log_read: bool) -> Result<(), String> {
     let until = tokio::time::Instant::now() + DEADLINE;
     loop {
         if let Some(status) = proc.exited() {
             return Err(format!("gateway exited early with {status}"));
         }
+        let bound = !log_read || proc.log().contains("portcullis listening");
         match plain_get(admin, "/readyz").await {
-            Ok((200, _)) => return Ok(()),
+            Ok((200, _)) if bound => return Ok(()),
             Ok((s, _)) if tokio::time::Instant::now() >= until => {
                 return Err(format!("/readyz answered {s}"))
             }

@@ -15,6 +15,7 @@
 //! - `auth`: users via the CLI, the `/auth/*` endpoints, `Pair`, the audit log.
 //! - `nginx`: `Nginx`, a real nginx with `auth_request` in front of the gateway.
 //! - `redis`: `Redis`, a real redis-server per test.
+//! - `sentinel`: `SentinelSet`, a real master, replica and three sentinels.
 //! - `backend`: `CredentialBackend`, an existing password checker for the http user store.
 //! - `idp`: `Idp`, an external identity provider (discovery + JWK Set) for `[[issuers]]`.
 //! - `oidc`: `OidcProvider`, a real OpenID provider (node + `oidc-provider`), and
@@ -32,6 +33,7 @@ mod oidc;
 mod raw;
 mod redis;
 mod scripted;
+mod sentinel;
 mod tokens;
 mod upstream;
 
@@ -45,6 +47,7 @@ pub use oidc::*;
 pub use raw::*;
 pub use redis::*;
 pub use scripted::*;
+pub use sentinel::*;
 pub use tokens::*;
 pub use upstream::*;
 

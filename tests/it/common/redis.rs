@@ -73,6 +73,11 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// `url()` as the stores take it.
+    pub fn target(&self) -> portcullis::store::Target {
+        portcullis::store::Target::parse(&self.url(), None).expect("a redis:// URL parses")
+    }
+
     /// Kills the server at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use redis::Client;
 
 use portcullis::revoke::redis::{RedisStore, Timers, DEFAULT_PREFIX};
-use portcullis::store::StoreError;
+use portcullis::store::{StoreError, Target};
 
 use crate::common::Redis;
 use portcullis::revoke::{Redemption, RefreshLimit, Rotation, Successor};
@@ -23,10 +23,12 @@ const QUICK: Timers = Timers {
     resync_every: Duration::from_millis(200),
     ping_every: Duration::from_millis(50),
     ping_timeout: Duration::from_millis(200),
+    // Out of sync means Redis per request at once: these tests watch that fallback.
+    max_staleness: Duration::ZERO,
 };
 
 async fn store(server: &Redis) -> RedisStore {
-    RedisStore::connect_with(&server.url(), DEFAULT_PREFIX, QUICK)
+    RedisStore::connect_with(&server.target(), DEFAULT_PREFIX, QUICK)
         .await
         .expect("the test redis-server answers")
 }
@@ -246,7 +248,9 @@ async fn the_remote_check_answers_like_the_mirror() {
 async fn stores_with_different_prefixes_do_not_share_revocations() {
     let server = Redis::start_volatile().await;
     let a = store(&server).await;
-    let other = RedisStore::connect(&server.url(), "other:").await.unwrap();
+    let other = RedisStore::connect(&server.target(), "other:")
+        .await
+        .unwrap();
     a.revoke_jti("j1", now() + 60).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!revoked(&other, "j1", "x", None));
@@ -255,22 +259,22 @@ async fn stores_with_different_prefixes_do_not_share_revocations() {
 
 #[tokio::test]
 async fn a_bad_url_is_refused_without_echoing_it() {
-    let err = RedisStore::connect("rediss://:secret@127.0.0.1:1/", DEFAULT_PREFIX).await;
-    let err = err.unwrap_err();
-    assert!(!err.to_string().contains("secret"), "{err}");
-    let err = RedisStore::connect("bogus://:secret@127.0.0.1:1/", DEFAULT_PREFIX).await;
-    let err = err.unwrap_err();
+    let err = Target::parse("bogus://:secret@127.0.0.1:1/", None).unwrap_err();
     assert!(matches!(err, StoreError::InvalidUrl(_)), "{err}");
     assert!(!err.to_string().contains("secret"), "{err}");
-    let err = RedisStore::connect("http://127.0.0.1/", DEFAULT_PREFIX).await;
+    let err = Target::parse("http://127.0.0.1/", None);
     assert!(matches!(err, Err(StoreError::InvalidUrl(_))));
+    // A TLS URL to a dead port: refused on connecting, still without the password.
+    let tls = Target::parse("rediss://:secret@127.0.0.1:1/", None).unwrap();
+    let err = RedisStore::connect(&tls, DEFAULT_PREFIX).await.unwrap_err();
+    assert!(!err.to_string().contains("secret"), "{err}");
 }
 
 #[tokio::test]
 async fn connecting_to_a_dead_port_is_unavailable() {
     let mut server = Redis::start_volatile().await;
     server.kill();
-    let err = RedisStore::connect(&server.url(), DEFAULT_PREFIX).await;
+    let err = RedisStore::connect(&server.target(), DEFAULT_PREFIX).await;
     assert_eq!(err.unwrap_err(), StoreError::Unavailable);
 }
 

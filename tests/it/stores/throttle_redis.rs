@@ -23,7 +23,7 @@ fn limits(per_user: u32, per_ip: u32, window_secs: u64) -> Limits {
 }
 
 async fn throttle(server: &Redis, limits: Limits) -> RedisThrottle {
-    RedisThrottle::connect(&server.url(), DEFAULT_PREFIX, limits)
+    RedisThrottle::connect(&server.target(), DEFAULT_PREFIX, limits)
         .await
         .expect("the test redis-server answers")
 }

@@ -13,7 +13,7 @@ fn cheap() -> Hasher {
 }
 
 async fn store(server: &Redis) -> UserStore {
-    let users = RedisUsers::connect(&server.url(), "t:").await.unwrap();
+    let users = RedisUsers::connect(&server.target(), "t:").await.unwrap();
     UserStore::Redis(users)
 }
 

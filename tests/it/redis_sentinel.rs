@@ -1,0 +1,287 @@
+//! Two gateways on a real Sentinel deployment (master, replica, three sentinels, an ACL user
+//! whose password is read from a file): a failover loses no revocation and answers no
+//! proxied request 5xx (the mirror decides within `max_mirror_staleness`), later revocations
+//! go to the new master, and nothing is ever written to a replica.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use http::StatusCode;
+
+const JTIS: &str = "portcullis:revoked:jti";
+
+fn store(set: &SentinelSet, extra: &str) -> String {
+    format!(
+        "[store]\nbackend = \"redis\"\nredis_url = \"{}\"\npassword_file = \"{}\"\non_error = \"deny\"\n{extra}",
+        set.url(),
+        set.password_file().display()
+    )
+}
+
+/// Both gateways, the second verifying the first one's tokens, and their upstream.
+async fn pair(set: &SentinelSet, extra: &str) -> (Gateway, Gateway, Upstream) {
+    let up = Upstream::echo().await;
+    let cfg = GatewayConfig::standard(&up.url()).extra(&store(set, extra));
+    let a = Gateway::start(cfg.clone()).await;
+    let dir = TestDir::new();
+    dir.write("main.pem", &a.signing_key_pem);
+    dir.write("main.pub.pem", &a.public_key_pem);
+    let b = Gateway::start_in(dir, cfg).await;
+    (a, b, up)
+}
+
+async fn get(gw: &Gateway, token: &str) -> StatusCode {
+    let auth = format!("Bearer {token}");
+    gw.client()
+        .get("/api/x")
+        .header("authorization", &auth)
+        .send_h1()
+        .await
+        .status
+}
+
+fn jti_of(token: &str) -> String {
+    claims_of(token)["jti"]
+        .as_str()
+        .expect("jti claim")
+        .to_string()
+}
+
+/// Revokes `token` through `gw`'s admin listener, retrying until it is acknowledged.
+async fn revoke(gw: &Gateway, token: &str, within: Duration) -> Result<(), String> {
+    let jti = jti_of(token);
+    let config = gw.config_arg();
+    eventually(within, || {
+        let (config, jti) = (config.clone(), jti.clone());
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                run_cli(&["revoke", "--config", &config, "--jti", &jti])
+            })
+            .await
+            .expect("the CLI ran");
+            (out.code == Some(0))
+                .then_some(())
+                .ok_or(format!("revoke: {} {}", out.stdout, out.stderr))
+        }
+    })
+    .await
+}
+
+/// Until every gateway refuses `token`.
+async fn refused_everywhere(gws: &[&Gateway], token: &str, within: Duration) -> Result<(), String> {
+    eventually(within, || async {
+        for gw in gws {
+            let status = get(gw, token).await;
+            if status != StatusCode::UNAUTHORIZED {
+                return Err(format!("answered {status}"));
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// True once the key holds `jti` on the server at `port`.
+async fn holds(set: &SentinelSet, port: u16, jti: &str) -> bool {
+    let score = set.command(port, &["ZSCORE", JTIS, jti]).await;
+    score.trim().parse::<f64>().is_ok()
+}
+
+/// What the gateways answered while the load ran.
+#[derive(Default)]
+struct Tally {
+    revoked_let_through: AtomicU64,
+    live_ok: AtomicU64,
+    server_errors: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// Sends a revoked and a live token to both gateways in turn until `stop`.
+fn load(
+    gws: [Arc<Gateway>; 2],
+    revoked: String,
+    live: String,
+    stop: Arc<AtomicBool>,
+) -> (Arc<Tally>, tokio::task::JoinHandle<()>) {
+    let tally = Arc::new(Tally::default());
+    let counts = tally.clone();
+    let task = tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            for gw in &gws {
+                for (token, is_revoked) in [(&revoked, true), (&live, false)] {
+                    let status = get(gw, token).await;
+                    counts.requests.fetch_add(1, Ordering::Relaxed);
+                    if status.is_server_error() {
+                        counts.server_errors.fetch_add(1, Ordering::Relaxed);
+                    } else if status == StatusCode::OK && is_revoked {
+                        counts.revoked_let_through.fetch_add(1, Ordering::Relaxed);
+                    } else if status == StatusCode::OK {
+                        counts.live_ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    });
+    (tally, task)
+}
+
+async fn in_sync(gw: &Gateway) -> Result<(), String> {
+    let (_, metrics) = plain_get(gw.admin, "/metrics").await?;
+    metrics
+        .lines()
+        .any(|l| l == "portcullis_revocation_store_in_sync 1")
+        .then_some(())
+        .ok_or_else(|| "mirror not in sync".to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_master_loses_no_revocation_and_the_next_goes_to_the_new_master() {
+    let mut set = SentinelSet::start().await;
+    // A bound far above any failover here, so that a loaded machine cannot turn the wait
+    // into 503s: the mirror decides throughout.
+    let (a, b, _up) = pair(&set, "max_mirror_staleness = \"60s\"\n").await;
+    let (old, live, new) = (
+        a.token("alice", &["user"]),
+        a.token("bob", &["user"]),
+        a.token("carol", &["user"]),
+    );
+    assert_eq!(get(&b, &old).await, StatusCode::OK);
+    revoke(&a, &old, Duration::from_secs(10))
+        .await
+        .expect("revoked");
+    refused_everywhere(&[&a, &b], &old, Duration::from_secs(5))
+        .await
+        .expect("both gateways refuse the revoked token");
+    assert!(
+        holds(&set, set.master_port(), &jti_of(&old)).await,
+        "written to the master"
+    );
+    // Acknowledged before the kill, and replicated: the new master will have it too.
+    let replicated = eventually(Duration::from_secs(10), || async {
+        holds(&set, set.replica_port(), &jti_of(&old))
+            .await
+            .then_some(())
+            .ok_or("not on the replica yet".to_string())
+    });
+    replicated.await.expect("the replica holds the revocation");
+
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tally, running) = load(
+        [a.clone(), b.clone()],
+        old.clone(),
+        live.clone(),
+        stop.clone(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = Instant::now();
+    set.kill_master();
+    set.wait_for_master(set.replica_port(), Duration::from_secs(30))
+        .await;
+    let promoted = killed.elapsed();
+
+    revoke(&b, &new, Duration::from_secs(20))
+        .await
+        .expect("a revocation after the failover is acknowledged");
+    let acknowledged = killed.elapsed();
+    assert!(
+        holds(&set, set.replica_port(), &jti_of(&new)).await,
+        "the new revocation is on the new master"
+    );
+    refused_everywhere(&[&a, &b], &new, Duration::from_secs(10))
+        .await
+        .expect("both gateways enforce the new revocation");
+    for gw in [&a, &b] {
+        let synced = eventually(Duration::from_secs(15), || in_sync(gw)).await;
+        assert!(synced.is_ok(), "mirror never resynced:\n{}", gw.log());
+    }
+    stop.store(true, Ordering::Relaxed);
+    running.await.expect("the load ran");
+
+    let through = tally.revoked_let_through.load(Ordering::Relaxed);
+    let errors = tally.server_errors.load(Ordering::Relaxed);
+    let requests = tally.requests.load(Ordering::Relaxed);
+    println!(
+        "failover: new master after {promoted:?}, first revocation acknowledged after \
+         {acknowledged:?}; {requests} requests, {errors} answered 5xx, {through} revoked let through"
+    );
+    assert_eq!(
+        through, 0,
+        "a revoked token got through during the failover"
+    );
+    assert!(tally.live_ok.load(Ordering::Relaxed) > 0);
+    refused_everywhere(&[&a, &b], &old, Duration::from_secs(1))
+        .await
+        .expect("the revocation from before the kill is still enforced");
+    assert!(
+        a.log().contains("redis master changed") || b.log().contains("redis master changed"),
+        "the switch to the new master is logged:\n{}",
+        a.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_switchover_writes_find_the_new_master_instead_of_the_demoted_one() {
+    let set = SentinelSet::start().await;
+    let (a, _b, _up) = pair(&set, "").await;
+    let (first, second) = (a.token("alice", &["user"]), a.token("bob", &["user"]));
+    revoke(&a, &first, Duration::from_secs(10))
+        .await
+        .expect("revoked");
+
+    // A graceful failover: the old master lives on as a replica, which refuses writes
+    // with READONLY.
+    let answer = set
+        .sentinel_command(&["SENTINEL", "FAILOVER", MASTER_NAME])
+        .await;
+    assert!(answer.contains("OK"), "{answer}");
+    set.wait_for_master(set.replica_port(), Duration::from_secs(30))
+        .await;
+    let demoted = eventually(Duration::from_secs(30), || async {
+        let role = set.command(set.master_port(), &["ROLE"]).await;
+        role.starts_with("slave")
+            .then_some(())
+            .ok_or(format!("old master's role: {role}"))
+    });
+    demoted.await.expect("the old master is a replica now");
+
+    revoke(&a, &second, Duration::from_secs(20))
+        .await
+        .expect("the revocation is acknowledged");
+    assert!(holds(&set, set.replica_port(), &jti_of(&second)).await);
+    refused_everywhere(&[&a], &second, Duration::from_secs(5))
+        .await
+        .expect("enforced");
+    refused_everywhere(&[&a], &first, Duration::from_secs(1))
+        .await
+        .expect("still enforced");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_min_replica_acks_a_revocation_no_replica_took_is_not_acknowledged() {
+    let mut set = SentinelSet::start().await;
+    let acks = "min_replica_acks = 1\nreplica_ack_timeout = \"300ms\"\n";
+    let (a, _b, _up) = pair(&set, acks).await;
+    let (first, second) = (a.token("alice", &["user"]), a.token("bob", &["user"]));
+    revoke(&a, &first, Duration::from_secs(10))
+        .await
+        .expect("acknowledged once the replica holds it");
+    assert!(holds(&set, set.replica_port(), &jti_of(&first)).await);
+
+    set.kill_replica();
+    let jti = jti_of(&second);
+    let out = tokio::task::spawn_blocking(move || {
+        run_cli(&["revoke", "--config", &a.config_arg(), "--jti", &jti])
+    })
+    .await
+    .expect("the CLI ran");
+    assert_ne!(
+        out.code,
+        Some(0),
+        "acknowledged without a replica: {}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("503"), "{}", out.stderr);
+}
