@@ -176,6 +176,36 @@ async fn an_enrolled_user_signs_in_with_a_current_code_and_each_code_works_once(
 }
 
 #[tokio::test]
+async fn wrong_codes_are_throttled_although_the_password_is_right() {
+    let (gw, _echo) = gateway("").await;
+    let secret = enrol(&gw);
+    until_status(&gw, "alice", None, StatusCode::UNAUTHORIZED).await;
+    let wrong_code = if code(&secret, 0) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    // The default limit is 5 failures per user; the right password must not reset it.
+    let mut throttled = None;
+    for attempt in 0..8 {
+        let resp = login(&gw, "alice", Some(wrong_code)).await;
+        if resp.status == StatusCode::TOO_MANY_REQUESTS {
+            throttled = Some(attempt);
+            break;
+        }
+        assert!(error_of(&resp).contains("invalid_otp"), "{}", resp.text());
+    }
+    assert!(throttled.is_some(), "eight wrong codes and never throttled");
+    let right = login(&gw, "alice", Some(&code(&secret, 0))).await;
+    assert_eq!(
+        right.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "still throttled: {}",
+        right.text()
+    );
+}
+
+#[tokio::test]
 async fn the_sign_in_page_asks_for_the_code_and_lets_the_person_in_with_it() {
     let cookies = "[cookies]\nenabled = true\n\n[sign_in]\nenabled = true\n";
     let (gw, _echo) = gateway(cookies).await;

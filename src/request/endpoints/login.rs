@@ -94,7 +94,11 @@ pub(super) async fn check_credentials(
             return Err(Reject::Unavailable("user store unavailable"));
         }
     };
-    app.throttle.reset_user(&throttle_key).await;
+    // With a second factor the counter is cleared only once the code passes too: else the
+    // right password would wipe each wrong code's failure and codes could be guessed freely.
+    if user.totp.is_none() {
+        app.throttle.reset_user(&throttle_key).await;
+    }
     app.metrics.login(LoginOutcome::Ok);
     Ok(user)
 }

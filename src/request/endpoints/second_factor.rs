@@ -56,6 +56,7 @@ pub(super) async fn check(
         }
         Err(_) => return Err(Reject::Unavailable("second factor store unavailable")),
     }
+    app.throttle.reset_user(&user.name).await;
     let methods = ["pwd", "otp", "mfa"].map(str::to_owned).to_vec();
     Ok(Authn {
         amr: methods,
