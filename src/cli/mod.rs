@@ -11,6 +11,7 @@ use portcullis::control::log::{Flush as LogFlush, LogWriter};
 use portcullis::token::mint::{self, Grant};
 use portcullis::token::{Alg, TokenType};
 
+mod passkeys;
 mod store;
 mod totp;
 mod users;

@@ -1,6 +1,7 @@
 //! Where `user` commands read and write: users.toml or the `[store]` Redis, as the
 //! gateway's `[users]` says.
 
+use portcullis::users::passkeys::StoredPasskey;
 use portcullis::users::redis::RedisUsers;
 use portcullis::users::{file::FileStore, Change, User};
 
@@ -65,6 +66,19 @@ impl Store {
             Store::File(path) => load_file(path)?.users(),
             Store::Redis { runtime, users, .. } => runtime
                 .block_on(users.list())
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        })
+    }
+
+    /// `user`'s passkeys.
+    pub(super) fn passkeys(&self, user: &str) -> anyhow::Result<Vec<StoredPasskey>> {
+        Ok(match self {
+            Store::File(path) => load_file(path)?
+                .get(user)
+                .map(|entry| entry.passkeys().to_vec())
+                .unwrap_or_default(),
+            Store::Redis { runtime, users, .. } => runtime
+                .block_on(users.passkeys(user))
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
         })
     }

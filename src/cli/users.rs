@@ -64,6 +64,16 @@ pub(super) enum UserCommand {
         #[arg(long)]
         remove: bool,
     },
+    /// List a user's passkeys (id, registered, label); --remove ID removes one.
+    Passkeys {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// User name.
+        name: String,
+        /// Remove the passkey with this id (as listed) instead.
+        #[arg(long, value_name = "ID")]
+        remove: Option<String>,
+    },
     /// Replace a user's roles (they reach tokens at the next login or refresh).
     Roles {
         #[command(flatten)]
@@ -90,6 +100,11 @@ pub(super) fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
             name,
             remove,
         } => return super::totp::enrol(&config, &canonical(&name)?, remove),
+        U::Passkeys {
+            config,
+            name,
+            remove,
+        } => return super::passkeys::run(&config, &canonical(&name)?, remove),
         U::Add {
             config,
             name,

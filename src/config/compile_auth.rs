@@ -223,8 +223,10 @@ fn auth_settings(diag: &mut Diag<'_>, base: &Path, file: &GatewayFile) -> Option
     let cookies = super::compile_edge::cookies(diag, file, trimmed);
     let sign_in = super::compile_sign_in::sign_in(diag, base, file);
     let second_factor = super::compile_second_factor::second_factor(diag, base, file);
+    let passkeys = super::compile_passkeys::passkeys(diag, file);
     Some(AuthSettings {
         second_factor: second_factor.ok()?,
+        passkeys: passkeys.ok()?,
         forward_auth: forward_auth.ok()?,
         cookies: cookies.ok()?,
         sign_in: sign_in.ok()?,

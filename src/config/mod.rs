@@ -5,6 +5,7 @@ mod compile_assertion;
 pub mod compile_auth;
 mod compile_edge;
 pub mod compile_issuers;
+mod compile_passkeys;
 mod compile_policy;
 mod compile_providers;
 mod compile_routes;

@@ -64,6 +64,9 @@ pub struct GatewayFile {
     /// The key that seals second-factor secrets.
     #[serde(default)]
     pub second_factor: SecondFactor,
+    /// Passkeys (WebAuthn): the relying party the browser signs for.
+    #[serde(default)]
+    pub passkeys: Passkeys,
     /// The key that signs X-Auth-Assertion for upstreams with `assertion = true`.
     #[serde(default)]
     pub assertion: Option<Spanned<Assertion>>,
@@ -750,6 +753,21 @@ pub struct SecondFactor {
     /// The name authenticator apps show beside the user's.
     #[serde(default)]
     pub issuer: Option<Spanned<String>>,
+}
+
+/// `[passkeys]`: on when `rp_id` is set (needs the sign-in pages).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Passkeys {
+    /// The relying-party id: the gateway's host name as browsers see it (no scheme, no port).
+    #[serde(default)]
+    pub rp_id: Option<Spanned<String>>,
+    /// The origins pages are served on (`https://host`, any port); default `https://{rp_id}`.
+    #[serde(default)]
+    pub origins: Vec<Spanned<String>>,
+    /// The name authenticators show for the gateway (default: the sign-in title).
+    #[serde(default)]
+    pub rp_name: Option<Spanned<String>>,
 }
 
 /// `[sign_in]`.

@@ -139,6 +139,25 @@ pub struct AuthSettings {
     pub sign_in: Option<SignInSettings>,
     /// Second factors, when a sealing key is configured.
     pub second_factor: Option<SecondFactorSettings>,
+    /// Passkeys, when `[passkeys] rp_id` is set.
+    pub passkeys: Option<PasskeySettings>,
+}
+
+/// The compiled `[passkeys]` section.
+#[derive(Clone)]
+pub struct PasskeySettings {
+    /// Checks registrations and assertions for this relying party.
+    pub webauthn: std::sync::Arc<webauthn_rs::Webauthn>,
+    /// The relying-party id.
+    pub rp_id: String,
+}
+
+impl std::fmt::Debug for PasskeySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasskeySettings")
+            .field("rp_id", &self.rp_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The compiled `[second_factor]` section.

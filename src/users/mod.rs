@@ -7,6 +7,7 @@ pub mod file;
 pub mod hash;
 pub mod http;
 pub mod name;
+pub mod passkeys;
 pub mod redis;
 pub mod sealed;
 pub mod totp;
@@ -84,6 +85,8 @@ pub enum Change {
     Roles(Vec<String>),
     /// Set (sealed secret) or remove (None) the TOTP second factor.
     Totp(Option<String>),
+    /// Add, update or remove one passkey (file store; Redis keeps passkeys in their own key).
+    Passkey(passkeys::PasskeyChange),
     /// Remove the user.
     Delete,
 }
@@ -100,6 +103,7 @@ impl std::fmt::Debug for Change {
                 "Totp({})",
                 if set.is_some() { "<sealed>" } else { "None" }
             ),
+            Change::Passkey(change) => write!(f, "Passkey({change:?})"),
             Change::Delete => f.write_str("Delete"),
         }
     }

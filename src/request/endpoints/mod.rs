@@ -49,6 +49,9 @@ pub enum Endpoint {
     Sessions,
     /// GET and POST {prefix}/change-password (only with `[sign_in]` enabled).
     PasswordPage,
+    /// {prefix}/passkeys and below (only with `[passkeys]`): the page, registration and
+    /// passkey sign-in.
+    Passkeys,
     /// GET {prefix}/sign-in/{provider}: off to an OpenID provider.
     ProviderSignIn,
     /// GET {prefix}/callback/{provider}: back from it.
@@ -78,6 +81,11 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
         "/sessions" if snap.auth.sign_in.is_some() => Some(Endpoint::Sessions),
         "/change-password" if snap.auth.sign_in.is_some() => Some(Endpoint::PasswordPage),
         "/password" => Some(Endpoint::Password),
+        rest if snap.auth.passkeys.is_some()
+            && (rest == "/passkeys" || rest.starts_with("/passkeys/")) =>
+        {
+            Some(Endpoint::Passkeys)
+        }
         rest if snap.auth.sign_in.is_some() && rest.starts_with("/sign-in/") => {
             Some(Endpoint::ProviderSignIn)
         }
@@ -101,6 +109,7 @@ pub fn method_allowed(snap: &Snapshot, endpoint: Endpoint, method: &Method) -> b
         | Endpoint::SignOut
         | Endpoint::Sessions
         | Endpoint::PasswordPage
+        | Endpoint::Passkeys
         | Endpoint::ProviderSignIn
         | Endpoint::ProviderCallback => true,
         Endpoint::Refresh if refresh::is_renewal(snap, method) => true,
@@ -155,6 +164,10 @@ pub async fn handle(
         },
         Endpoint::SignOut => match &snap.auth.sign_in {
             Some(settings) => sign_in::sign_out::sign_out(app, snap, conn, settings, request).await,
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::Passkeys => match &snap.auth.sign_in {
+            Some(settings) => sign_in::passkeys::passkeys(app, snap, conn, settings, request).await,
             None => Err(Reject::NoRoute),
         },
         Endpoint::PasswordPage => match &snap.auth.sign_in {

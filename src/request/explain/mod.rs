@@ -246,6 +246,7 @@ fn endpoint_name(endpoint: Endpoint) -> &'static str {
         Endpoint::SignOut => "sign-out page",
         Endpoint::Sessions => "sessions page",
         Endpoint::PasswordPage => "password page",
+        Endpoint::Passkeys => "passkeys",
         Endpoint::ProviderSignIn => "sign-in through a provider",
         Endpoint::ProviderCallback => "provider callback",
         Endpoint::ProviderLogout => "provider back-channel logout",

@@ -5,6 +5,7 @@
 use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, Value};
 
 use super::format::Users;
+use crate::users::passkeys::{self, StoredPasskey};
 use crate::users::{Change, ChangeError};
 
 /// The reason given when the file's shape is one these edits do not handle.
@@ -54,6 +55,11 @@ pub(super) fn apply(
         Change::Totp(None) => {
             table.remove("totp");
         }
+        Change::Passkey(change) => {
+            let current = users.get(name).map(|e| e.passkeys().to_vec());
+            let records = passkeys::applied(current.unwrap_or_default(), change)?;
+            set_passkeys(table, &records)?;
+        }
         Change::Add { .. } | Change::Delete => {}
     }
     Ok(())
@@ -75,6 +81,24 @@ fn set(table: &mut Table, key: &str, mut value: Value) {
         *value.decor_mut() = old.decor().clone();
     }
     table[key] = Item::Value(value);
+}
+
+/// Writes `passkeys` as an array with one JSON record per line; no line when empty.
+fn set_passkeys(table: &mut Table, records: &[StoredPasskey]) -> Result<(), ChangeError> {
+    if records.is_empty() {
+        table.remove("passkeys");
+        return Ok(());
+    }
+    let mut array = Array::new();
+    for record in records {
+        let mut value = Value::from(record.to_json()?);
+        value.decor_mut().set_prefix("\n  ");
+        array.push_formatted(value);
+    }
+    array.set_trailing_comma(true);
+    array.set_trailing("\n");
+    table["passkeys"] = Item::Value(Value::Array(array));
+    Ok(())
 }
 
 fn roles_array(roles: &[String]) -> Array {

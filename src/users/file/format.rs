@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::Entry;
 use crate::config::diag::ConfigError;
+use crate::users::passkeys::StoredPasskey;
 use crate::users::{hash, name, User, RESERVED_CLAIMS};
 
 /// Users by canonical name, in name order.
@@ -32,6 +33,9 @@ struct RawUser {
     claims: Option<Spanned<toml::Table>>,
     /// The sealed TOTP secret (`portcullis user totp`).
     totp: Option<Spanned<String>>,
+    /// Registered passkeys, one JSON record each (the passkeys page, `portcullis user passkeys`).
+    #[serde(default)]
+    passkeys: Vec<Spanned<String>>,
 }
 
 /// Parses and validates the text of `path`, collecting every problem before failing.
@@ -95,6 +99,13 @@ fn check_user(
                 .into(),
         ));
     }
+    let mut passkeys = Vec::new();
+    for text in &raw.passkeys {
+        match StoredPasskey::from_json(text.get_ref()) {
+            Ok(record) => passkeys.push(record),
+            Err(reason) => errors.push(at(text.span(), reason.to_string())),
+        }
+    }
     let mut claims = serde_json::Map::new();
     if let Some(raw_claims) = raw.claims {
         let span = raw_claims.span();
@@ -113,7 +124,7 @@ fn check_user(
         disabled: raw.disabled,
         totp: raw.totp.map(Spanned::into_inner),
     };
-    Ok(Entry::new(user, raw.hash.into_inner()))
+    Ok(Entry::new(user, raw.hash.into_inner()).with_passkeys(passkeys))
 }
 
 fn claims_to_json(

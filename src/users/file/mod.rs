@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use super::passkeys::StoredPasskey;
 use super::{name, Change, ChangeError, RegisterError, User};
 use crate::config::diag::{ConfigError, ConfigErrors};
 use format::Users;
@@ -28,12 +29,29 @@ pub struct Entry {
     /// The user as tokens see it.
     pub user: User,
     phc: String,
+    /// Registered passkeys (public keys and counters).
+    passkeys: Vec<StoredPasskey>,
 }
 
 impl Entry {
     /// Pairs a user with a PHC hash string.
     pub fn new(user: User, phc: String) -> Entry {
-        Entry { user, phc }
+        Entry {
+            user,
+            phc,
+            passkeys: Vec::new(),
+        }
+    }
+
+    /// The entry with these passkeys (users.toml's `passkeys`).
+    pub(super) fn with_passkeys(mut self, passkeys: Vec<StoredPasskey>) -> Entry {
+        self.passkeys = passkeys;
+        self
+    }
+
+    /// The user's passkeys.
+    pub fn passkeys(&self) -> &[StoredPasskey] {
+        &self.passkeys
     }
 
     /// The argon2 PHC string; never log or print it.
@@ -47,6 +65,7 @@ impl fmt::Debug for Entry {
         f.debug_struct("Entry")
             .field("user", &self.user)
             .field("phc", &"<redacted>")
+            .field("passkeys", &self.passkeys)
             .finish()
     }
 }
@@ -128,6 +147,15 @@ impl FileStore {
     /// The entry for a canonical username.
     pub fn get(&self, canonical: &str) -> Option<Entry> {
         self.inner.users.load().get(canonical).cloned()
+    }
+
+    /// Who registered the passkey with credential id `id`, if anyone.
+    pub fn passkey_owner(&self, id: &str) -> Option<String> {
+        let users = self.inner.users.load();
+        users
+            .values()
+            .find(|entry| entry.passkeys.iter().any(|p| p.id == id))
+            .map(|entry| entry.user.name.clone())
     }
 
     /// Every user, in name order (for `portcullis user list`).

@@ -43,6 +43,7 @@ impl RedisUsers {
                 }
             }
             Change::Delete => return self.delete(&name).await,
+            Change::Passkey(change) => return self.change_passkey(&name, change).await,
             Change::Password(phc) if !hash::is_valid_phc(&phc) => {
                 return Err(ChangeError::Invalid("hash is not an argon2 PHC string"))
             }
@@ -73,7 +74,7 @@ impl RedisUsers {
             .map_err(|_| ChangeError::Unavailable(UNAVAILABLE))?;
         match deleted {
             0 => Err(ChangeError::UnknownUser),
-            _ => Ok(()),
+            _ => self.forget_passkeys(name).await,
         }
     }
 

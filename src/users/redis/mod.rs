@@ -6,6 +6,8 @@
 //! | key                  | type | fields                                                      |
 //! |----------------------|------|-------------------------------------------------------------|
 //! | `{p}user:<name>`     | hash | `name`, `hash` (argon2 PHC), `roles` (JSON array of strings), `claims` (JSON object), `disabled` ("0" or "1") |
+//! | `{p}passkeys:<name>` | hash | credential id -> the passkey's JSON record (see `passkeys.rs`) |
+//! | `{p}passkey:<id>`    | string | the credential's owner, for a sign-in without a username |
 //!
 //! `<name>` is the canonical (lowercased) username. Creating a user is one script that
 //! writes the hash only if the key does not exist, so two instances registering the same
@@ -16,6 +18,7 @@
 //! `Unavailable` (503), never with `BadCredentials`.
 
 mod admin;
+mod passkeys;
 
 use std::collections::HashMap;
 use std::fmt;

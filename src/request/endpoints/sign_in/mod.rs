@@ -10,6 +10,7 @@ pub mod backchannel;
 mod form;
 pub mod navigation;
 mod page;
+pub mod passkeys;
 pub mod password_page;
 pub mod provider;
 pub mod redirect;
@@ -103,7 +104,13 @@ fn form_page(
         .map(|p| (p.id.as_str(), p.title.as_str()))
         .collect();
     form.push_str(&page::provider_buttons(&snap.auth.prefix, rd, &providers));
+    if snap.auth.passkeys.is_some() {
+        form.push_str(&passkeys::sign_in_button(&snap.auth.prefix, rd));
+    }
     let mut response = page::html(settings, status, &settings.title, &form);
+    if snap.auth.passkeys.is_some() {
+        passkeys::allow_script(&mut response);
+    }
     let cookie = format!(
         "{FORM_COOKIE}={csrf}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={FORM_SECS}"
     );

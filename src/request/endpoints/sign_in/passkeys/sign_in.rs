@@ -1,0 +1,191 @@
+//! Signing in with a passkey alone: the browser picks a discoverable credential, whose user
+//! handle and credential id name the account; webauthn-rs checks the challenge (one use),
+//! the origin, the RP id hash, user verification, the signature and the counter. Every
+//! refusal is a 401 with a reason and an audit event; a failure counts against the login
+//! throttle of the account it claimed.
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use webauthn_rs::prelude::{PublicKeyCredential, WebauthnError};
+
+use super::ceremony::{self, Ceremony};
+use super::{refused, Ctx};
+use crate::reject::Reject;
+use crate::runtime::unix_now;
+use crate::token::Authn;
+use crate::users::passkeys::{credential_id, user_handle, PasskeyChange, StoredPasskey};
+use crate::users::User;
+use crate::Body;
+
+use super::super::{body, cross_site, login, redirect};
+
+/// The answer to `/sign-in`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Assertion {
+    /// The browser's `navigator.credentials.get` result.
+    credential: PublicKeyCredential,
+    /// Where to go afterwards, checked like the sign-in form's.
+    #[serde(default)]
+    rd: String,
+}
+
+/// POST `/sign-in-options`: a challenge for any discoverable passkey of this RP.
+pub(super) async fn options(
+    ctx: &Ctx<'_>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Reject> {
+    if cross_site(&request, ctx.origin) {
+        let reason = "this request came from another site";
+        return Ok(refused(StatusCode::FORBIDDEN, "cross_site", reason));
+    }
+    let started = ctx.passkeys.webauthn.start_discoverable_authentication();
+    let (mut options, state) = started.map_err(|err| {
+        tracing::error!(error = %err, "passkey sign-in could not start");
+        Reject::Unavailable("passkeys unavailable")
+    })?;
+    // A button press, not autofill: the browser shows its own passkey chooser.
+    options.mediation = None;
+    let Some(id) = ceremony::start(Ceremony::SignIn(state), unix_now()) else {
+        return Err(Reject::Unavailable("too many passkey ceremonies in flight"));
+    };
+    let value = serde_json::to_value(&options).map_err(|_| Reject::Unavailable("passkeys"))?;
+    let mut response = body::json(StatusCode::OK, &value);
+    ceremony::set_cookie(response.headers_mut(), Some(&id));
+    Ok(response)
+}
+
+/// A refusal, audited with the account it claimed (if any).
+fn denied(ctx: &Ctx<'_>, request_id: &str, user: &str, reason: &'static str) -> Response<Body> {
+    let client = ctx.conn.client;
+    tracing::info!(target: "audit", event = "passkey_sign_in_refused", user, %client, request_id, reason);
+    refused(StatusCode::UNAUTHORIZED, "passkey_refused", reason)
+}
+
+/// POST `/sign-in`: checks the assertion and starts a session.
+pub(super) async fn finish(
+    ctx: &Ctx<'_>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Reject> {
+    if cross_site(&request, ctx.origin) {
+        let reason = "this request came from another site";
+        return Ok(refused(StatusCode::FORBIDDEN, "cross_site", reason));
+    }
+    let now = unix_now();
+    let request_id = super::super::super::request_id(&request);
+    let user_agent = login::user_agent(request.headers()).to_string();
+    let ceremony = ceremony::take(request.headers(), now);
+    let answer: Assertion = body::read_json(request, ctx.app.listen.idle_timeout).await?;
+    let Some(Ceremony::SignIn(state)) = ceremony else {
+        let reason = "no passkey sign-in in progress (it expired or was used)";
+        return Ok(denied(ctx, &request_id, "", reason));
+    };
+    let webauthn = &ctx.passkeys.webauthn;
+    let Ok((handle, raw_id)) = webauthn.identify_discoverable_authentication(&answer.credential)
+    else {
+        return Ok(denied(
+            ctx,
+            &request_id,
+            "",
+            "the passkey sent no user handle",
+        ));
+    };
+    let (user, record) = match owner(ctx, &credential_id(raw_id)).await? {
+        Some((user, record)) if user_handle(&user.name) == handle => (user, record),
+        Some((user, _)) => {
+            let reason = "the passkey's user handle is not its owner's";
+            return Ok(denied(ctx, &request_id, &user.name, reason));
+        }
+        None => return Ok(denied(ctx, &request_id, "", "unknown passkey")),
+    };
+    let client = ctx.conn.client;
+    if let Err(retry_after) = ctx.app.throttle.check(&user.name, client, now).await {
+        tracing::info!(target: "audit", event = "login_throttled", user = %user.name, %client, request_id, retry_after);
+        return Err(Reject::Throttled(retry_after));
+    }
+    let checked =
+        webauthn.finish_discoverable_authentication_v2(&answer.credential, state, &record.passkey);
+    let result = match checked {
+        Ok(result) => result,
+        Err(err) => {
+            ctx.app
+                .throttle
+                .record_failure(&user.name, client, now)
+                .await;
+            return Ok(denied(ctx, &request_id, &user.name, reason(&err)));
+        }
+    };
+    let mut updated = record.clone();
+    if updated.passkey.update_credential(&result) == Some(true) {
+        let change = PasskeyChange::Update(Box::new(updated));
+        if let Err(err) = ctx.app.users.change_passkey(&user.name, change).await {
+            // The counter check stays as strict as the stored value: never weaker.
+            tracing::warn!(error = %err, user = %user.name, "passkey counter not stored");
+        }
+    }
+    let amr: &[&str] = match result.user_verified() {
+        true => &["hwk", "mfa"],
+        false => &["hwk"],
+    };
+    let authn = Authn {
+        amr: amr.iter().map(|m| m.to_string()).collect(),
+        auth_time: Some(now),
+        idp: None,
+    };
+    tracing::info!(target: "audit", event = "passkey_sign_in", user = %user.name, %client, request_id, passkey = %record.id);
+    let pair = login::start_session(
+        ctx.app,
+        ctx.snap,
+        ctx.conn,
+        &user,
+        &authn,
+        &request_id,
+        &user_agent,
+    )
+    .await?;
+    let target = redirect::target(&answer.rd, ctx.origin, &ctx.settings.allowed_hosts)
+        .unwrap_or_else(|| ctx.origin.home());
+    let mut response = body::json(StatusCode::OK, &serde_json::json!({ "redirect": target }));
+    if let Some(cookies) = &ctx.snap.auth.cookies {
+        crate::cookies::set_pair(cookies, response.headers_mut(), &pair);
+    }
+    ceremony::set_cookie(response.headers_mut(), None);
+    Ok(response)
+}
+
+/// The enabled user who registered credential `id`, and its record.
+async fn owner(ctx: &Ctx<'_>, id: &str) -> Result<Option<(User, StoredPasskey)>, Reject> {
+    let unavailable = |_| Reject::Unavailable("user store unavailable");
+    let users = &ctx.app.users;
+    let Some(name) = users.passkey_owner(id).await.map_err(unavailable)? else {
+        return Ok(None);
+    };
+    let lookup = users.lookup(&name).await;
+    let Some(user) = lookup.map_err(|_| Reject::Unavailable("user store unavailable"))? else {
+        return Ok(None);
+    };
+    let records = users.passkeys(&name).await.map_err(unavailable)?;
+    Ok(records
+        .into_iter()
+        .find(|r| r.id == id)
+        .map(|record| (user, record)))
+}
+
+/// What to tell the browser and the audit log about a failed check (no key material).
+pub(super) fn reason(err: &WebauthnError) -> &'static str {
+    match err {
+        WebauthnError::InvalidRPOrigin => "wrong origin",
+        WebauthnError::InvalidRPIDHash => "wrong relying-party id",
+        WebauthnError::MismatchedChallenge | WebauthnError::ChallengeNotFound => {
+            "the challenge does not match (replayed?)"
+        }
+        WebauthnError::CredentialPossibleCompromise => {
+            "the signature counter went backwards (a cloned authenticator?)"
+        }
+        WebauthnError::UserNotVerified => "the authenticator did not verify the user",
+        WebauthnError::AuthenticationFailure => "bad signature",
+        WebauthnError::InvalidClientDataType => "wrong ceremony type",
+        _ => "the passkey's answer does not verify",
+    }
+}
