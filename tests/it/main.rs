@@ -31,6 +31,7 @@ mod login;
 mod metrics;
 mod oidc;
 mod parking;
+mod passkeys;
 mod password;
 mod paths;
 mod policy_claims;

@@ -1,0 +1,190 @@
+//! Passkeys end to end in a real headless Chromium with a virtual authenticator
+//! (tests/browser/passkeys.mjs): registered after a password sign-in, then the only thing
+//! needed to sign in; replays, forged signatures, other origins and RP ids and a counter
+//! gone backwards refused and audited. On the file and the Redis user store, with the CLI
+//! listing and removing what the browser registered.
+
+use crate::browser::{run_script, PASSWORD};
+use crate::common::*;
+
+const PAGES: &str =
+    "[cookies]\nenabled = true\n\n[sign_in]\nenabled = true\n\n[passkeys]\nrp_id = \"localhost\"\n";
+
+/// The script's steps that must all have passed, and the audit the gateway must have written.
+fn assert_flow(steps: &str, gw: &Gateway) {
+    for step in [
+        "ok: a passkey is registered and listed",
+        "ok: passkey alone signs in: upstream sees x-auth-user alice",
+        "ok: token says amr hwk+mfa and a fresh auth_time",
+        "ok: a replayed assertion is refused (401)",
+        "ok: a forged signature is refused (401)",
+        "ok: an assertion made for another origin is refused (401)",
+        "ok: an assertion for another RP id is refused (401)",
+        "ok: a counter that went backwards is refused (401)",
+    ] {
+        assert!(steps.contains(step), "{step:?} missing:\n{steps}");
+    }
+    let log = gw.log();
+    assert!(log.contains("passkey_registered"), "{log}");
+    assert!(log.contains("\"passkey_sign_in\""), "{log}");
+    for reason in [
+        "the challenge does not match",
+        "bad signature",
+        "wrong origin",
+        "wrong relying-party id",
+        "counter went backwards",
+    ] {
+        assert!(log.contains(reason), "audit of {reason:?} missing:\n{log}");
+    }
+}
+
+/// `user passkeys alice` lists one passkey labelled "laptop"; its id.
+fn listed_id(config: &str) -> String {
+    let out = run_cli(&["user", "passkeys", "alice", "--config", config]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let row = out.stdout.lines().nth(1).unwrap_or_default().to_string();
+    assert!(row.ends_with("laptop"), "{out:?}");
+    row.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `--remove ID` removes it once; then the list is empty and a second removal fails.
+fn remove(config: &str, id: &str) {
+    let out = run_cli(&[
+        "user", "passkeys", "alice", "--remove", id, "--config", config,
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = run_cli(&["user", "passkeys", "alice", "--config", config]);
+    assert!(out.stderr.contains("alice has no passkeys"), "{out:?}");
+    let again = run_cli(&[
+        "user", "passkeys", "alice", "--remove", id, "--config", config,
+    ]);
+    assert_ne!(again.code, Some(0), "{again:?}");
+}
+
+#[tokio::test]
+async fn passkeys_in_users_toml_sign_in_alone_and_the_cli_removes_them() {
+    let echo = Upstream::echo().await;
+    let gw = AuthSetup::new(&echo.url())
+        .user("alice", PASSWORD, &["reader"])
+        .extra(PAGES)
+        .start()
+        .await;
+    assert_flow(&run_script("passkeys.mjs", &gw), &gw);
+    let users = std::fs::read_to_string(gw.dir.path().join("users.toml")).expect("users.toml");
+    assert!(
+        users.contains("passkeys = [") && users.contains("\"label\":\"laptop\""),
+        "{users}"
+    );
+    let config = gw.config_arg();
+    let id = listed_id(&config);
+    remove(&config, &id);
+    let users = std::fs::read_to_string(gw.dir.path().join("users.toml")).expect("users.toml");
+    assert!(!users.contains("passkeys"), "{users}");
+}
+
+#[tokio::test]
+async fn passkeys_in_redis_sign_in_alone_and_the_cli_removes_them() {
+    let redis = Redis::start().await;
+    let echo = Upstream::echo().await;
+    let store = format!(
+        "[store]\nbackend = \"redis\"\nredis_url = \"{}\"\n\n",
+        redis.url()
+    );
+    let gw = AuthSetup::new(&echo.url())
+        .users_section("backend = \"redis\"\nhash_workers = 2\n")
+        .extra(&format!("{store}{PAGES}"))
+        .start()
+        .await;
+    let config = gw.config_arg();
+    let added = add_user(&config, "alice", PASSWORD, &["reader".to_string()]);
+    assert_eq!(added.code, Some(0), "{added:?}");
+    assert_flow(&run_script("passkeys.mjs", &gw), &gw);
+    let id = listed_id(&config);
+    remove(&config, &id);
+}
+
+#[test]
+fn a_malformed_passkey_record_in_users_toml_is_refused_at_its_line() {
+    let dir = TestDir::new();
+    let users = format!(
+        "[[users]]\nname = \"alice\"\nhash = \"{}\"\npasskeys = [\n  '{{\"id\":\"x\"}}',\n]\n",
+        hash_password(PASSWORD)
+    );
+    dir.write("users.toml", &users);
+    let routes = "[upstreams.api]\nurl = \"http://127.0.0.1:9\"\n";
+    let cfg = GatewayConfig::new(routes).extra(&format!("[users]\n{FILE_USERS}"));
+    let config = Gateway::prepare(&dir, &cfg);
+    let out = run_cli(&["user", "list", "--config", config.to_str().expect("utf-8")]);
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("users.toml:5:3") && out.stderr.contains("passkey"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn passkey_settings_are_checked_at_load() {
+    let dir = TestDir::new();
+    let (cert, key, _) = tls_cert();
+    dir.write("cert.pem", &cert);
+    dir.write("key.pem", &key);
+    let routes = "[upstreams.api]\nurl = \"http://127.0.0.1:9\"\n";
+    let pages = "[cookies]\nenabled = true\n\n[sign_in]\nenabled = true\n\n";
+    let bad = [
+        (
+            "",
+            "rp_id = \"localhost\"",
+            "needs [sign_in] enabled = true",
+        ),
+        (
+            pages,
+            "rp_id = \"https://localhost\"",
+            "invalid passkeys.rp_id",
+        ),
+        (
+            pages,
+            "rp_id = \"localhost:8443\"",
+            "invalid passkeys.rp_id",
+        ),
+        (
+            pages,
+            "rp_id = \"example.com\"\norigins = [\"https://evilexample.com\"]",
+            "invalid passkeys origin",
+        ),
+        (
+            pages,
+            "rp_id = \"example.com\"\norigins = [\"http://example.com\"]",
+            "invalid passkeys origin",
+        ),
+        (
+            pages,
+            "origins = [\"https://example.com\"]",
+            "needs passkeys.rp_id",
+        ),
+        (
+            pages,
+            "rp_id = \"example.com\"\nrp_ids = []",
+            "unknown field",
+        ),
+    ];
+    for (before, section, message) in bad {
+        let cfg = GatewayConfig::new(routes).extra(&format!("{before}[passkeys]\n{section}\n"));
+        let config = Gateway::prepare(&dir, &cfg);
+        let out = run_cli(&["check", "--config", config.to_str().expect("utf-8")]);
+        assert_eq!(out.code, Some(1), "{section}: {out:?}");
+        let at = format!("error: {}:", config.display());
+        let line = out.stderr.lines().find(|l| l.contains(message));
+        assert!(
+            line.is_some_and(|l| l.starts_with(&at)),
+            "{section}: {}",
+            out.stderr
+        );
+    }
+    let good = format!("{pages}[passkeys]\nrp_id = \"example.com\"\norigins = [\"https://auth.example.com:8443\", \"https://example.com\"]\n");
+    let config = Gateway::prepare(&dir, &GatewayConfig::new(routes).extra(&good));
+    let out = run_cli(&["check", "--config", config.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+}
