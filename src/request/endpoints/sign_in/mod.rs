@@ -13,6 +13,8 @@ mod page;
 pub mod password_page;
 pub mod provider;
 pub mod redirect;
+pub mod second_factor_page;
+mod session_page;
 pub mod sessions;
 pub mod sign_out;
 
