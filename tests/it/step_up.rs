@@ -290,7 +290,8 @@ async fn a_browser_session_without_the_factor_adds_a_code_and_comes_back() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let page = loop {
         let page = navigate(&gw, &location, &cookies).send_h1().await;
-        if page.text().contains("one-time-code") || std::time::Instant::now() > deadline {
+        let asks_code = page.text().contains("one-time-code") && !page.text().contains("pending");
+        if asks_code || std::time::Instant::now() > deadline {
             break page;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -377,4 +378,138 @@ async fn explain_shows_the_sign_in_demands_and_config_errors_name_the_line() {
         out.stderr.contains("routes.toml:") && out.stderr.contains("not an RFC 8176 method"),
         "{out:?}"
     );
+}
+
+fn post_enrolment(gw: &Gateway, cookies: &str, fields: &[(&str, &str)]) -> RequestBuilder {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    gw.client()
+        .post("/auth/second-factor")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .header("cookie", cookies)
+        .body(body)
+}
+
+/// The value of the hidden input `name` in a page.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name}: {page}"))
+        + marker.len();
+    page[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_person_without_a_factor_enrols_on_the_page_with_password_and_first_code() {
+    let (gw, _echo) = gateway().await;
+    let (cookies, csrf) = browser_session(&gw).await;
+    let visit = navigate(&gw, "/secure/x", &cookies).send_h1().await;
+    let location = visit.header("location").unwrap_or_default();
+    assert!(
+        location.starts_with("/auth/second-factor?rd="),
+        "{location}"
+    );
+    let page = navigate(&gw, &location, &cookies).send_h1().await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    let html = page.text();
+    assert!(html.contains("<svg") && html.contains("QR code"), "{html}");
+    let pending = hidden(&html, "pending");
+    let key = html
+        .split("<code id=\"totp-key\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the key to type in");
+    let secret = unbase32(key);
+    let rd = format!("https://{}/secure/x", gw.authority());
+    let send = |password: &str, code: String, pending: &str| {
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("rd", rd.as_str()),
+            ("pending", pending),
+            ("password", password),
+            ("otp", code.as_str()),
+        ];
+        post_enrolment(&gw, &cookies, &fields)
+    };
+
+    // A stolen session without the password cannot enrol its own factor.
+    let no_password = send("wrong password", totp(&secret, 0), &pending)
+        .send_h1()
+        .await;
+    assert_eq!(
+        no_password.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        no_password.text()
+    );
+    assert_eq!(
+        hidden(&no_password.text(), "pending"),
+        pending,
+        "the same secret is shown again"
+    );
+    // A secret sealed for someone else, or altered, does not open.
+    let mut altered = pending.clone();
+    altered.replace_range(10..11, if &altered[10..11] == "A" { "B" } else { "A" });
+    let tampered = send(PASSWORD, totp(&secret, 0), &altered).send_h1().await;
+    assert_eq!(
+        tampered.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        tampered.text()
+    );
+    let wrong = if totp(&secret, 0) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let wrong_code = send(PASSWORD, wrong.to_string(), &pending).send_h1().await;
+    assert_eq!(
+        wrong_code.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        wrong_code.text()
+    );
+    let users = std::fs::read_to_string(gw.config_path.with_file_name("users.toml")).unwrap();
+    assert!(
+        !users.contains("totp"),
+        "nothing saved before a good code: {users}"
+    );
+
+    let enrolled = send(PASSWORD, totp(&secret, 0), &pending).send_h1().await;
+    assert_eq!(
+        enrolled.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        enrolled.text()
+    );
+    assert_eq!(enrolled.header("location").as_deref(), Some(rd.as_str()));
+    let access = cookie_set(&enrolled, ACCESS).expect("a new session");
+    assert_eq!(
+        claims_of(&access)["amr"],
+        serde_json::json!(["pwd", "otp", "mfa"])
+    );
+    let users = std::fs::read_to_string(gw.config_path.with_file_name("users.toml")).unwrap();
+    assert!(users.contains(&format!("totp = \"{pending}\"")), "{users}");
+    assert!(!users.contains(key), "never in clear: {users}");
+    assert_eq!(gw.audit_events_at_least("totp_enrolled", 1).await.len(), 1);
+
+    // From now on the password alone is not enough, and the page no longer offers enrolment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gw.login("alice", PASSWORD).await.status == StatusCode::OK {
+        assert!(std::time::Instant::now() < deadline, "enrolment never seen");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let new_csrf = cookie_set(&enrolled, CSRF).expect("csrf cookie");
+    let upgraded = format!("{ACCESS}={access}; {CSRF}={new_csrf}");
+    let page = navigate(&gw, "/auth/second-factor", &upgraded)
+        .send_h1()
+        .await;
+    assert!(!page.text().contains("pending"), "{}", page.text());
 }

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 
 use super::redirect::{self, Origin};
 use super::session_page::{posted_form, signed_in, SignedIn};
-use super::{navigation, page, query_param, see_other};
+use super::{navigation, page, query_param, see_other, totp_enrol};
 use crate::config::snapshot::{SignInSettings, Snapshot};
 use crate::control::app::App;
 use crate::reject::Reject;
@@ -46,15 +46,45 @@ pub async fn second_factor_page(
         settings,
         csrf: &csrf,
     };
-    let user = match enrolled_user(app, snap, &claims).await {
-        Ok(user) => user,
+    let mode = match factor_of(app, snap, &claims).await {
+        Ok(mode) => mode,
         Err(NoCode { status, text }) => return Ok(shown.refused(status, &text, &rd)),
     };
-    match *request.method() {
-        Method::GET | Method::HEAD => Ok(shown.form(StatusCode::OK, &rd, None)),
-        Method::POST => submit(app, conn, &shown, origin, &claims, &user, request).await,
-        _ => Err(Reject::MethodNotAllowed),
+    let page = Page {
+        app,
+        conn,
+        shown: &shown,
+        origin,
+        claims: &claims,
+    };
+    let method = request.method();
+    let reading = method == Method::GET || method == Method::HEAD;
+    if !reading && method != Method::POST {
+        return Err(Reject::MethodNotAllowed);
     }
+    match (reading, mode) {
+        (true, Mode::Code(_)) => Ok(shown.form(StatusCode::OK, &rd, None)),
+        (true, Mode::Enrol(user)) => Ok(totp_enrol::show(&shown, &user, &rd, None, None)),
+        (false, Mode::Code(user)) => submit(&page, &user, request).await,
+        (false, Mode::Enrol(user)) => totp_enrol::submit(&page, &user, request).await,
+    }
+}
+
+/// What the page does for this person: check a code, or enrol a first factor.
+enum Mode {
+    /// The user has a TOTP secret.
+    Code(User),
+    /// The user has none yet and the store can save one.
+    Enrol(User),
+}
+
+/// One request's view of the page, shared by the code and enrolment halves.
+pub(super) struct Page<'a> {
+    pub app: &'a App,
+    pub conn: &'a ConnInfo,
+    pub shown: &'a Shown<'a>,
+    pub origin: Origin<'a>,
+    pub claims: &'a Claims,
 }
 
 /// Why a session cannot add a code here, said on the page.
@@ -63,8 +93,8 @@ struct NoCode {
     text: String,
 }
 
-/// The session's user, when they have a TOTP secret to check a code against.
-async fn enrolled_user(app: &App, snap: &Snapshot, claims: &Claims) -> Result<User, NoCode> {
+/// The session's user and whether they have a TOTP secret to check a code against.
+async fn factor_of(app: &App, snap: &Snapshot, claims: &Claims) -> Result<Mode, NoCode> {
     let refuse = |status, text: &str| NoCode {
         status,
         text: text.to_owned(),
@@ -79,9 +109,10 @@ async fn enrolled_user(app: &App, snap: &Snapshot, claims: &Claims) -> Result<Us
         return Err(refuse(StatusCode::NOT_IMPLEMENTED, text));
     }
     match app.users.lookup(&claims.sub).await {
-        Ok(Some(user)) if user.totp.is_some() => Ok(user),
+        Ok(Some(user)) if user.totp.is_some() => Ok(Mode::Code(user)),
+        Ok(Some(user)) if app.users.can_change() => Ok(Mode::Enrol(user)),
         Ok(Some(_)) => {
-            let text = "No second factor is set up for your account yet.";
+            let text = "No second factor is set up for your account: ask an administrator.";
             Err(refuse(StatusCode::CONFLICT, text))
         }
         Ok(None) => Err(refuse(
@@ -96,10 +127,10 @@ async fn enrolled_user(app: &App, snap: &Snapshot, claims: &Claims) -> Result<Us
 }
 
 /// What every rendering of the page needs.
-struct Shown<'a> {
-    snap: &'a Snapshot,
-    settings: &'a SignInSettings,
-    csrf: &'a str,
+pub(super) struct Shown<'a> {
+    pub snap: &'a Snapshot,
+    pub settings: &'a SignInSettings,
+    pub csrf: &'a str,
 }
 
 impl Shown<'_> {
@@ -125,7 +156,7 @@ pattern=\"[0-9 ]*\" maxlength=\"8\" required autofocus>\
     }
 
     /// A page that says why no code can be taken, with the ways on.
-    fn refused(&self, status: StatusCode, text: &str, rd: &str) -> Response<Body> {
+    pub(super) fn refused(&self, status: StatusCode, text: &str, rd: &str) -> Response<Body> {
         let prefix = &self.snap.auth.prefix;
         let sign_in =
             navigation::sign_in_url(prefix, "sign-in", Some(rd).filter(|r| !r.is_empty()));
@@ -139,17 +170,14 @@ pattern=\"[0-9 ]*\" maxlength=\"8\" required autofocus>\
 }
 
 async fn submit(
-    app: &App,
-    conn: &ConnInfo,
-    shown: &Shown<'_>,
-    origin: Origin<'_>,
-    claims: &Claims,
+    page: &Page<'_>,
     user: &User,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
+    let (app, shown) = (page.app, page.shown);
     let request_id = super::super::request_id(&request);
     let user_agent = super::login::user_agent(request.headers()).to_string();
-    let form = match posted_form(app, origin, request).await {
+    let form = match posted_form(app, page.origin, request).await {
         Ok(form) => form,
         Err((status, text)) => return Ok(shown.refused(status, text, "")),
     };
@@ -157,31 +185,58 @@ async fn submit(
         let text = "The form expired. Enter the code again.";
         return Ok(shown.form(StatusCode::FORBIDDEN, &form.rd, Some(text)));
     }
-    let checked = check_code(app, shown.snap, conn, user, &form.otp, &request_id).await;
+    let checked = check_code(app, shown.snap, page.conn, user, &form.otp, &request_id).await;
     let code_authn = match checked {
         Ok(authn) => authn,
         Err(rejected) => return Ok(not_accepted(shown, &form.rd, rejected)),
     };
-    let authn = stepped_up(claims, &code_authn);
-    let pair = super::login::start_session(
-        app,
-        shown.snap,
-        conn,
+    let stepped = Stepped {
         user,
-        &authn,
-        &request_id,
-        &user_agent,
-    )
-    .await?;
-    retire(app, shown.snap, claims).await;
-    tracing::info!(target: "audit", event = "step_up_ok", user = %user.name, client = %conn.client, request_id, method = "otp");
-    let target = redirect::target(&form.rd, origin, &shown.settings.allowed_hosts)
-        .unwrap_or_else(|| origin.home());
+        code: &code_authn,
+        request_id: &request_id,
+        user_agent: &user_agent,
+    };
+    let (pair, target) = upgrade(page, &stepped, &form.rd).await?;
     let mut response = see_other(&target);
     if let Some(cookies) = &shown.snap.auth.cookies {
         crate::cookies::set_pair(cookies, response.headers_mut(), &pair);
     }
     Ok(response)
+}
+
+/// A code the person just gave, and the request it came with.
+pub(super) struct Stepped<'a> {
+    pub user: &'a User,
+    pub code: &'a Authn,
+    pub request_id: &'a str,
+    pub user_agent: &'a str,
+}
+
+/// Replaces the session by one that adds the code's methods, revokes the old one, and
+/// says where the browser goes next (`rd` when it is safe, else home).
+pub(super) async fn upgrade(
+    page: &Page<'_>,
+    stepped: &Stepped<'_>,
+    rd: &str,
+) -> Result<(crate::revoke::Pair, String), Reject> {
+    let (app, snap) = (page.app, page.shown.snap);
+    let authn = stepped_up(page.claims, stepped.code);
+    let user = stepped.user;
+    let pair = super::login::start_session(
+        app,
+        snap,
+        page.conn,
+        user,
+        &authn,
+        stepped.request_id,
+        stepped.user_agent,
+    )
+    .await?;
+    retire(app, snap, page.claims).await;
+    tracing::info!(target: "audit", event = "step_up_ok", user = %user.name, client = %page.conn.client, request_id = stepped.request_id, method = "otp");
+    let target = redirect::target(rd, page.origin, &page.shown.settings.allowed_hosts)
+        .unwrap_or_else(|| page.origin.home());
+    Ok((pair, target))
 }
 
 /// The code checked like the sign-in's (same throttle, spent once), after the throttle.
@@ -231,21 +286,32 @@ async fn retire(app: &App, snap: &Snapshot, claims: &Claims) {
     }
 }
 
-/// The form again, saying why the code was not taken.
-fn not_accepted(shown: &Shown<'_>, rd: &str, rejected: Reject) -> Response<Body> {
-    let message = match rejected {
+/// The sentence a refused code gets on the page.
+pub(super) fn refusal_text(rejected: Reject) -> String {
+    match rejected {
         Reject::MfaRequired => "Enter the one-time code.".to_string(),
         Reject::BadOtp(reason) => format!("The one-time code was refused: {reason}."),
+        Reject::BadCredentials => "The password is wrong.".to_string(),
         Reject::Throttled(secs) => {
             format!("Too many failed attempts. Try again in {secs} seconds.")
         }
         _ => "The code cannot be checked right now. Try again in a moment.".to_string(),
-    };
+    }
+}
+
+/// The form again, saying why the code was not taken.
+fn not_accepted(shown: &Shown<'_>, rd: &str, rejected: Reject) -> Response<Body> {
+    let message = refusal_text(rejected);
     let mut response = shown.form(rejected.status(), rd, Some(&message));
+    retry_after(&mut response, rejected);
+    response
+}
+
+/// `Retry-After` on a throttled answer.
+pub(super) fn retry_after(response: &mut Response<Body>, rejected: Reject) {
     if let Reject::Throttled(secs) = rejected {
         response
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from(secs));
     }
-    response
 }
