@@ -52,6 +52,8 @@ pub enum Endpoint {
     /// {prefix}/passkeys and below (only with `[passkeys]`): the page, registration and
     /// passkey sign-in.
     Passkeys,
+    /// GET and POST {prefix}/second-factor: a session adds a one-time code (step-up).
+    SecondFactorPage,
     /// GET {prefix}/sign-in/{provider}: off to an OpenID provider.
     ProviderSignIn,
     /// GET {prefix}/callback/{provider}: back from it.
@@ -80,6 +82,7 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
         "/sign-out" if snap.auth.sign_in.is_some() => Some(Endpoint::SignOut),
         "/sessions" if snap.auth.sign_in.is_some() => Some(Endpoint::Sessions),
         "/change-password" if snap.auth.sign_in.is_some() => Some(Endpoint::PasswordPage),
+        "/second-factor" if snap.auth.sign_in.is_some() => Some(Endpoint::SecondFactorPage),
         "/password" => Some(Endpoint::Password),
         rest if snap.auth.passkeys.is_some()
             && (rest == "/passkeys" || rest.starts_with("/passkeys/")) =>
@@ -110,6 +113,7 @@ pub fn method_allowed(snap: &Snapshot, endpoint: Endpoint, method: &Method) -> b
         | Endpoint::Sessions
         | Endpoint::PasswordPage
         | Endpoint::Passkeys
+        | Endpoint::SecondFactorPage
         | Endpoint::ProviderSignIn
         | Endpoint::ProviderCallback => true,
         Endpoint::Refresh if refresh::is_renewal(snap, method) => true,
@@ -173,6 +177,13 @@ pub async fn handle(
         Endpoint::PasswordPage => match &snap.auth.sign_in {
             Some(settings) => {
                 sign_in::password_page::password_page(app, snap, conn, settings, request).await
+            }
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::SecondFactorPage => match &snap.auth.sign_in {
+            Some(settings) => {
+                use sign_in::second_factor_page::second_factor_page;
+                second_factor_page(app, snap, conn, settings, request).await
             }
             None => Err(Reject::NoRoute),
         },
