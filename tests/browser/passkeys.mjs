@@ -108,6 +108,9 @@ try {
   await page.getByRole("button", { name: "Sign in", exact: true }).click();
   await page.waitForURL(wanted);
   check(page.url() === wanted, "signed in with the password", page.url());
+  const hardware = `${gateway}/hardware/panel`;
+  await page.goto(hardware);
+  check(page.url().startsWith(`${gateway}/auth/`), "a password session may not open an amr_any = [hwk] route", page.url());
 
   await page.goto(`${gateway}/auth/passkeys`);
   check((await body(page)).includes("0 passkey(s)"), "passkeys page lists none yet", await body(page));
@@ -135,6 +138,9 @@ try {
   const claims = JSON.parse(Buffer.from(access.value.split(".")[1], "base64url"));
   const age = Math.abs(Date.now() / 1000 - claims.auth_time);
   check(JSON.stringify(claims.amr) === '["hwk","mfa"]' && age < 60, "token says amr hwk+mfa and a fresh auth_time", JSON.stringify(claims));
+  await page.goto(hardware);
+  const onHardware = page.url() === hardware ? JSON.parse(await body(page)).headers : {};
+  check(onHardware["x-auth-user"] === "alice", "the passkey session opens an mfa + amr_any = [hwk] route", page.url());
 
   // Attacks, each from the gateway's own origin so that only the passkey check can refuse.
   const first = await realAssertion(page);

@@ -2,7 +2,8 @@
 //! (tests/browser/passkeys.mjs): registered after a password sign-in, then the only thing
 //! needed to sign in; replays, forged signatures, other origins and RP ids and a counter
 //! gone backwards refused and audited. On the file and the Redis user store, with the CLI
-//! listing and removing what the browser registered.
+//! listing and removing what the browser registered; a route with `mfa = true` and
+//! `amr_any = ["hwk"]` opens to the passkey session and not to the password one.
 
 use crate::browser::{run_script, PASSWORD};
 use crate::common::*;
@@ -10,12 +11,18 @@ use crate::common::*;
 const PAGES: &str =
     "[cookies]\nenabled = true\n\n[sign_in]\nenabled = true\n\n[passkeys]\nrp_id = \"localhost\"\n";
 
+/// A route only a hardware-key sign-in with a second factor may use.
+const HARDWARE_ROUTE: &str =
+    "[[routes]]\npath = \"/hardware/**\"\nupstream = \"api\"\nmfa = true\namr_any = [\"hwk\"]\n";
+
 /// The script's steps that must all have passed, and the audit the gateway must have written.
 fn assert_flow(steps: &str, gw: &Gateway) {
     for step in [
         "ok: a passkey is registered and listed",
         "ok: passkey alone signs in: upstream sees x-auth-user alice",
         "ok: token says amr hwk+mfa and a fresh auth_time",
+        "ok: a password session may not open an amr_any = [hwk] route",
+        "ok: the passkey session opens an mfa + amr_any = [hwk] route",
         "ok: a replayed assertion is refused (401)",
         "ok: a forged signature is refused (401)",
         "ok: an assertion made for another origin is refused (401)",
@@ -70,6 +77,7 @@ async fn passkeys_in_users_toml_sign_in_alone_and_the_cli_removes_them() {
     let gw = AuthSetup::new(&echo.url())
         .user("alice", PASSWORD, &["reader"])
         .extra(PAGES)
+        .routes(HARDWARE_ROUTE)
         .start()
         .await;
     assert_flow(&run_script("passkeys.mjs", &gw), &gw);
@@ -96,6 +104,7 @@ async fn passkeys_in_redis_sign_in_alone_and_the_cli_removes_them() {
     let gw = AuthSetup::new(&echo.url())
         .users_section("backend = \"redis\"\nhash_workers = 2\n")
         .extra(&format!("{store}{PAGES}"))
+        .routes(HARDWARE_ROUTE)
         .start()
         .await;
     let config = gw.config_arg();
