@@ -74,6 +74,14 @@ pub(super) enum UserCommand {
         #[arg(long, value_name = "ID")]
         remove: Option<String>,
     },
+    /// Print a new set of ten recovery codes for a user with a second factor; the old set
+    /// stops working.
+    Recovery {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// User name.
+        name: String,
+    },
     /// Replace a user's roles (they reach tokens at the next login or refresh).
     Roles {
         #[command(flatten)]
@@ -105,6 +113,7 @@ pub(super) fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
             name,
             remove,
         } => return super::passkeys::run(&config, &canonical(&name)?, remove),
+        U::Recovery { config, name } => return super::totp::recovery(&config, &canonical(&name)?),
         U::Add {
             config,
             name,

@@ -60,6 +60,10 @@ pub(super) fn apply(
             let records = passkeys::applied(current.unwrap_or_default(), change)?;
             set_passkeys(table, &records)?;
         }
+        Change::Recovery(digests) if digests.is_empty() => {
+            table.remove("recovery");
+        }
+        Change::Recovery(digests) => set(table, "recovery", Value::Array(roles_array(digests))),
         Change::Add { .. } | Change::Delete => {}
     }
     Ok(())
