@@ -150,7 +150,8 @@ async fn rotate(
         Rotation::Mint(next) => {
             let pair = tokens::issue_pair(snap, &subject, &fam, &next)?;
             tracing::info!(target: "audit", event = "refresh", user = %claims.sub, client = %ip, request_id, family = %fam);
-            super::login::note_session(app, snap, &claims.sub, &fam, conn, user_agent).await;
+            let (sub, amr) = (&claims.sub, &claims.amr);
+            super::login::note_session(app, snap, sub, &fam, conn, user_agent, amr).await;
             Ok(pair)
         }
         Rotation::Reuse => {

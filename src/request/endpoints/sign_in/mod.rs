@@ -7,6 +7,7 @@
 //! `Origin` is refused before the body is read.
 
 pub mod backchannel;
+mod factor_session;
 mod form;
 pub mod navigation;
 mod page;
