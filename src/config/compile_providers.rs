@@ -10,8 +10,11 @@ use super::compile_issuers::{algorithms, roles_claim};
 use super::raw::SignInProvider;
 use super::read::{read_bytes, Diag};
 use crate::issuers::fetch::Live;
-use crate::issuers::provider::{discovery_url, Provider, ProviderFields, Secret};
+use crate::issuers::provider::{
+    discovery_url, ClientAuth, ClientKey, Credential, PostLogout, Provider, ProviderFields, Secret,
+};
 use crate::issuers::{Issuer, JwksSource};
+use crate::token::keys::{KeyMaterial, KeyRing, KeySpec};
 
 /// Compiles every provider; None once an error is recorded.
 pub(crate) fn providers(
@@ -76,6 +79,7 @@ fn provider(diag: &mut Diag<'_>, base: &Path, raw: &SignInProvider) -> Option<Pr
         None => format!("Sign in with {id}"),
     };
     let allowed_domains = domains(diag, &raw.allowed_domains);
+    let post_logout = post_logout(diag, raw.post_logout_redirect_uri.as_ref());
     let fetch_timeout = raw.fetch_timeout.get();
     if fetch_timeout.is_zero() {
         diag.at(
@@ -84,15 +88,16 @@ fn provider(diag: &mut Diag<'_>, base: &Path, raw: &SignInProvider) -> Option<Pr
         );
         ok = false;
     }
-    let secret = secret(diag, base, raw);
+    let credential = credential(diag, base, raw);
     let algorithms = algorithms(diag, &raw.algorithms);
     let roles_claim = roles_claim(diag, &raw.roles_claim);
-    let (discovery, secret, algorithms, roles_claim, allowed_domains) = (
+    let (discovery, credential, algorithms, roles_claim, allowed_domains, post_logout) = (
         discovery?,
-        secret?,
+        credential?,
         algorithms?,
         roles_claim?,
         allowed_domains?,
+        post_logout?,
     );
     if !ok {
         return None;
@@ -113,12 +118,68 @@ fn provider(diag: &mut Diag<'_>, base: &Path, raw: &SignInProvider) -> Option<Pr
         id: id.clone(),
         title,
         client_id: raw.client_id.get_ref().clone(),
-        secret,
+        credential,
         scopes: raw.scopes.get_ref().join(" "),
         client_auth: raw.client_auth,
         allowed_domains,
+        post_logout,
     };
     Some(Provider::new(fields, Arc::new(keys)))
+}
+
+/// A client key for `private_key_jwt`, or exactly one of client_secret_env,
+/// client_secret_file; read now.
+fn credential(diag: &mut Diag<'_>, base: &Path, raw: &SignInProvider) -> Option<Credential> {
+    let id = raw.id.get_ref();
+    let secret_given = raw.client_secret_env.is_some() || raw.client_secret_file.is_some();
+    let key_auth = raw.client_auth == Some(ClientAuth::PrivateKeyJwt);
+    match &raw.client_key_file {
+        Some(path) if secret_given || !(key_auth || raw.client_auth.is_none()) => {
+            diag.at(path.span(), format!("provider {id:?}: client_key_file is for client_auth = \"private_key_jwt\", without client_secret_env or client_secret_file"));
+            None
+        }
+        Some(path) => client_key(diag, base, raw, path).map(Credential::Key),
+        None if key_auth => {
+            diag.at(raw.id.span(), format!("provider {id:?}: client_auth = \"private_key_jwt\" needs client_key_file (a private key PEM, e.g. from `portcullis keygen`)"));
+            None
+        }
+        None => secret(diag, base, raw).map(Credential::Secret),
+    }
+}
+
+/// The private key that signs client assertions, loaded and checked against its alg.
+fn client_key(
+    diag: &mut Diag<'_>,
+    base: &Path,
+    raw: &SignInProvider,
+    path: &Spanned<String>,
+) -> Option<ClientKey> {
+    let alg = *raw.client_key_alg.get_ref();
+    if alg.is_hmac() {
+        diag.at(raw.client_key_alg.span(), format!("client_key_alg {alg} is a shared-secret algorithm; private_key_jwt needs an asymmetric one (RS256, PS256, ES256, ES384, EdDSA)"));
+        return None;
+    }
+    let pem = read_bytes(diag, base, path, "client key file")?;
+    let spec = KeySpec {
+        kid: "client".into(),
+        alg,
+        material: KeyMaterial::PrivatePem(pem),
+        verify_only: false,
+    };
+    match KeyRing::new(vec![spec], "client") {
+        Ok(ring) => Some(ClientKey {
+            kid: raw.client_key_id.as_ref().map(|k| k.get_ref().clone()),
+            key: ring.signer().clone(),
+        }),
+        Err(errors) => {
+            let why = errors
+                .iter()
+                .map(|e| e.message.as_str())
+                .collect::<Vec<_>>();
+            diag.at(path.span(), format!("client key file: {}", why.join("; ")));
+            None
+        }
+    }
 }
 
 /// Exactly one of client_secret_env, client_secret_file; the secret, read now.
@@ -145,7 +206,32 @@ fn secret(diag: &mut Diag<'_>, base: &Path, raw: &SignInProvider) -> Option<Secr
             }
         }
         _ => {
-            diag.at(raw.id.span(), format!("provider {id:?}: expected exactly one of client_secret_env, client_secret_file"));
+            diag.at(raw.id.span(), format!("provider {id:?}: expected exactly one of client_secret_env, client_secret_file (or client_key_file with client_auth = \"private_key_jwt\")"));
+            None
+        }
+    }
+}
+
+/// An absolute https URL, or a path (then on the sign-out's own origin); Some(None) when
+/// not configured, None after an error.
+fn post_logout(diag: &mut Diag<'_>, raw: Option<&Spanned<String>>) -> Option<Option<PostLogout>> {
+    let Some(raw) = raw else {
+        return Some(None);
+    };
+    let text = raw.get_ref();
+    let printable = !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic());
+    let parsed = text.parse::<http::Uri>().ok().filter(|_| printable);
+    match parsed {
+        Some(uri)
+            if text.starts_with('/') && !text.starts_with("//") && uri.authority().is_none() =>
+        {
+            Some(Some(PostLogout::Path(text.clone())))
+        }
+        Some(uri) if uri.scheme_str() == Some("https") && uri.authority().is_some() => {
+            Some(Some(PostLogout::Url(text.clone())))
+        }
+        _ => {
+            diag.at(raw.span(), format!("post_logout_redirect_uri {text:?} must be an https:// URL or a path such as \"/\""));
             None
         }
     }

@@ -151,6 +151,7 @@ async fn rotate(
             let pair = tokens::issue_pair(snap, &subject, &fam, &next)?;
             tracing::info!(target: "audit", event = "refresh", user = %claims.sub, client = %ip, request_id, family = %fam);
             super::login::note_session(app, snap, &claims.sub, &fam, conn, user_agent).await;
+            super::sign_in::provider_sessions::renewed(app, snap, &claims, &fam).await;
             Ok(pair)
         }
         Rotation::Reuse => {

@@ -12,6 +12,7 @@ pub mod navigation;
 mod page;
 pub mod password_page;
 pub mod provider;
+pub mod provider_sessions;
 pub mod redirect;
 pub mod sessions;
 pub mod sign_out;
