@@ -7,14 +7,12 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::compile_issuers::{algorithms, roles_claim};
+use super::compile_provider_auth::{credential, post_logout};
 use super::raw::SignInProvider;
-use super::read::{read_bytes, Diag};
+use super::read::Diag;
 use crate::issuers::fetch::Live;
-use crate::issuers::provider::{
-    discovery_url, ClientAuth, ClientKey, Credential, PostLogout, Provider, ProviderFields, Secret,
-};
+use crate::issuers::provider::{discovery_url, Provider, ProviderFields};
 use crate::issuers::{Issuer, JwksSource};
-use crate::token::keys::{KeyMaterial, KeyRing, KeySpec};
 
 /// Compiles every provider; None once an error is recorded.
 pub(crate) fn providers(
@@ -125,116 +123,6 @@ fn provider(diag: &mut Diag<'_>, base: &Path, raw: &SignInProvider) -> Option<Pr
         post_logout,
     };
     Some(Provider::new(fields, Arc::new(keys)))
-}
-
-/// A client key for `private_key_jwt`, or exactly one of client_secret_env,
-/// client_secret_file; read now.
-fn credential(diag: &mut Diag<'_>, base: &Path, raw: &SignInProvider) -> Option<Credential> {
-    let id = raw.id.get_ref();
-    let secret_given = raw.client_secret_env.is_some() || raw.client_secret_file.is_some();
-    let key_auth = raw.client_auth == Some(ClientAuth::PrivateKeyJwt);
-    match &raw.client_key_file {
-        Some(path) if secret_given || !(key_auth || raw.client_auth.is_none()) => {
-            diag.at(path.span(), format!("provider {id:?}: client_key_file is for client_auth = \"private_key_jwt\", without client_secret_env or client_secret_file"));
-            None
-        }
-        Some(path) => client_key(diag, base, raw, path).map(Credential::Key),
-        None if key_auth => {
-            diag.at(raw.id.span(), format!("provider {id:?}: client_auth = \"private_key_jwt\" needs client_key_file (a private key PEM, e.g. from `portcullis keygen`)"));
-            None
-        }
-        None => secret(diag, base, raw).map(Credential::Secret),
-    }
-}
-
-/// The private key that signs client assertions, loaded and checked against its alg.
-fn client_key(
-    diag: &mut Diag<'_>,
-    base: &Path,
-    raw: &SignInProvider,
-    path: &Spanned<String>,
-) -> Option<ClientKey> {
-    let alg = *raw.client_key_alg.get_ref();
-    if alg.is_hmac() {
-        diag.at(raw.client_key_alg.span(), format!("client_key_alg {alg} is a shared-secret algorithm; private_key_jwt needs an asymmetric one (RS256, PS256, ES256, ES384, EdDSA)"));
-        return None;
-    }
-    let pem = read_bytes(diag, base, path, "client key file")?;
-    let spec = KeySpec {
-        kid: "client".into(),
-        alg,
-        material: KeyMaterial::PrivatePem(pem),
-        verify_only: false,
-    };
-    match KeyRing::new(vec![spec], "client") {
-        Ok(ring) => Some(ClientKey {
-            kid: raw.client_key_id.as_ref().map(|k| k.get_ref().clone()),
-            key: ring.signer().clone(),
-        }),
-        Err(errors) => {
-            let why = errors
-                .iter()
-                .map(|e| e.message.as_str())
-                .collect::<Vec<_>>();
-            diag.at(path.span(), format!("client key file: {}", why.join("; ")));
-            None
-        }
-    }
-}
-
-/// Exactly one of client_secret_env, client_secret_file; the secret, read now.
-fn secret(diag: &mut Diag<'_>, base: &Path, raw: &SignInProvider) -> Option<Secret> {
-    let id = raw.id.get_ref();
-    match (&raw.client_secret_env, &raw.client_secret_file) {
-        (Some(var), None) => match std::env::var(var.get_ref()) {
-            Ok(secret) if !secret.is_empty() => Some(Secret(secret)),
-            _ => {
-                diag.at(var.span(), format!("environment variable {} is not set or empty (expected the client secret of provider {id:?})", var.get_ref()));
-                None
-            }
-        },
-        (None, Some(path)) => {
-            let bytes = read_bytes(diag, base, path, "client secret file")?;
-            let text = String::from_utf8(bytes).ok();
-            let secret = text.map(|t| t.trim_end_matches(['\r', '\n']).to_string());
-            match secret.filter(|s| !s.is_empty()) {
-                Some(secret) => Some(Secret(secret)),
-                None => {
-                    diag.at(path.span(), "client secret file is empty or not UTF-8");
-                    None
-                }
-            }
-        }
-        _ => {
-            diag.at(raw.id.span(), format!("provider {id:?}: expected exactly one of client_secret_env, client_secret_file (or client_key_file with client_auth = \"private_key_jwt\")"));
-            None
-        }
-    }
-}
-
-/// An absolute https URL, or a path (then on the sign-out's own origin); Some(None) when
-/// not configured, None after an error.
-fn post_logout(diag: &mut Diag<'_>, raw: Option<&Spanned<String>>) -> Option<Option<PostLogout>> {
-    let Some(raw) = raw else {
-        return Some(None);
-    };
-    let text = raw.get_ref();
-    let printable = !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic());
-    let parsed = text.parse::<http::Uri>().ok().filter(|_| printable);
-    match parsed {
-        Some(uri)
-            if text.starts_with('/') && !text.starts_with("//") && uri.authority().is_none() =>
-        {
-            Some(Some(PostLogout::Path(text.clone())))
-        }
-        Some(uri) if uri.scheme_str() == Some("https") && uri.authority().is_some() => {
-            Some(Some(PostLogout::Url(text.clone())))
-        }
-        _ => {
-            diag.at(raw.span(), format!("post_logout_redirect_uri {text:?} must be an https:// URL or a path such as \"/\""));
-            None
-        }
-    }
 }
 
 /// Lowercase DNS names.

@@ -2,14 +2,14 @@
 //! exchanged for an ID token that is checked (OpenID Connect Core 1.0, 3.1.3.7) before it
 //! names a person.
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::Full;
 use serde_json::{Map, Value};
 
-use super::{send, Client, ClientAuth, ClientKey, Credential, Endpoints, Provider};
+use super::{send, Client, Endpoints, Provider};
 use crate::issuers::fetch;
 use crate::issuers::verify::{verify_external_with, Subject};
 use crate::token::verify::TokenError;
@@ -146,37 +146,6 @@ impl Provider {
         }
     }
 
-    /// Adds the client's proof to a token request: the Authorization header, or fields.
-    fn authenticate(
-        &self,
-        endpoints: &Endpoints,
-        request: http::request::Builder,
-        form: &mut form_urlencoded::Serializer<'_, String>,
-    ) -> Result<http::request::Builder, String> {
-        match (&self.credential, endpoints.client_auth) {
-            (Credential::Secret(secret), ClientAuth::ClientSecretBasic) => {
-                let encode =
-                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                let pair = format!("{}:{}", encode(&self.client_id), encode(&secret.0));
-                let basic = format!("Basic {}", STANDARD.encode(pair));
-                Ok(request.header(http::header::AUTHORIZATION, basic))
-            }
-            (Credential::Secret(secret), ClientAuth::ClientSecretPost) => {
-                form.append_pair("client_id", &self.client_id);
-                form.append_pair("client_secret", &secret.0);
-                Ok(request)
-            }
-            (Credential::Key(key), ClientAuth::PrivateKeyJwt) => {
-                let assertion = client_assertion(key, &self.client_id, &endpoints.token)?;
-                form.append_pair("client_id", &self.client_id);
-                form.append_pair("client_assertion_type", ASSERTION_TYPE);
-                form.append_pair("client_assertion", &assertion);
-                Ok(request)
-            }
-            _ => Err("client authentication does not fit the client's credential".into()),
-        }
-    }
-
     /// Verifies an ID token with the provider's keys (fetched again once for a kid not yet
     /// known: the provider may have just rotated) and checks it names a person for us.
     pub async fn person(
@@ -266,30 +235,6 @@ impl Provider {
         let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
         verified && domain.is_some_and(|d| self.allowed_domains.contains(&d))
     }
-}
-
-/// RFC 7523, 2.2: the client assertion is a JWT bearer token.
-const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// How long a client assertion is good for: it is used at once.
-const ASSERTION_SECS: u64 = 60;
-
-/// A client assertion (RFC 7523, 3; OpenID Connect Core 9): `iss` = `sub` = the client id,
-/// `aud` the token endpoint, a fresh `jti`, a minute to live, signed with the client key.
-fn client_assertion(key: &ClientKey, client_id: &str, token: &http::Uri) -> Result<String, String> {
-    let now = crate::runtime::unix_now();
-    let claims = serde_json::json!({
-        "iss": client_id,
-        "sub": client_id,
-        "aud": token.to_string(),
-        "jti": crate::token::mint::new_id(),
-        "iat": now,
-        "exp": now + ASSERTION_SECS,
-    });
-    let mut header = jsonwebtoken::Header::new(key.key.alg.jwt());
-    header.kid.clone_from(&key.kid);
-    jsonwebtoken::encode(&header, &claims, &key.key.key)
-        .map_err(|_| "the client assertion could not be signed".to_string())
 }
 
 /// An error code as logged and shown: letters, digits and `_` only, at most 64.

@@ -6,6 +6,7 @@
 //! own, fetched like `[[issuers]]` keys (same fetch rules) but never accepted as bearer
 //! tokens: an ID token only ever starts a gateway session.
 
+mod client_auth;
 mod exchange;
 mod logout;
 

@@ -2,10 +2,11 @@
 //! naming a `sid` ends those sessions and no other of the person's.
 //!
 //! Kept in the session book beside the sessions page's records, under a name no user can
-//! have (`@sid:{provider}:{sid}`; user names start with a letter or a digit, provider users
-//! with their provider's id), one record per family, for as long as the family may live:
-//! each refresh notes it again. The `sid` travels in the session's tokens as `idp_sid`, so
-//! that a refresh knows what to note.
+//! have (`sid{US}{provider}{US}{sid}`, US the control character U+001F, which no `sub`
+//! may contain: the sessions page, which lists the records of its user's `sub`, can never
+//! show them), one record per family, for as long as the family may live: each refresh
+//! notes it again. The `sid` travels in the session's tokens as `idp_sid`, so that a
+//! refresh knows what to note.
 
 use crate::config::snapshot::Snapshot;
 use crate::control::app::App;
@@ -17,7 +18,7 @@ use crate::store::StoreError;
 pub const SID_CLAIM: &str = "idp_sid";
 
 fn key(provider: &str, sid: &str) -> String {
-    format!("@sid:{provider}:{sid}")
+    format!("sid\u{1f}{provider}\u{1f}{sid}")
 }
 
 /// Notes that `fam` belongs to the provider session `sid`, until the family's latest
