@@ -15,11 +15,20 @@ async fn with_sids() -> OidcSetup {
 
 /// POSTs a logout token to corp's back-channel endpoint; the status.
 fn post_logout(s: &OidcSetup, token: &str) -> String {
+    post_logout_to(&s.gw, token)
+}
+
+/// POSTs a logout token to corp's back-channel endpoint on `gw`; the status.
+fn post_logout_to(gw: &Gateway, token: &str) -> String {
     let body = format!("logout_token={token}");
+    let url = format!(
+        "https://127.0.0.1:{}/auth/backchannel-logout/corp",
+        gw.https.port()
+    );
     let out = std::process::Command::new("curl")
         .args(["-k", "-sS", "-o", "/dev/null", "-w", "%{http_code}"])
         .args(["--data", &body])
-        .arg(s.url("/auth/backchannel-logout/corp"))
+        .arg(url)
         .output()
         .expect("curl is installed");
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -223,4 +232,41 @@ async fn the_providers_sign_out_sends_the_browser_back_to_the_post_logout_redire
     let landed = browser.get_once(&next.location);
     assert_eq!(landed.status, 200, "{landed:?}");
     assert!(landed.body.contains("not signed in"), "{}", landed.body);
+}
+
+#[tokio::test]
+async fn with_redis_a_sid_logout_at_one_instance_ends_the_session_on_the_other() {
+    let redis = Redis::start().await;
+    let store = format!(
+        "[store]\nbackend = \"redis\"\nredis_url = \"{}\"\n",
+        redis.url()
+    );
+    let spec = ProviderSpec::new("corp", "Corporate login")
+        .client(json!({ "backchannel_logout_session_required": true }));
+    let s = OidcSetup::start(vec![spec], &store).await;
+    let other = s.another_instance().await;
+    let laptop = CurlBrowser::new();
+    let phone = CurlBrowser::new();
+    s.sign_in_at("corp", &laptop, "alice");
+    s.sign_in_at("corp", &phone, "alice");
+    let sid = access_claims(&laptop)["idp_sid"]
+        .as_str()
+        .expect("the provider's sid")
+        .to_string();
+    let now = now_secs();
+    let token = s.provider().sign(&json!({
+        "iss": s.provider().issuer(), "aud": "portcullis", "iat": now, "exp": now + 120,
+        "jti": "at-the-other", "sid": sid,
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    }));
+    // The other instance finds the sid the first one noted, and the revocation reaches it.
+    assert_eq!(post_logout_to(&other, &token), "200", "{}", other.log());
+    until_signed_out(&s, &laptop).await;
+    assert_eq!(s.who(&phone, "/api/still"), Ok("corp:alice".to_string()));
+    // The jti is spent on every instance.
+    assert_eq!(
+        post_logout(&s, &token),
+        "400",
+        "a replay at the first instance"
+    );
 }

@@ -52,7 +52,9 @@ pub struct OidcSetup {
     pub providers: Vec<OidcProvider>,
     pub ids: Vec<String>,
     pub gw: Gateway,
-    _echo: Upstream,
+    /// The gateway's configuration beyond the standard one, for another instance.
+    toml: String,
+    echo: Upstream,
 }
 
 impl OidcSetup {
@@ -117,8 +119,19 @@ impl OidcSetup {
             providers,
             ids: specs.into_iter().map(|s| s.id).collect(),
             gw,
-            _echo: echo,
+            toml,
+            echo,
         }
+    }
+
+    /// A second gateway with the same configuration (with a Redis `[store]`, the same
+    /// revocations and session book); the providers know only the first one's URLs.
+    pub async fn another_instance(&self) -> Gateway {
+        AuthSetup::new(&self.echo.url())
+            .env("OIDC_CLIENT_SECRET", OIDC_SECRET)
+            .extra(&self.toml)
+            .start()
+            .await
     }
 
     /// The first provider.
