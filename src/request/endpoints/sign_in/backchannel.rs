@@ -47,21 +47,12 @@ pub async fn logout(
         .await
         .map_err(|reason| refused(&reason))?;
     let unavailable = |_| Reject::Unavailable("revocation store unavailable");
-    // Spent once: the jti, scoped to the provider, is "revoked" until the token expires.
-    let spent = format!("logout:{}:{}", provider.id, order.jti);
-    let replayed = app
-        .revocations
-        .is_revoked_checked(&spent, "", 0, None, now)
+    if !spend(app, provider, &order, leeway, now)
         .await
-        .map_err(unavailable)?;
-    if replayed {
+        .map_err(unavailable)?
+    {
         return Err(refused("jti replayed"));
     }
-    let until = order.exp.max(now) + leeway;
-    app.revocations
-        .revoke_jti(&spent, until)
-        .await
-        .map_err(unavailable)?;
     let ended = end_sessions(app, snap, provider, &order, now)
         .await
         .map_err(unavailable)?;
@@ -78,6 +69,28 @@ pub async fn logout(
         http::HeaderValue::from_static("no-store"),
     );
     Ok(response)
+}
+
+/// Spends the token's jti, scoped to the provider: "revoked" until the token expires, so
+/// it works once on every instance. False when it was spent already.
+async fn spend(
+    app: &App,
+    provider: &Provider,
+    order: &LogoutOrder,
+    leeway: u64,
+    now: u64,
+) -> Result<bool, StoreError> {
+    let spent = format!("logout:{}:{}", provider.id, order.jti);
+    let revocations = &app.revocations;
+    if revocations
+        .is_revoked_checked(&spent, "", 0, None, now)
+        .await?
+    {
+        return Ok(false);
+    }
+    let until = order.exp.max(now) + leeway;
+    revocations.revoke_jti(&spent, until).await?;
+    Ok(true)
 }
 
 /// Ends what the order names (Back-Channel Logout 1.0, 2.7): with a `sid`, the families
