@@ -150,10 +150,12 @@ pub(super) async fn start_session(
         claims: &user.claims,
         authn,
     };
-    start_family(app, snap, conn, &subject, request_id, user_agent).await
+    let started = start_family(app, snap, conn, &subject, request_id, user_agent).await?;
+    Ok(started.0)
 }
 
-/// A new token family for a subject whose sign-in was just checked (here or at a provider).
+/// A new token family for a subject whose sign-in was just checked (here or at a provider):
+/// its first pair and the family's id.
 pub(super) async fn start_family(
     app: &App,
     snap: &Snapshot,
@@ -161,7 +163,7 @@ pub(super) async fn start_family(
     subject: &Subject<'_>,
     request_id: &str,
     user_agent: &str,
-) -> Result<crate::revoke::Pair, Reject> {
+) -> Result<(crate::revoke::Pair, String), Reject> {
     let now = unix_now();
     let family = crate::token::mint::new_id();
     let next = crate::revoke::Successor::new(now);
@@ -170,5 +172,5 @@ pub(super) async fn start_family(
     tracing::info!(target: "audit", event = "login_ok", user = %subject.name, idp, client = %conn.client, request_id, family = %family);
     let amr = &subject.authn.amr;
     note_session(app, snap, subject.name, &family, conn, user_agent, amr).await;
-    Ok(pair)
+    Ok((pair, family))
 }

@@ -152,6 +152,7 @@ async fn rotate(
             tracing::info!(target: "audit", event = "refresh", user = %claims.sub, client = %ip, request_id, family = %fam);
             let (sub, amr) = (&claims.sub, &claims.amr);
             super::login::note_session(app, snap, sub, &fam, conn, user_agent, amr).await;
+            super::sign_in::provider_sessions::renewed(app, snap, &claims, &fam).await;
             Ok(pair)
         }
         Rotation::Reuse => {

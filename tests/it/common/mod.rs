@@ -20,6 +20,7 @@
 //! - `idp`: `Idp`, an external identity provider (discovery + JWK Set) for `[[issuers]]`.
 //! - `oidc`: `OidcProvider`, a real OpenID provider (node + `oidc-provider`), and
 //!   `CurlBrowser`, curl with a cookie jar walking through it.
+//! - `oidc_setup`: `OidcSetup`, a gateway with one or more such providers to sign in with.
 //! - `scripted`: `ScriptedUpstream`, a raw TCP upstream for framing faults, stalls, hang-ups.
 #![allow(dead_code)]
 
@@ -30,6 +31,7 @@ mod gateway;
 mod idp;
 mod nginx;
 mod oidc;
+mod oidc_setup;
 mod raw;
 mod redis;
 mod scripted;
@@ -44,6 +46,7 @@ pub use gateway::*;
 pub use idp::*;
 pub use nginx::*;
 pub use oidc::*;
+pub use oidc_setup::*;
 pub use raw::*;
 pub use redis::*;
 pub use scripted::*;

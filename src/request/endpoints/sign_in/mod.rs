@@ -13,6 +13,7 @@ pub mod navigation;
 mod page;
 pub mod password_page;
 pub mod provider;
+pub mod provider_sessions;
 pub mod redirect;
 pub mod second_factor_page;
 mod session_page;
