@@ -26,6 +26,7 @@
 mod auth;
 mod backend;
 mod client;
+mod cluster;
 mod gateway;
 mod idp;
 mod nginx;
@@ -40,6 +41,7 @@ mod upstream;
 pub use auth::*;
 pub use backend::*;
 pub use client::*;
+pub use cluster::*;
 pub use gateway::*;
 pub use idp::*;
 pub use nginx::*;

@@ -14,9 +14,9 @@ const PASSWORD: &str = "s3ntinel-pass";
 pub const MASTER_NAME: &str = "mymaster";
 
 /// One redis-server or redis-sentinel process.
-struct Node {
+pub(super) struct Node {
     child: Option<Child>,
-    port: u16,
+    pub(super) port: u16,
 }
 
 impl Node {
@@ -35,7 +35,7 @@ impl Node {
         }
     }
 
-    fn kill(&mut self) {
+    pub(super) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -235,7 +235,7 @@ fn data_conf(dir: &TestDir, name: &str, port: u16, master: Option<u16>) -> std::
 
 /// Starts `program` on a free port with the config `conf` writes for it and waits until it
 /// answers; when another test took the port meanwhile (our process exits), tries another.
-async fn launch(program: &str, conf: impl Fn(u16) -> std::path::PathBuf) -> Node {
+pub(super) async fn launch(program: &str, conf: impl Fn(u16) -> std::path::PathBuf) -> Node {
     for _ in 0..5 {
         let port = free_port();
         let mut node = Node::spawn(program, &conf(port), port);
@@ -261,7 +261,7 @@ async fn launch(program: &str, conf: impl Fn(u16) -> std::path::PathBuf) -> Node
 }
 
 /// `redis-cli -p PORT ARGS...`, stdout (errors included) as text.
-async fn cli(port: u16, args: &[&str]) -> String {
+pub(super) async fn cli(port: u16, args: &[&str]) -> String {
     let out = tokio::process::Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
