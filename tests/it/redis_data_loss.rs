@@ -77,3 +77,53 @@ async fn revocations_lost_by_a_redis_restart_without_persistence_are_written_bac
         StatusCode::OK
     );
 }
+
+const ALICE_PW: &str = "correct horse battery";
+
+#[tokio::test]
+async fn after_a_data_loss_a_spent_refresh_token_is_not_accepted_again() {
+    let mut redis = Redis::start_volatile().await;
+    let up = Upstream::echo().await;
+    let gw = AuthSetup::new(&up.url())
+        .user("alice", ALICE_PW, &["user"])
+        .tokens("refresh_reuse_grace = \"1s\"")
+        .extra(&store(&redis))
+        .start()
+        .await;
+    let first = gw.login_ok("alice", ALICE_PW).await;
+    let next = Pair::from_response(&gw.refresh(&first.refresh).await);
+
+    redis.restart().await;
+    // The gateway notices the loss at its resync and marks when it happened.
+    let noticed = eventually(Duration::from_secs(15), || async {
+        let lost_at = redis
+            .command(&["HGET", "portcullis:epoch", "lost_at"])
+            .await;
+        // A bulk reply "$1" is "0": nothing noticed yet; a time has 10 digits.
+        (lost_at == "$10")
+            .then_some(())
+            .ok_or(format!("lost_at {lost_at:?}"))
+    })
+    .await;
+    assert!(noticed.is_ok(), "{noticed:?}\n{}", gw.log());
+    // The spent token's family record is gone: without the marker it would mint a pair.
+    let replay = gw.refresh(&first.refresh).await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "{}", replay.text());
+    gw.audit_events_at_least("refresh_record_lost", 1).await;
+    // The current token predates the loss too: its user signs in again, and from then on
+    // rotation works as before.
+    assert_eq!(
+        gw.refresh(&next.refresh).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // (A login in the very second the loss was noticed counts as before it.)
+    let rotated = eventually(Duration::from_secs(5), || async {
+        let again = gw.login_ok("alice", ALICE_PW).await;
+        let rotated = gw.refresh(&again.refresh).await;
+        (rotated.status == StatusCode::OK)
+            .then_some(())
+            .ok_or(format!("{} {}", rotated.status, rotated.text()))
+    })
+    .await;
+    assert!(rotated.is_ok(), "{rotated:?}");
+}

@@ -11,6 +11,8 @@ pub(super) struct Keys {
     /// Spent refresh tokens as earlier versions kept them: no longer written, only drained.
     pub(super) spent: String,
     pub(super) channel: String,
+    /// The data-loss marker (see `epoch.rs`).
+    pub(super) epoch: String,
     pub(super) prefix: String,
 }
 
@@ -29,6 +31,7 @@ impl Keys {
             sub: format!("{prefix}revoked:sub"),
             spent: format!("{prefix}spent"),
             channel: format!("{prefix}events"),
+            epoch: format!("{prefix}epoch"),
             prefix,
         }
     }

@@ -67,15 +67,17 @@ pub(super) async fn subscribe(conn: &Conn, keys: &Keys) -> RedisResult<Subscript
 /// Members (or hash fields) with their times, as Redis returns them.
 type Scored = Vec<(String, f64)>;
 
-/// Drops expired entries in Redis, then merges every live one into the mirror and writes
-/// back those Redis lacks (see `republish.rs`); returns how many were loaded. One round
-/// trip, two after a data loss.
+/// Checks the data-loss marker (`epoch.rs`), drops expired entries in Redis, then merges
+/// every live one into the mirror and writes back those Redis lacks (`republish.rs`);
+/// returns how many were loaded. Two round trips, three after a data loss.
 pub(super) async fn resync(
     conn: &Conn,
     keys: &Keys,
-    mirror: &MemoryStore,
+    shared: &Shared,
     now: u64,
 ) -> RedisResult<usize> {
+    shared.seen.check(conn, keys, now).await?;
+    let mirror = &shared.mirror;
     let mut pipe = redis::pipe();
     for set in [&keys.jti, &keys.fam, &keys.spent] {
         // A score is the first second the entry no longer counts, so `now` itself goes.
@@ -179,7 +181,7 @@ impl Subscriber {
         resync(
             &self.conn,
             &self.keys,
-            &self.shared.mirror,
+            &self.shared,
             crate::runtime::unix_now(),
         )
         .await?;
@@ -212,7 +214,7 @@ impl Subscriber {
                 }
                 _ = reload.tick() => {
                     // Events still flow, so a failed reload leaves the mirror in sync.
-                    let reloaded = resync(&self.conn, &self.keys, &self.shared.mirror, crate::runtime::unix_now());
+                    let reloaded = resync(&self.conn, &self.keys, &self.shared, crate::runtime::unix_now());
                     if let Err(error) = reloaded.await {
                         tracing::warn!(%error, "periodic revocation resync failed");
                     }

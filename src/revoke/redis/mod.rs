@@ -9,6 +9,7 @@
 //! | `{p}revoked:fam`      | sorted set | member family id, score = until                       |
 //! | `{p}revoked:sub`      | hash       | subject -> revoked-before time                        |
 //! | `{p}family:<fam>`     | hash       | rotation record (see `redeem.rs`), expires with the family |
+//! | `{p}epoch`            | hash       | `id`, `lost_at`: the data-loss marker (see `epoch.rs`) |
 //! | `{p}events` (channel) | pub/sub    | "jti <id> <exp>", "fam <id> <until>", "sub <id> <before>" |
 //!
 //! Sorted sets scored by expiry rather than one key per entry with a TTL: the whole mirror
@@ -57,6 +58,7 @@
 //! `rediss://` verifies the server with the system trust store (`SSL_CERT_FILE` for a
 //! private CA).
 
+mod epoch;
 mod keys;
 mod mirror;
 mod redeem;
@@ -193,7 +195,7 @@ impl RedisStore {
         let shared = Arc::new(Shared::new());
         let started = async {
             let subscription = mirror::subscribe(&conn, &keys).await?;
-            mirror::resync(&conn, &keys, &shared.mirror, crate::runtime::unix_now()).await?;
+            mirror::resync(&conn, &keys, &shared, crate::runtime::unix_now()).await?;
             Ok::<_, redis::RedisError>(subscription)
         };
         let subscription = within(CONNECT_TIMEOUT, started).await?;
