@@ -8,7 +8,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 
 use crate::path::PathError;
-use crate::policy::Deny;
+use crate::policy::{Deny, StepUp};
 use crate::token::verify::TokenError;
 
 /// Why a request is answered by the gateway instead of the upstream.
@@ -24,6 +24,8 @@ pub enum Reject {
     Token(TokenError),
     /// The token is good but the policy says no (403).
     Forbidden(Deny),
+    /// The token is good but its sign-in falls short of the route's demand (401, RFC 9470).
+    StepUp(StepUp),
     /// Refused for a reason that is not the token's: a CSRF check, a caller (403).
     Refused(&'static str),
     /// The upstream refused or dropped the connection (502).
@@ -106,6 +108,8 @@ pub enum DenyReason {
     MissingScope,
     /// A claim the route pins has another value.
     ClaimMismatch,
+    /// The sign-in lacks a second factor, a method, a provider or recency the route demands.
+    InsufficientAuthn,
     /// The revocation store could not answer.
     StoreUnavailable,
     /// Anything else (a CSRF check, for one).
@@ -114,7 +118,7 @@ pub enum DenyReason {
 
 impl DenyReason {
     /// Every reason, in declaration order (`reason as usize` indexes it).
-    pub const ALL: [DenyReason; 20] = [
+    pub const ALL: [DenyReason; 21] = [
         DenyReason::MissingToken,
         DenyReason::MalformedToken,
         DenyReason::MissingKid,
@@ -133,6 +137,7 @@ impl DenyReason {
         DenyReason::MissingRole,
         DenyReason::MissingScope,
         DenyReason::ClaimMismatch,
+        DenyReason::InsufficientAuthn,
         DenyReason::StoreUnavailable,
         DenyReason::Other,
     ];
@@ -158,6 +163,7 @@ impl DenyReason {
             DenyReason::MissingRole => "missing role",
             DenyReason::MissingScope => "missing scope",
             DenyReason::ClaimMismatch => "claim mismatch",
+            DenyReason::InsufficientAuthn => "insufficient user authentication",
             DenyReason::StoreUnavailable => "revocation store unavailable",
             DenyReason::Other => "other",
         }
@@ -200,7 +206,7 @@ impl Reject {
         match self {
             Reject::BadPath(_) | Reject::BadRequest(_) => StatusCode::BAD_REQUEST,
             Reject::NoRoute => StatusCode::NOT_FOUND,
-            Reject::Token(_) => StatusCode::UNAUTHORIZED,
+            Reject::Token(_) | Reject::StepUp(_) => StatusCode::UNAUTHORIZED,
             Reject::Forbidden(_) | Reject::Refused(_) => StatusCode::FORBIDDEN,
             Reject::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reject::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -231,6 +237,7 @@ impl Reject {
             Reject::Token(TokenError::Missing) => "missing_token",
             Reject::Token(_) => "invalid_token",
             Reject::Forbidden(_) => "insufficient_scope",
+            Reject::StepUp(_) => "insufficient_user_authentication",
             Reject::Refused(_) => "access_denied",
             Reject::UpstreamUnavailable => "bad_gateway",
             Reject::UpstreamTimeout => "gateway_timeout",
@@ -258,6 +265,7 @@ impl Reject {
         match self {
             Reject::Token(err) => DenyReason::of_token(err),
             Reject::Forbidden(deny) => DenyReason::of_policy(deny),
+            Reject::StepUp(_) => DenyReason::InsufficientAuthn,
             Reject::Revoked => DenyReason::Revoked,
             Reject::Unavailable(_) => DenyReason::StoreUnavailable,
             _ => DenyReason::Other,
@@ -272,6 +280,7 @@ impl Reject {
             Reject::NoRoute => "no route matches the request",
             Reject::Token(e) => e.reason(),
             Reject::Forbidden(d) => d.reason(),
+            Reject::StepUp(step_up) => step_up.reason(),
             Reject::Refused(reason) => reason,
             Reject::UpstreamUnavailable => "upstream unavailable",
             Reject::UpstreamTimeout => "upstream timed out",
@@ -311,9 +320,28 @@ impl Reject {
                 self.code(),
                 self.reason()
             )),
+            Reject::StepUp(step_up) => Some(step_up_challenge(step_up)),
             _ => None,
         }
     }
+}
+
+/// RFC 9470 section 3: what the client must come back with, as `acr_values` (the RFC 8176
+/// method names the route accepts) and `max_age` (seconds).
+fn step_up_challenge(step_up: StepUp) -> String {
+    let mut challenge = format!(
+        "Bearer realm=\"{REALM}\", error=\"insufficient_user_authentication\", \
+         error_description=\"{}\"",
+        step_up.reason()
+    );
+    if !step_up.acr_values.is_empty() {
+        let names: Vec<&str> = step_up.acr_values.names().collect();
+        challenge.push_str(&format!(", acr_values=\"{}\"", names.join(" ")));
+    }
+    if let Some(max_age) = step_up.max_age {
+        challenge.push_str(&format!(", max_age=\"{max_age}\""));
+    }
+    challenge
 }
 
 /// Builds the response for a refusal: status, challenge and a JSON body.
@@ -403,6 +431,33 @@ mod tests {
             .to_str()
             .unwrap_or_default();
         assert!(challenge.contains("insufficient_scope"), "{challenge}");
+    }
+
+    #[test]
+    fn step_up_is_the_rfc_9470_challenge_with_what_would_pass() {
+        use crate::policy::{AmrSet, Shortfall};
+        let step_up = StepUp {
+            shortfall: Shortfall::SecondFactor,
+            acr_values: AmrSet::parse(["mfa", "hwk"]).unwrap(),
+            max_age: Some(900),
+        };
+        let resp = respond(Reject::StepUp(step_up));
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            resp.headers()[WWW_AUTHENTICATE],
+            "Bearer realm=\"portcullis\", error=\"insufficient_user_authentication\", \
+             error_description=\"this route needs a sign-in with a second factor\", \
+             acr_values=\"hwk mfa\", max_age=\"900\""
+        );
+        let age_only = StepUp {
+            shortfall: Shortfall::TooOld,
+            acr_values: AmrSet::default(),
+            max_age: Some(60),
+        };
+        let challenge = respond(Reject::StepUp(age_only)).headers()[WWW_AUTHENTICATE].clone();
+        let challenge = challenge.to_str().unwrap_or_default();
+        assert!(!challenge.contains("acr_values"), "{challenge}");
+        assert!(challenge.ends_with("max_age=\"60\""), "{challenge}");
     }
 
     #[test]

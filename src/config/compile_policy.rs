@@ -4,7 +4,8 @@ use toml::Spanned;
 
 use super::raw::{self, Auth};
 use super::read::Diag;
-use crate::policy::{scopes, ClaimPath, ClaimRule, Condition, Policy};
+use crate::policy::authn::AMR_VALUES;
+use crate::policy::{scopes, AmrSet, AuthnDemand, ClaimPath, ClaimRule, Condition, Policy};
 
 /// Compiles roles, scopes and claims; None after reporting what is wrong.
 pub(crate) fn route_policy(diag: &mut Diag<'_>, route: &raw::Route) -> Option<Policy> {
@@ -16,6 +17,7 @@ pub(crate) fn route_policy(diag: &mut Diag<'_>, route: &raw::Route) -> Option<Po
     let scopes_any = name_list(diag, "scopes_any", "scope", &route.scopes_any, scope);
     let scopes_all = name_list(diag, "scopes_all", "scope", &route.scopes_all, scope);
     let claims = claim_rules(diag, route);
+    let authn = authn_demand(diag, route);
     let policy = Policy {
         auth: *route.auth.get_ref(),
         roles_any: roles_any?,
@@ -24,16 +26,55 @@ pub(crate) fn route_policy(diag: &mut Diag<'_>, route: &raw::Route) -> Option<Po
         scopes_any: scopes_any?,
         scopes_all: scopes_all?,
         claims: claims?,
+        authn: authn?,
     };
     if policy.auth == Auth::None && policy.has_demands() {
         diag.at(
             route.auth.span(),
             "auth = \"none\" cannot be combined with roles_any, roles_all, roles_none, \
-             scopes_any, scopes_all or claims",
+             scopes_any, scopes_all, claims, mfa, amr_any, idp_any or max_auth_age",
         );
         return None;
     }
     Some(policy)
+}
+
+/// `mfa`, `amr_any`, `idp_any` and `max_auth_age`: how the person must have signed in.
+fn authn_demand(diag: &mut Diag<'_>, route: &raw::Route) -> Option<AuthnDemand> {
+    let name = |n: &str| !n.trim().is_empty();
+    let amr_names = name_list(diag, "amr_any", "method", &route.amr_any, name);
+    let idp_any = name_list(diag, "idp_any", "provider id", &route.idp_any, name);
+    let amr_any = amr_names.and_then(|names| amr_set(diag, route, &names));
+    let max_auth_age = match &route.max_auth_age {
+        Some(age) if age.get_ref().get().as_secs() == 0 => {
+            diag.at(age.span(), "max_auth_age must be at least 1s");
+            None
+        }
+        Some(age) => Some(Some(age.get_ref().get().as_secs())),
+        None => Some(None),
+    };
+    Some(AuthnDemand {
+        mfa: route.mfa.as_ref().is_some_and(|m| *m.get_ref()),
+        amr_any: amr_any?,
+        idp_any: idp_any?,
+        max_auth_age: max_auth_age?,
+    })
+}
+
+/// `amr_any`'s names as a set, or an error naming the first that RFC 8176 does not define.
+fn amr_set(diag: &mut Diag<'_>, route: &raw::Route, names: &[String]) -> Option<AmrSet> {
+    match AmrSet::parse(names.iter().map(String::as_str)) {
+        Ok(set) => Some(set),
+        Err(bad) => {
+            let span = route.amr_any.as_ref().map_or(0..0, Spanned::span);
+            let known = AMR_VALUES.join(", ");
+            diag.at(
+                span,
+                format!("amr_any: \"{bad}\" is not an RFC 8176 method (expected one of: {known})"),
+            );
+            None
+        }
+    }
 }
 
 /// A non-empty list of valid names, or an error at the list.

@@ -413,6 +413,18 @@ pub struct Route {
     /// Claim path -> condition (a value, or `{ equals | contains | one_of = ... }`).
     #[serde(default)]
     pub claims: Option<Spanned<BTreeMap<Spanned<String>, Spanned<toml::Value>>>>,
+    /// The token's `amr` must hold `mfa` (a second factor, or a passkey with verification).
+    #[serde(default)]
+    pub mfa: Option<Spanned<bool>>,
+    /// The token's `amr` must hold one of these RFC 8176 method values.
+    #[serde(default)]
+    pub amr_any: Option<Spanned<Vec<String>>>,
+    /// The token's `idp` must be one of these sign-in provider ids.
+    #[serde(default)]
+    pub idp_any: Option<Spanned<Vec<String>>>,
+    /// The sign-in (`auth_time`) must be at most this old.
+    #[serde(default)]
+    pub max_auth_age: Option<Spanned<HumanDuration>>,
     /// Prefix removed from the path before forwarding.
     #[serde(default)]
     pub strip_prefix: Option<Spanned<String>>,

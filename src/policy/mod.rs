@@ -2,12 +2,16 @@
 //!
 //! Checks run in a fixed order, and the first failing one names the denial:
 //! `roles_none` (forbidden role), `roles_any` / `roles_all` (missing role),
-//! `scopes_any` / `scopes_all` (missing scope), then `claims` (claim mismatch).
+//! `scopes_any` / `scopes_all` (missing scope), then `claims` (claim mismatch). A token
+//! that passes them all may still fall short of how the route wants the person signed in
+//! (`authn`: second factor, method, provider, recent sign-in): that is a step-up, not a 403.
 
+pub mod authn;
 pub mod claims;
 pub mod scopes;
 
 use crate::token::Claims;
+pub use authn::{AmrSet, AuthnDemand, Shortfall, StepUp};
 pub use claims::{ClaimPath, ClaimRule, Condition, Scalar};
 
 /// Whether a route needs a token.
@@ -38,6 +42,8 @@ pub struct Policy {
     pub scopes_all: Box<[String]>,
     /// Conditions on claims, all of which must hold.
     pub claims: Box<[ClaimRule]>,
+    /// How the person must have signed in.
+    pub authn: AuthnDemand,
 }
 
 /// Why an authenticated request is refused (403).
@@ -88,6 +94,7 @@ impl Policy {
             scopes_any: Box::new([]),
             scopes_all: Box::new([]),
             claims: Box::new([]),
+            authn: AuthnDemand::default(),
         }
     }
 
@@ -103,7 +110,8 @@ impl Policy {
             && self.roles_none.is_empty()
             && self.scopes_any.is_empty()
             && self.scopes_all.is_empty()
-            && self.claims.is_empty())
+            && self.claims.is_empty()
+            && self.authn.is_empty())
     }
 
     /// Decides on a verified token's claims; never allocates.

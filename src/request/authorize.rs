@@ -3,6 +3,7 @@
 
 use crate::config::snapshot::{Route, Snapshot};
 use crate::control::app::App;
+use crate::policy::Policy;
 use crate::reject::Reject;
 use crate::request::client::ConnInfo;
 use crate::revoke::OnError;
@@ -81,12 +82,12 @@ async fn authorize(
         )
         .await;
     let refused = match revoked {
-        Ok(false) => route.policy.evaluate(&claims).err().map(Reject::Forbidden),
+        Ok(false) => check_policy(&route.policy, &claims, now).err(),
         Ok(true) => Some(Reject::Revoked),
         Err(_) if app.on_error == OnError::Allow => {
             tracing::error!(target: "audit", event = "revocation_unchecked", sub = %claims.sub, route = %route.pattern,
                 "revocation store unavailable: request let through unchecked (on_error = \"allow\")");
-            route.policy.evaluate(&claims).err().map(Reject::Forbidden)
+            check_policy(&route.policy, &claims, now).err()
         }
         Err(_) => Some(Reject::Unavailable("revocation store unavailable")),
     };
@@ -96,6 +97,13 @@ async fn authorize(
         return Err(rejected);
     }
     Ok(claims)
+}
+
+/// Roles, scopes and claims (403), then how the person signed in (401 step-up): one who
+/// may never pass is told so before being asked to sign in again.
+pub fn check_policy(policy: &Policy, claims: &Claims, now: u64) -> Result<(), Reject> {
+    policy.evaluate(claims).map_err(Reject::Forbidden)?;
+    policy.authn.check(claims, now).map_err(Reject::StepUp)
 }
 
 fn audit_denied(conn: &ConnInfo, route: &Route, sub: Option<&str>, rejected: Reject) {

@@ -259,6 +259,16 @@ impl UserStore {
         }
     }
 
+    /// Sets or removes `name`'s sealed TOTP secret, persisted before returning: the
+    /// enrolment page's write. `Unsupported` for the http store.
+    pub async fn set_totp(&self, name: &str, sealed: Option<String>) -> Result<(), ChangeError> {
+        match self {
+            UserStore::File(store) => store.change(name, Change::Totp(sealed)).await,
+            UserStore::Redis(store) => store.change(name, Change::Totp(sealed)).await,
+            UserStore::Http(_) => Err(ChangeError::Unsupported),
+        }
+    }
+
     /// True when users can be changed through the gateway (file and Redis stores).
     pub fn can_change(&self) -> bool {
         matches!(self, UserStore::File(_) | UserStore::Redis(_))

@@ -46,3 +46,26 @@ async fn a_person_signs_in_with_a_browser_and_lands_on_the_page_they_asked_for()
     let steps = run_script("sign_in.mjs", &gw);
     assert!(steps.contains("ok: upstream sees x-auth-user"), "{steps}");
 }
+
+#[tokio::test]
+async fn a_person_enrols_a_second_factor_on_the_way_to_an_mfa_route_and_then_signs_in_with_it() {
+    let echo = Upstream::echo().await;
+    let gw = AuthSetup::new(&echo.url())
+        .user("alice", PASSWORD, &["reader"])
+        .file(
+            "second-factor.key",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
+        )
+        .extra(
+            "[cookies]\nenabled = true\n\n[sign_in]\nenabled = true\n\n\
+             [second_factor]\nkey_file = \"second-factor.key\"\n",
+        )
+        .routes("[[routes]]\npath = \"/secure/**\"\nupstream = \"api\"\nmfa = true\n")
+        .start()
+        .await;
+    let steps = run_script("step_up.mjs", &gw);
+    assert!(
+        steps.contains("ok: password and code open the page directly"),
+        "{steps}"
+    );
+}

@@ -53,6 +53,7 @@ mod sign_in;
 mod sign_in_password;
 mod sign_in_proxies;
 mod sign_in_sessions;
+mod step_up;
 mod stores;
 mod upgrade;
 mod upstream_faults;

@@ -49,6 +49,8 @@ pub enum Endpoint {
     Sessions,
     /// GET and POST {prefix}/change-password (only with `[sign_in]` enabled).
     PasswordPage,
+    /// GET and POST {prefix}/second-factor: a session adds a one-time code (step-up).
+    SecondFactorPage,
     /// GET {prefix}/sign-in/{provider}: off to an OpenID provider.
     ProviderSignIn,
     /// GET {prefix}/callback/{provider}: back from it.
@@ -77,6 +79,7 @@ pub fn classify(snap: &Snapshot, method: &Method, path: &str) -> Option<Endpoint
         "/sign-out" if snap.auth.sign_in.is_some() => Some(Endpoint::SignOut),
         "/sessions" if snap.auth.sign_in.is_some() => Some(Endpoint::Sessions),
         "/change-password" if snap.auth.sign_in.is_some() => Some(Endpoint::PasswordPage),
+        "/second-factor" if snap.auth.sign_in.is_some() => Some(Endpoint::SecondFactorPage),
         "/password" => Some(Endpoint::Password),
         rest if snap.auth.sign_in.is_some() && rest.starts_with("/sign-in/") => {
             Some(Endpoint::ProviderSignIn)
@@ -101,6 +104,7 @@ pub fn method_allowed(snap: &Snapshot, endpoint: Endpoint, method: &Method) -> b
         | Endpoint::SignOut
         | Endpoint::Sessions
         | Endpoint::PasswordPage
+        | Endpoint::SecondFactorPage
         | Endpoint::ProviderSignIn
         | Endpoint::ProviderCallback => true,
         Endpoint::Refresh if refresh::is_renewal(snap, method) => true,
@@ -160,6 +164,13 @@ pub async fn handle(
         Endpoint::PasswordPage => match &snap.auth.sign_in {
             Some(settings) => {
                 sign_in::password_page::password_page(app, snap, conn, settings, request).await
+            }
+            None => Err(Reject::NoRoute),
+        },
+        Endpoint::SecondFactorPage => match &snap.auth.sign_in {
+            Some(settings) => {
+                use sign_in::second_factor_page::second_factor_page;
+                second_factor_page(app, snap, conn, settings, request).await
             }
             None => Err(Reject::NoRoute),
         },

@@ -172,7 +172,7 @@ fn walk(
             sub: claims.sub.clone(),
             roles: claims.roles.clone(),
         });
-        found.policy.evaluate(&claims).map_err(Reject::Forbidden)?;
+        crate::request::authorize::check_policy(&found.policy, &claims, now)?;
     } else {
         out.token_ignored = token.is_some();
     }
@@ -246,6 +246,7 @@ fn endpoint_name(endpoint: Endpoint) -> &'static str {
         Endpoint::SignOut => "sign-out page",
         Endpoint::Sessions => "sessions page",
         Endpoint::PasswordPage => "password page",
+        Endpoint::SecondFactorPage => "second-factor page",
         Endpoint::ProviderSignIn => "sign-in through a provider",
         Endpoint::ProviderCallback => "provider callback",
         Endpoint::ProviderLogout => "provider back-channel logout",
@@ -299,6 +300,20 @@ impl fmt::Display for RouteView {
         if !policy.claims.is_empty() {
             let claims: Vec<String> = policy.claims.iter().map(ToString::to_string).collect();
             writeln!(f, "  claims: {}", claims.join(", "))?;
+        }
+        let authn = &policy.authn;
+        if authn.mfa {
+            writeln!(f, "  mfa: required (the token's amr must hold \"mfa\")")?;
+        }
+        if !authn.amr_any.is_empty() {
+            let methods: Vec<&str> = authn.amr_any.names().collect();
+            writeln!(f, "  amr_any: {}", methods.join(", "))?;
+        }
+        if !authn.idp_any.is_empty() {
+            writeln!(f, "  idp_any: {}", list(&authn.idp_any))?;
+        }
+        if let Some(max) = authn.max_auth_age {
+            writeln!(f, "  max_auth_age: {max}s (since the token's auth_time)")?;
         }
         if let Some(prefix) = &self.strip_prefix {
             writeln!(f, "  strip_prefix: {prefix}")?;

@@ -19,6 +19,8 @@ pub struct SignInForm {
     pub confirm: String,
     /// The one-time code (sign-in with a second factor).
     pub otp: String,
+    /// A TOTP secret being enrolled, sealed for the user (second-factor page).
+    pub pending: String,
 }
 
 /// Parses the body; a field given twice, or a body that is not UTF-8 form data, is refused.
@@ -27,7 +29,7 @@ pub fn parse(body: &[u8]) -> Result<SignInForm, &'static str> {
         return Err("the form is not UTF-8");
     }
     let mut form = SignInForm::default();
-    let mut seen = [false; 8];
+    let mut seen = [false; 9];
     for (name, value) in form_urlencoded::parse(body) {
         let (slot, field) = match name.as_ref() {
             "username" => (0, &mut form.username),
@@ -38,6 +40,7 @@ pub fn parse(body: &[u8]) -> Result<SignInForm, &'static str> {
             "new_password" => (5, &mut form.new_password),
             "confirm" => (6, &mut form.confirm),
             "otp" => (7, &mut form.otp),
+            "pending" => (8, &mut form.pending),
             _ => continue,
         };
         if std::mem::replace(&mut seen[slot], true) {

@@ -13,8 +13,11 @@ mod page;
 pub mod password_page;
 pub mod provider;
 pub mod redirect;
+pub mod second_factor_page;
+mod session_page;
 pub mod sessions;
 pub mod sign_out;
+mod totp_enrol;
 
 use http::header::{HeaderValue, LOCATION, ORIGIN, RETRY_AFTER, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};

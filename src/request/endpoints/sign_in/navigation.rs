@@ -29,17 +29,20 @@ pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
             || media.eq_ignore_ascii_case("application/xhtml+xml"))
 }
 
-/// Whether this refusal means "no usable session" (as opposed to "not allowed").
+/// Whether this refusal means "no usable session" (as opposed to "not allowed"), or a
+/// session that a second factor or a new sign-in would make good enough.
 fn wants_session(rejected: Reject) -> bool {
     matches!(
         rejected,
-        Reject::Token(_) | Reject::Revoked | Reject::UserGone
+        Reject::Token(_) | Reject::Revoked | Reject::UserGone | Reject::StepUp(_)
     )
 }
 
 /// Where a refused navigation goes instead: `{prefix}/refresh?rd=` when the browser still
 /// holds the CSRF cookie (which lives as long as the session, so the refresh cookie may
-/// still renew it), else `{prefix}/sign-in?rd=`. None: answer the refusal as usual.
+/// still renew it), else `{prefix}/sign-in?rd=`; a session short of a route's sign-in
+/// demand goes to `{prefix}/second-factor?rd=`, or signs in again when only that helps.
+/// None: answer the refusal as usual.
 pub fn redirect(
     snap: &Snapshot,
     route: &Route,
@@ -58,7 +61,13 @@ pub fn redirect(
     }
     let renewable = crate::cookies::find(headers, crate::cookies::CSRF)
         .is_ok_and(|csrf| csrf.is_some_and(|v| !v.is_empty()));
-    let step = if renewable { "refresh" } else { "sign-in" };
+    let step = match rejected {
+        // The session is good: it needs a code added, or a whole new sign-in.
+        Reject::StepUp(step_up) if step_up.code_helps() => "second-factor",
+        Reject::StepUp(_) => "sign-in",
+        _ if renewable => "refresh",
+        _ => "sign-in",
+    };
     Some(sign_in_url(
         &snap.auth.prefix,
         step,

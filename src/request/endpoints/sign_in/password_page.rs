@@ -7,9 +7,9 @@ use http::header::{HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::page;
 use super::redirect::Origin;
-use super::sign_out::session;
-use super::{body, cross_site, form, navigation, page};
+use super::session_page::{posted_form, signed_in, SignedIn};
 use crate::config::snapshot::{SignInSettings, Snapshot};
 use crate::control::app::App;
 use crate::reject::Reject;
@@ -32,19 +32,9 @@ pub async fn password_page(
         scheme: conn.proto,
         host: &host,
     };
-    let claims = session(app, snap, request.headers()).await;
-    let csrf = crate::cookies::find(request.headers(), crate::cookies::CSRF)
-        .ok()
-        .flatten()
-        .filter(|v| !v.is_empty())
-        .map(str::to_string);
-    let (Some(claims), Some(csrf)) = (claims, csrf) else {
-        let back = origin.url_of(&request);
-        return Ok(navigation::session_first(
-            &snap.auth.prefix,
-            request.headers(),
-            &back,
-        ));
+    let SignedIn { claims, csrf } = match signed_in(app, snap, origin, &request).await {
+        Ok(signed_in) => signed_in,
+        Err(way_in) => return Ok(way_in),
     };
     if claims.idp.is_some() {
         let text = "You signed in through your identity provider: change your password there.";
@@ -115,22 +105,11 @@ async fn submit(
     origin: Origin<'_>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
-    if cross_site(&request, origin) {
-        let text = "This request came from another site and was refused.";
-        return Ok(shown.refused(StatusCode::FORBIDDEN, text));
-    }
-    if !body::has_media_type(&request, "application/x-www-form-urlencoded") {
-        let text = "The form must be sent as a web form.";
-        return Ok(shown.refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, text));
-    }
     let request_id = super::super::request_id(&request);
     let user_agent = super::login::user_agent(request.headers()).to_string();
-    let bytes = match body::read_limited(request, app.listen.idle_timeout).await {
-        Ok(bytes) => bytes,
-        Err(rejected) => return Ok(shown.refused(rejected.status(), "The form could not be read.")),
-    };
-    let Ok(form) = form::parse(&bytes) else {
-        return Ok(shown.refused(StatusCode::BAD_REQUEST, "The form was malformed."));
+    let form = match posted_form(app, origin, request).await {
+        Ok(form) => form,
+        Err((status, text)) => return Ok(shown.refused(status, text)),
     };
     if !crate::cookies::same(shown.csrf.as_bytes(), form.csrf.as_bytes()) {
         // Only this browser's own page may change the password, or any site could try.

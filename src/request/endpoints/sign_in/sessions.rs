@@ -4,9 +4,9 @@
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::page;
 use super::redirect::Origin;
-use super::sign_out::session;
-use super::{body, cross_site, form, navigation, page};
+use super::session_page::{posted_form, signed_in, SignedIn};
 use crate::config::snapshot::{SignInSettings, Snapshot};
 use crate::control::app::App;
 use crate::reject::Reject;
@@ -29,20 +29,10 @@ pub async fn sessions(
         scheme: conn.proto,
         host: &host,
     };
-    let claims = session(app, snap, request.headers()).await;
-    let csrf = crate::cookies::find(request.headers(), crate::cookies::CSRF)
-        .ok()
-        .flatten()
-        .filter(|v| !v.is_empty())
-        .map(str::to_string);
-    let (Some(claims), Some(csrf)) = (claims, csrf) else {
-        // No live session: the same way in as any protected page (renew, or sign in).
-        let back = origin.url_of(&request);
-        return Ok(navigation::session_first(
-            &snap.auth.prefix,
-            request.headers(),
-            &back,
-        ));
+    // No live session: the same way in as any protected page (renew, or sign in).
+    let SignedIn { claims, csrf } = match signed_in(app, snap, origin, &request).await {
+        Ok(signed_in) => signed_in,
+        Err(way_in) => return Ok(way_in),
     };
     match *request.method() {
         Method::GET | Method::HEAD => list(app, snap, settings, &claims, &csrf).await,
@@ -120,25 +110,10 @@ async fn end(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
     let refuse = |status, text: &str| page::html(settings, status, "Refused", &page::message(text));
-    if cross_site(&request, origin) {
-        return Ok(refuse(
-            StatusCode::FORBIDDEN,
-            "This request came from another site and was refused.",
-        ));
-    }
-    if !body::has_media_type(&request, "application/x-www-form-urlencoded") {
-        return Ok(refuse(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "The form must be sent as a web form.",
-        ));
-    }
     let request_id = super::super::request_id(&request);
-    let bytes = match body::read_limited(request, app.listen.idle_timeout).await {
-        Ok(bytes) => bytes,
-        Err(rejected) => return Ok(refuse(rejected.status(), "The form could not be read.")),
-    };
-    let Ok(form) = form::parse(&bytes) else {
-        return Ok(refuse(StatusCode::BAD_REQUEST, "The form was malformed."));
+    let form = match posted_form(app, origin, request).await {
+        Ok(form) => form,
+        Err((status, text)) => return Ok(refuse(status, text)),
     };
     if !crate::cookies::same(csrf.as_bytes(), form.csrf.as_bytes()) {
         return Ok(refuse(
