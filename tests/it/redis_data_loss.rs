@@ -62,7 +62,14 @@ async fn revocations_lost_by_a_redis_restart_without_persistence_are_written_bac
     })
     .await;
     assert!(back.is_ok(), "{back:?}\n{}", gw.log());
-    assert!(gw.log().contains("written back"), "{}", gw.log());
+    // The log line reaches stderr from the log thread a moment after the write.
+    let logged = eventually(Duration::from_secs(5), || async {
+        gw.log()
+            .contains("written back")
+            .then_some(())
+            .ok_or("no 'written back' in the log".to_string())
+    });
+    assert!(logged.await.is_ok(), "{}", gw.log());
     assert_eq!(get(&gw, &token).await, StatusCode::UNAUTHORIZED);
     assert_eq!(get(&gw, &by_subject).await, StatusCode::UNAUTHORIZED);
     // An instance started after the loss learns them from Redis.
