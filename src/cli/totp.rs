@@ -1,6 +1,7 @@
 //! `portcullis user totp NAME`: enrols a TOTP second factor from the terminal.
 
-use portcullis::users::{totp, Change};
+use portcullis::config::snapshot::SecondFactorSettings;
+use portcullis::users::{recovery as codes, totp, Change};
 
 use super::store::Store;
 use super::*;
@@ -13,19 +14,14 @@ pub(super) fn enrol(config: &ConfigArg, user: &str, remove: bool) -> anyhow::Res
     }
     if remove {
         store.change(user, Change::Totp(None))?;
+        store.change(user, Change::Recovery(Vec::new()))?;
         println!(
             "removed the TOTP second factor of {user} in {}",
             store.describe()
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let loaded = load(&source_with_dev_material(config)?)?;
-    let Some(settings) = loaded.snapshot.auth.second_factor.clone() else {
-        bail!(
-            "a second factor needs [second_factor] key_file or key_env in gateway.toml \
-             (the key that seals secrets: `openssl rand -base64 32 > config/second-factor.key`)"
-        );
-    };
+    let settings = second_factor(config)?;
     let secret = totp::new_secret().map_err(anyhow::Error::msg)?;
     let sealed = settings
         .key
@@ -36,12 +32,56 @@ pub(super) fn enrol(config: &ConfigArg, user: &str, remove: bool) -> anyhow::Res
     println!("{}", qr_text(&uri)?);
     println!("{uri}");
     println!("secret (to type in by hand): {}", totp::base32(&secret));
+    print_recovery_codes(&store, &settings, user)?;
     eprintln!(
         "set a TOTP second factor for {user} in {}: from now on a sign-in needs a code \
          from the app that scanned this (a replaced secret stops working)",
         store.describe()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `portcullis user recovery NAME`: a new set of recovery codes; the old set stops working.
+pub(super) fn recovery(config: &ConfigArg, user: &str) -> anyhow::Result<ExitCode> {
+    let store = Store::open(config)?;
+    if !store.exists(user)? {
+        bail!("user {user:?}: no such user");
+    }
+    let settings = second_factor(config)?;
+    print_recovery_codes(&store, &settings, user)?;
+    eprintln!("the earlier recovery codes of {user} no longer work");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Stores the digests of a new set of codes for `user` and prints the codes, once.
+fn print_recovery_codes(
+    store: &Store,
+    settings: &SecondFactorSettings,
+    user: &str,
+) -> anyhow::Result<()> {
+    let set = codes::new_set().map_err(anyhow::Error::msg)?;
+    let digests = set
+        .iter()
+        .filter_map(|code| codes::normalize(code))
+        .map(|code| settings.key.recovery_digest(user, &code))
+        .collect();
+    store.change(user, Change::Recovery(digests))?;
+    println!("recovery codes (each signs in once in place of a code; shown only now):");
+    for code in &set {
+        println!("  {code}");
+    }
+    Ok(())
+}
+
+/// The `[second_factor]` settings, or an error saying how to configure them.
+fn second_factor(config: &ConfigArg) -> anyhow::Result<SecondFactorSettings> {
+    let loaded = load(&source_with_dev_material(config)?)?;
+    loaded.snapshot.auth.second_factor.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "a second factor needs [second_factor] key_file or key_env in gateway.toml \
+             (the key that seals secrets: `openssl rand -base64 32 > config/second-factor.key`)"
+        )
+    })
 }
 
 /// The URI as a QR code of half-block characters for a dark terminal: the light modules

@@ -64,6 +64,14 @@ pub(super) enum UserCommand {
         #[arg(long)]
         remove: bool,
     },
+    /// Print a new set of ten recovery codes for a user with a second factor; the old set
+    /// stops working.
+    Recovery {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// User name.
+        name: String,
+    },
     /// Replace a user's roles (they reach tokens at the next login or refresh).
     Roles {
         #[command(flatten)]
@@ -90,6 +98,7 @@ pub(super) fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
             name,
             remove,
         } => return super::totp::enrol(&config, &canonical(&name)?, remove),
+        U::Recovery { config, name } => return super::totp::recovery(&config, &canonical(&name)?),
         U::Add {
             config,
             name,

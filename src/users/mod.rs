@@ -7,6 +7,7 @@ pub mod file;
 pub mod hash;
 pub mod http;
 pub mod name;
+pub mod recovery;
 pub mod redis;
 pub mod sealed;
 pub mod totp;
@@ -29,6 +30,8 @@ pub struct User {
     pub disabled: bool,
     /// The TOTP secret, sealed (see `sealed`); None without a second factor.
     pub totp: Option<String>,
+    /// Digests of the unused recovery codes (see `recovery`).
+    pub recovery: Vec<String>,
 }
 
 /// Why a login (or a refresh-time lookup) failed.
@@ -84,6 +87,8 @@ pub enum Change {
     Roles(Vec<String>),
     /// Set (sealed secret) or remove (None) the TOTP second factor.
     Totp(Option<String>),
+    /// Replace the recovery-code digests (empty: none).
+    Recovery(Vec<String>),
     /// Remove the user.
     Delete,
 }
@@ -100,6 +105,7 @@ impl std::fmt::Debug for Change {
                 "Totp({})",
                 if set.is_some() { "<sealed>" } else { "None" }
             ),
+            Change::Recovery(digests) => write!(f, "Recovery({} digests)", digests.len()),
             Change::Delete => f.write_str("Delete"),
         }
     }
@@ -225,6 +231,7 @@ impl UserStore {
                     claims: serde_json::Map::new(),
                     disabled: false,
                     totp: None,
+                    recovery: Vec::new(),
                 };
                 store.insert(file::Entry::new(user.clone(), phc)).await?;
                 Ok(user)
@@ -265,6 +272,25 @@ impl UserStore {
         match self {
             UserStore::File(store) => store.change(name, Change::Totp(sealed)).await,
             UserStore::Redis(store) => store.change(name, Change::Totp(sealed)).await,
+            UserStore::Http(_) => Err(ChangeError::Unsupported),
+        }
+    }
+
+    /// Strikes one recovery-code digest from `name`'s set as the store has it now (not as
+    /// a login read it): true when it was there, so of two racing uses exactly one wins.
+    pub async fn strike_recovery(&self, name: &str, digest: &str) -> Result<bool, ChangeError> {
+        match self {
+            UserStore::File(store) => store.strike_recovery(name, digest).await,
+            UserStore::Redis(store) => store.strike_recovery(name, digest).await,
+            UserStore::Http(_) => Err(ChangeError::Unsupported),
+        }
+    }
+
+    /// Replaces `name`'s recovery-code digests, persisted before returning.
+    pub async fn set_recovery(&self, name: &str, digests: Vec<String>) -> Result<(), ChangeError> {
+        match self {
+            UserStore::File(store) => store.change(name, Change::Recovery(digests)).await,
+            UserStore::Redis(store) => store.change(name, Change::Recovery(digests)).await,
             UserStore::Http(_) => Err(ChangeError::Unsupported),
         }
     }

@@ -4,6 +4,7 @@
 //! does not open.
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -11,8 +12,8 @@ use base64::Engine;
 /// Text before every sealed value, naming the format.
 const VERSION: &str = "v1.";
 
-/// The key that seals and opens second-factor secrets.
-pub struct SealKey(LessSafeKey);
+/// The key that seals and opens second-factor secrets, and keys recovery-code digests.
+pub struct SealKey(LessSafeKey, hmac::Key);
 
 impl std::fmt::Debug for SealKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -28,7 +29,27 @@ impl SealKey {
         })?;
         let unbound = UnboundKey::new(&AES_256_GCM, &bytes)
             .map_err(|_| "the second-factor key must be 32 bytes (`openssl rand -base64 32`)")?;
-        Ok(SealKey(LessSafeKey::new(unbound)))
+        // A separate key for digests, derived so that one key file serves both uses.
+        let derived = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, &bytes),
+            b"portcullis recovery codes v1",
+        );
+        let digest_key = hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref());
+        Ok(SealKey(LessSafeKey::new(unbound), digest_key))
+    }
+
+    /// The stored form of a recovery code of `user`: 32 hex digits of a keyed digest, so a
+    /// leaked users.toml or Redis dump holds nothing to try offline without the key.
+    pub fn recovery_digest(&self, user: &str, code: &str) -> String {
+        let mut message = Vec::with_capacity(user.len() + code.len() + 1);
+        message.extend_from_slice(user.as_bytes());
+        message.push(0);
+        message.extend_from_slice(code.as_bytes());
+        let tag = hmac::sign(&self.1, &message);
+        tag.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// `secret` sealed for `user`: `v1.` and base64url of nonce, ciphertext and tag.
@@ -68,6 +89,11 @@ impl SealKey {
             .map_err(|_| unreadable)?;
         Ok(plain.to_vec())
     }
+}
+
+/// Whether `text` has the shape of a recovery-code digest (store validation).
+pub fn looks_like_digest(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Whether `text` has the shape of a sealed value (users.toml validation).

@@ -69,6 +69,11 @@ try {
   await page.getByLabel("First code from the app").fill(totp(secret, 0));
   await page.getByRole("button", { name: "Turn on the second factor" }).click();
   await page.waitForLoadState();
+  check(await page.getByRole("heading", { name: "Recovery codes" }).isVisible(), "recovery codes are shown once", await page.content());
+  const codes = await page.locator("ul.recovery code").allTextContents();
+  check(codes.length === 10 && codes.every((c) => /^[a-z2-7]{5}-[a-z2-7]{5}$/.test(c)), "ten recovery codes", codes.join(" "));
+  await page.getByRole("link", { name: "Continue" }).click();
+  await page.waitForLoadState();
   check(page.url() === wanted, "enrolled, back on the page asked for", page.url());
   const headers = JSON.parse(await page.textContent("body")).headers;
   check(headers["x-auth-user"] === "alice", "upstream sees x-auth-user", JSON.stringify(headers));

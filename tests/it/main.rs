@@ -49,6 +49,7 @@ mod refresh;
 mod register;
 mod reload;
 mod second_factor;
+mod second_factor_redis;
 mod sign_in;
 mod sign_in_password;
 mod sign_in_proxies;

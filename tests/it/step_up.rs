@@ -483,13 +483,14 @@ async fn a_person_without_a_factor_enrols_on_the_page_with_password_and_first_co
     );
 
     let enrolled = send(PASSWORD, totp(&secret, 0), &pending).send_h1().await;
-    assert_eq!(
-        enrolled.status,
-        StatusCode::SEE_OTHER,
-        "{}",
-        enrolled.text()
+    assert_eq!(enrolled.status, StatusCode::OK, "{}", enrolled.text());
+    let shown = enrolled.text();
+    assert!(
+        shown.contains(&format!("href=\"{rd}\">Continue")),
+        "{shown}"
     );
-    assert_eq!(enrolled.header("location").as_deref(), Some(rd.as_str()));
+    let codes = recovery_codes(&shown);
+    assert_eq!(codes.len(), 10, "{shown}");
     let access = cookie_set(&enrolled, ACCESS).expect("a new session");
     assert_eq!(
         claims_of(&access)["amr"],
@@ -498,6 +499,14 @@ async fn a_person_without_a_factor_enrols_on_the_page_with_password_and_first_co
     let users = std::fs::read_to_string(gw.config_path.with_file_name("users.toml")).unwrap();
     assert!(users.contains(&format!("totp = \"{pending}\"")), "{users}");
     assert!(!users.contains(key), "never in clear: {users}");
+    for code in &codes {
+        let bare = code.replace('-', "");
+        assert!(
+            !users.contains(code.as_str()) && !users.contains(&bare),
+            "{users}"
+        );
+    }
+    assert!(users.contains("recovery = ["), "{users}");
     assert_eq!(gw.audit_events_at_least("totp_enrolled", 1).await.len(), 1);
 
     // From now on the password alone is not enough, and the page no longer offers enrolment.
@@ -512,4 +521,93 @@ async fn a_person_without_a_factor_enrols_on_the_page_with_password_and_first_co
         .send_h1()
         .await;
     assert!(!page.text().contains("pending"), "{}", page.text());
+}
+
+/// The recovery codes a page lists.
+fn recovery_codes(page: &str) -> Vec<String> {
+    page.split("<li><code>")
+        .skip(1)
+        .filter_map(|rest| rest.split('<').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn login_with(gw: &Gateway, otp: &str) -> Response {
+    let body = serde_json::json!({ "username": "alice", "password": PASSWORD, "otp": otp });
+    gw.post_json("/auth/login", &body).await
+}
+
+#[tokio::test]
+async fn a_recovery_code_signs_in_once_and_a_new_set_voids_the_old() {
+    let (gw, _echo) = gateway().await;
+    let out = run_cli(&["user", "totp", "alice", "--config", &gw.config_arg()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let codes: Vec<String> = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("recovery codes"))
+        .skip(1)
+        .map(|l| l.trim().to_string())
+        .collect();
+    assert_eq!(codes.len(), 10, "{out:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gw.login("alice", PASSWORD).await.status == StatusCode::OK {
+        assert!(std::time::Instant::now() < deadline, "enrolment never seen");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // Typed loosely (upper case, no dash), as people do.
+    let typed = codes[0].replace('-', "").to_uppercase();
+    let ok = login_with(&gw, &typed).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    assert_eq!(
+        Pair::from_response(&ok).access_claims()["amr"],
+        serde_json::json!(["pwd", "otp", "mfa"])
+    );
+    let used = gw.audit_events_at_least("recovery_code_used", 1).await;
+    assert!(used[0].contains("remaining=9"), "{used:?}");
+    let again = login_with(&gw, &codes[0]).await;
+    assert_eq!(
+        again.status,
+        StatusCode::UNAUTHORIZED,
+        "used once: {}",
+        again.text()
+    );
+    assert!(again.text().contains("recovery code"), "{}", again.text());
+    let made_up = login_with(&gw, "abcde-fghij").await;
+    assert_eq!(made_up.status, StatusCode::UNAUTHORIZED);
+
+    let renewed = run_cli(&["user", "recovery", "alice", "--config", &gw.config_arg()]);
+    assert_eq!(renewed.code, Some(0), "{renewed:?}");
+    // Once the file watcher has the new set, no old code works.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut old_codes = codes[1..].iter();
+    loop {
+        let Some(old) = old_codes.next() else {
+            panic!("the old set kept working");
+        };
+        if login_with(&gw, old).await.status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old set still works"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let path = gw.config_path.with_file_name("users.toml");
+    let users = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        users.replacen("recovery = [\"", "recovery = [\"abc-", 1),
+    )
+    .unwrap();
+    let check = run_cli(&["user", "list", "--config", &gw.config_arg()]);
+    assert_ne!(check.code, Some(0), "{check:?}");
+    assert!(
+        check
+            .stderr
+            .contains("recovery is not a list of code digests"),
+        "{check:?}"
+    );
 }

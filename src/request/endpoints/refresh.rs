@@ -226,6 +226,7 @@ async fn current_user(app: &App, snap: &Snapshot, claims: &Claims) -> Result<Use
             claims: claims.extra.clone(),
             disabled: false,
             totp: None,
+            recovery: Vec::new(),
         });
     }
     match app.users.lookup(&claims.sub).await {

@@ -3,12 +3,13 @@
 //! a spent code is refused on every instance sharing the Redis store.
 
 use super::super::client::ConnInfo;
+use crate::config::snapshot::SecondFactorSettings;
 use crate::config::snapshot::Snapshot;
 use crate::control::app::App;
 use crate::reject::Reject;
 use crate::runtime::unix_now;
 use crate::token::Authn;
-use crate::users::{totp, User};
+use crate::users::{recovery, totp, User};
 
 /// How `user`, whose password was just checked, signed in: `pwd` alone without a second
 /// factor; `pwd`, `otp` and `mfa` with a good, unspent code; a refusal otherwise.
@@ -34,6 +35,9 @@ pub(super) async fn check(
         tracing::info!(target: "audit", event = "login_mfa_required", user = %user.name, client = %conn.client, request_id);
         return Err(Reject::MfaRequired);
     };
+    if let Some(recovery) = recovery::normalize(code) {
+        return spend_recovery_code(app, settings, conn, user, &recovery, request_id).await;
+    }
     let secret = settings.key.open(&user.name, sealed).map_err(|reason| {
         tracing::error!(user = %user.name, reason, "TOTP secret does not open: sign-in refused");
         Reject::Unavailable("second factor unreadable")
@@ -57,10 +61,43 @@ pub(super) async fn check(
         Err(_) => return Err(Reject::Unavailable("second factor store unavailable")),
     }
     app.throttle.reset_user(&user.name).await;
-    let methods = ["pwd", "otp", "mfa"].map(str::to_owned).to_vec();
-    Ok(Authn {
-        amr: methods,
+    Ok(with_code(now))
+}
+
+/// A password and a one-time code: TOTP or a recovery code, both `otp` (RFC 8176).
+fn with_code(now: u64) -> Authn {
+    Authn {
+        amr: ["pwd", "otp", "mfa"].map(str::to_owned).to_vec(),
         auth_time: Some(now),
         idp: None,
-    })
+    }
+}
+
+/// A recovery code in place of the TOTP code: good once, then struck from the store.
+async fn spend_recovery_code(
+    app: &App,
+    settings: &SecondFactorSettings,
+    conn: &ConnInfo,
+    user: &User,
+    code: &str,
+    request_id: &str,
+) -> Result<Authn, Reject> {
+    let now = unix_now();
+    let digest = settings.key.recovery_digest(&user.name, code);
+    let struck = app.users.strike_recovery(&user.name, &digest).await;
+    let struck = struck.map_err(|err| {
+        tracing::error!(error = %err, user = %user.name, "a recovery code could not be checked: sign-in refused");
+        Reject::Unavailable("user store unavailable")
+    })?;
+    if !struck {
+        app.throttle
+            .record_failure(&user.name, conn.client, now)
+            .await;
+        tracing::info!(target: "audit", event = "otp_failed", user = %user.name, client = %conn.client, request_id, kind = "recovery");
+        return Err(Reject::BadOtp("wrong or already used recovery code"));
+    }
+    let remaining = user.recovery.len().saturating_sub(1);
+    tracing::warn!(target: "audit", event = "recovery_code_used", user = %user.name, client = %conn.client, request_id, remaining);
+    app.throttle.reset_user(&user.name).await;
+    Ok(with_code(now))
 }

@@ -54,6 +54,10 @@ pub(super) fn apply(
         Change::Totp(None) => {
             table.remove("totp");
         }
+        Change::Recovery(digests) if digests.is_empty() => {
+            table.remove("recovery");
+        }
+        Change::Recovery(digests) => set(table, "recovery", Value::Array(roles_array(digests))),
         Change::Add { .. } | Change::Delete => {}
     }
     Ok(())

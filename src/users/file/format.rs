@@ -32,6 +32,9 @@ struct RawUser {
     claims: Option<Spanned<toml::Table>>,
     /// The sealed TOTP secret (`portcullis user totp`).
     totp: Option<Spanned<String>>,
+    /// Digests of unused recovery codes (`portcullis user recovery`).
+    #[serde(default)]
+    recovery: Option<Spanned<Vec<String>>>,
 }
 
 /// Parses and validates the text of `path`, collecting every problem before failing.
@@ -95,6 +98,18 @@ fn check_user(
                 .into(),
         ));
     }
+    if let Some(recovery) = raw.recovery.as_ref().filter(|r| {
+        !r.get_ref()
+            .iter()
+            .all(|d| super::super::sealed::looks_like_digest(d))
+    }) {
+        errors.push(at(
+            recovery.span(),
+            "recovery is not a list of code digests (set it with `portcullis user recovery \
+             NAME`, never by hand)"
+                .into(),
+        ));
+    }
     let mut claims = serde_json::Map::new();
     if let Some(raw_claims) = raw.claims {
         let span = raw_claims.span();
@@ -112,6 +127,7 @@ fn check_user(
         claims,
         disabled: raw.disabled,
         totp: raw.totp.map(Spanned::into_inner),
+        recovery: raw.recovery.map(Spanned::into_inner).unwrap_or_default(),
     };
     Ok(Entry::new(user, raw.hash.into_inner()))
 }

@@ -170,6 +170,27 @@ impl FileStore {
             .await
     }
 
+    /// Strikes one recovery-code digest from `name`'s set as the file has it now, under the
+    /// writer lock: true when it was there (the code is good, once), false when not.
+    pub async fn strike_recovery(&self, name: &str, digest: &str) -> Result<bool, ChangeError> {
+        const ABSENT: &str = "recovery code not in the set";
+        let (key, digest) = (name.to_owned(), digest.to_owned());
+        let struck = self.modify(name.to_owned(), move |users| {
+            let entry = users.get(&key).ok_or(ChangeError::UnknownUser)?;
+            let set = &entry.user.recovery;
+            if !set.contains(&digest) {
+                return Err(ChangeError::Invalid(ABSENT));
+            }
+            let left = set.iter().filter(|d| **d != digest).cloned().collect();
+            Ok(Some(Change::Recovery(left)))
+        });
+        match struck.await {
+            Ok(()) => Ok(true),
+            Err(ChangeError::Invalid(ABSENT)) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Replaces `name`'s hash with `new_phc` if it is still `old_phc` (a password changed
     /// meanwhile is left alone); persisted before returning. Used for rehash upgrades.
     pub async fn set_hash(

@@ -40,6 +40,7 @@ fn entry(name: &str) -> Entry {
         claims: serde_json::Map::new(),
         disabled: false,
         totp: None,
+        recovery: Vec::new(),
     };
     Entry::new(user, PHC.into())
 }

@@ -149,6 +149,7 @@ fn parse_reply(body: &[u8]) -> Result<User, Failure> {
         claims,
         disabled: false,
         totp: None,
+        recovery: Vec::new(),
     })
 }
 

@@ -25,10 +25,48 @@ return 1
     )
 });
 
+/// Strikes one digest from a user's recovery set. KEYS[1] = the user's hash; ARGV[1] =
+/// the digest. Returns 1 when it was there, 0 when not: of two racing uses, one wins.
+static STRIKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local set = redis.call('HGET', KEYS[1], 'recovery')
+if not set then
+  return 0
+end
+local kept, found = {}, false
+for digest in string.gmatch(set, '%S+') do
+  if digest == ARGV[1] and not found then
+    found = true
+  else
+    table.insert(kept, digest)
+  end
+end
+if not found then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'recovery', table.concat(kept, ' '))
+return 1
+",
+    )
+});
+
 /// Keys one SCAN call asks for; the listing loops until the cursor comes back to 0.
 const SCAN_COUNT: usize = 500;
 
 impl RedisUsers {
+    /// Strikes a recovery-code digest from `username`'s set: true when it was there.
+    pub async fn strike_recovery(&self, username: &str, digest: &str) -> Result<bool, ChangeError> {
+        let name = name::canonical(username).map_err(ChangeError::Invalid)?;
+        let mut invocation = STRIKE.key(self.key(&name));
+        invocation.arg(digest);
+        let mut conn = self.conn.clone();
+        let struck: i64 = within(TIMEOUT, invocation.invoke_async(&mut conn))
+            .await
+            .map_err(|_| ChangeError::Unavailable(UNAVAILABLE))?;
+        Ok(struck == 1)
+    }
+
     /// Makes `change` to the user `username`: `Taken` when adding a name that exists,
     /// `UnknownUser` for any other change of a name that does not.
     pub async fn change(&self, username: &str, change: Change) -> Result<(), ChangeError> {
@@ -51,6 +89,7 @@ impl RedisUsers {
             Change::Roles(roles) => ("roles", serde_json::Value::from(roles).to_string()),
             // An empty field reads as "no second factor".
             Change::Totp(sealed) => ("totp", sealed.unwrap_or_default()),
+            Change::Recovery(digests) => ("recovery", digests.join(" ")),
         };
         let mut invocation = UPDATE.key(self.key(&name));
         invocation.arg(field).arg(value);

@@ -169,6 +169,7 @@ impl RedisUsers {
             claims: serde_json::Map::new(),
             disabled: false,
             totp: None,
+            recovery: Vec::new(),
         };
         let roles = serde_json::Value::from(user.roles.clone()).to_string();
         let mut invocation = CREATE.key(self.key(&user.name));
@@ -258,12 +259,23 @@ fn parse(canonical: &str, mut fields: HashMap<String, String>) -> Result<Stored,
     {
         return Err("totp is not a sealed secret");
     }
+    let recovery: Vec<String> = fields
+        .get("recovery")
+        .map(|text| text.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    if !recovery
+        .iter()
+        .all(|d| crate::users::sealed::looks_like_digest(d))
+    {
+        return Err("recovery is not a list of code digests");
+    }
     let user = User {
         name: canonical.to_owned(),
         roles,
         claims,
         disabled,
         totp,
+        recovery,
     };
     Ok(Stored { user, phc })
 }

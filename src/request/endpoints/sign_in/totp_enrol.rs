@@ -9,13 +9,13 @@
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::page;
 use super::second_factor_page::{refusal_text, retry_after, upgrade, Page, Shown, Stepped};
 use super::session_page::posted_form;
-use super::{page, see_other};
 use crate::reject::Reject;
 use crate::runtime::unix_now;
 use crate::token::Authn;
-use crate::users::{totp, User};
+use crate::users::{recovery, totp, User};
 use crate::Body;
 
 const HEADING: &str = "Set up a second factor";
@@ -120,8 +120,8 @@ pub(super) async fn submit(
         code: &form.otp,
         request_id: &request_id,
     };
-    let code_authn = match prove(page, user, &proof).await {
-        Ok(authn) => authn,
+    let (code_authn, codes) = match prove(page, user, &proof).await {
+        Ok(proved) => proved,
         Err(rejected) => {
             let mut response = again(rejected.status(), &refusal_text(rejected));
             retry_after(&mut response, rejected);
@@ -135,7 +135,7 @@ pub(super) async fn submit(
         user_agent: &user_agent,
     };
     let (pair, target) = upgrade(page, &stepped, &form.rd).await?;
-    let mut response = see_other(&target);
+    let mut response = recovery_page(shown, &codes, &target);
     if let Some(cookies) = &shown.snap.auth.cookies {
         crate::cookies::set_pair(cookies, response.headers_mut(), &pair);
     }
@@ -150,9 +150,29 @@ struct Proof<'a> {
     request_id: &'a str,
 }
 
-/// The password, then a current code of the pending secret, then the secret saved: each
-/// failure counted against the login throttle.
-async fn prove(page: &Page<'_>, user: &User, proof: &Proof<'_>) -> Result<Authn, Reject> {
+/// The recovery codes, shown this once, and the way on to the page the person wanted.
+fn recovery_page(shown: &Shown<'_>, codes: &[String], target: &str) -> Response<Body> {
+    let items: String = codes
+        .iter()
+        .map(|code| format!("<li><code>{}</code></li>", page::escape(code)))
+        .collect();
+    let body = format!(
+        "<p>The second factor is on. If you lose the authenticator app, each of these \
+recovery codes signs you in once in place of a code. Keep them somewhere safe: they are \
+not shown again.</p><ul class=\"recovery\">{items}</ul>\
+<p><a href=\"{target}\">Continue</a></p>",
+        target = page::escape(target),
+    );
+    page::html(shown.settings, StatusCode::OK, "Recovery codes", &body)
+}
+
+/// The password, then a current code of the pending secret, then the secret saved with a
+/// new set of recovery codes: each failure counted against the login throttle.
+async fn prove(
+    page: &Page<'_>,
+    user: &User,
+    proof: &Proof<'_>,
+) -> Result<(Authn, Vec<String>), Reject> {
     let (app, conn, name) = (page.app, page.conn, user.name.as_str());
     let now = unix_now();
     app.throttle
@@ -184,17 +204,19 @@ async fn prove(page: &Page<'_>, user: &User, proof: &Proof<'_>) -> Result<Authn,
             "one-time code already used; wait for the next one",
         ));
     }
-    save(page, user, proof).await?;
+    let codes = save(page, user, proof).await?;
     app.throttle.reset_user(name).await;
-    Ok(Authn {
+    let authn = Authn {
         amr: ["pwd", "otp", "mfa"].map(str::to_owned).to_vec(),
         auth_time: Some(now),
         idp: None,
-    })
+    };
+    Ok((authn, codes))
 }
 
-/// Saves the secret unless another one arrived meanwhile (which is never overwritten here).
-async fn save(page: &Page<'_>, user: &User, proof: &Proof<'_>) -> Result<(), Reject> {
+/// Saves the secret unless another one arrived meanwhile (which is never overwritten here),
+/// then a new set of recovery codes, which it returns to be shown.
+async fn save(page: &Page<'_>, user: &User, proof: &Proof<'_>) -> Result<Vec<String>, Reject> {
     let app = page.app;
     let unavailable = Reject::Unavailable("user store unavailable");
     match app.users.lookup(&user.name).await {
@@ -211,7 +233,17 @@ async fn save(page: &Page<'_>, user: &User, proof: &Proof<'_>) -> Result<(), Rej
             unavailable
         })?;
     tracing::info!(target: "audit", event = "totp_enrolled", user = %user.name, client = %page.conn.client, request_id = proof.request_id);
-    Ok(())
+    let key = page.shown.snap.auth.second_factor.as_ref().map(|s| &s.key);
+    let codes = recovery::new_set().map_err(|_| unavailable)?;
+    let digests = codes
+        .iter()
+        .filter_map(|code| Some(key?.recovery_digest(&user.name, &recovery::normalize(code)?)))
+        .collect();
+    app.users
+        .set_recovery(&user.name, digests)
+        .await
+        .map_err(|_| unavailable)?;
+    Ok(codes)
 }
 
 /// The URI as an inline SVG QR code: one path of dark modules, a quiet zone of four.
