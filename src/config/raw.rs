@@ -565,7 +565,7 @@ pub struct Store {
     /// `memory` or `redis`.
     #[serde(default = "default_store_backend")]
     pub backend: Spanned<StoreBackend>,
-    /// redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel:// URL (may carry
+    /// redis://, rediss://, unix://, redis[s]+sentinel:// or redis[s]+cluster:// URL (may carry
     /// a password: prefer `redis_url_env`, or `password_file`/`password_env`).
     #[serde(default)]
     pub redis_url: Option<Spanned<String>>,

@@ -43,6 +43,8 @@ mod protocol;
 mod proxies;
 mod proxy;
 mod redis;
+mod redis_cluster;
+mod redis_data_loss;
 mod redis_sentinel;
 mod redis_staleness;
 mod redis_throttle;

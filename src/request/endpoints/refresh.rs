@@ -134,6 +134,7 @@ async fn rotate(
     let until = now + snap.lifetimes.refresh.as_secs() + snap.expect.leeway_secs;
     let redemption = Redemption {
         jti: &claims.jti,
+        issued: claims.iat,
         fam: &fam,
         until,
         now,
@@ -157,6 +158,10 @@ async fn rotate(
         }
         Rotation::Reuse => {
             tracing::warn!(target: "audit", event = "refresh_reuse_detected", user = %claims.sub, client = %ip, request_id, family = %fam);
+            Err(Reject::RefreshReuse)
+        }
+        Rotation::Lost => {
+            tracing::warn!(target: "audit", event = "refresh_record_lost", user = %claims.sub, client = %ip, request_id, family = %fam);
             Err(Reject::RefreshReuse)
         }
         Rotation::Throttled(retry_after) => {

@@ -27,6 +27,7 @@
 mod auth;
 mod backend;
 mod client;
+mod cluster;
 mod gateway;
 mod idp;
 mod nginx;
@@ -42,6 +43,7 @@ mod upstream;
 pub use auth::*;
 pub use backend::*;
 pub use client::*;
+pub use cluster::*;
 pub use gateway::*;
 pub use idp::*;
 pub use nginx::*;
