@@ -99,7 +99,18 @@ pub fn redis_target(store: &raw::Store, base: &Path) -> Result<Target, (Range<us
         (_, Some(var)) => var.span(),
         _ => store.backend.span(),
     };
-    Target::parse(&url, password.as_deref()).map_err(|err| (span, err.to_string()))
+    let target =
+        Target::parse(&url, password.as_deref()).map_err(|err| (span.clone(), err.to_string()))?;
+    // A cluster keys each store's atomic group under one hash tag, `{prefix}`: an empty
+    // prefix or one with braces would split it over slots.
+    let bad_tag = store.prefix.is_empty() || store.prefix.contains(['{', '}']);
+    if target.is_cluster() && bad_tag {
+        return Err((
+            span,
+            "with a Redis Cluster, [store] prefix must be non-empty and hold no '{' or '}' (it becomes the keys' hash tag)".to_owned(),
+        ));
+    }
+    Ok(target)
 }
 
 /// The password given apart from the URL, if any.

@@ -7,10 +7,11 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::compile_issuers::{algorithms, roles_claim};
+use super::compile_provider_auth::{credential, post_logout};
 use super::raw::SignInProvider;
-use super::read::{read_bytes, Diag};
+use super::read::Diag;
 use crate::issuers::fetch::Live;
-use crate::issuers::provider::{discovery_url, Provider, ProviderFields, Secret};
+use crate::issuers::provider::{discovery_url, Provider, ProviderFields};
 use crate::issuers::{Issuer, JwksSource};
 
 /// Compiles every provider; None once an error is recorded.
@@ -76,6 +77,7 @@ fn provider(diag: &mut Diag<'_>, base: &Path, raw: &SignInProvider) -> Option<Pr
         None => format!("Sign in with {id}"),
     };
     let allowed_domains = domains(diag, &raw.allowed_domains);
+    let post_logout = post_logout(diag, raw.post_logout_redirect_uri.as_ref());
     let fetch_timeout = raw.fetch_timeout.get();
     if fetch_timeout.is_zero() {
         diag.at(
@@ -84,15 +86,16 @@ fn provider(diag: &mut Diag<'_>, base: &Path, raw: &SignInProvider) -> Option<Pr
         );
         ok = false;
     }
-    let secret = secret(diag, base, raw);
+    let credential = credential(diag, base, raw);
     let algorithms = algorithms(diag, &raw.algorithms);
     let roles_claim = roles_claim(diag, &raw.roles_claim);
-    let (discovery, secret, algorithms, roles_claim, allowed_domains) = (
+    let (discovery, credential, algorithms, roles_claim, allowed_domains, post_logout) = (
         discovery?,
-        secret?,
+        credential?,
         algorithms?,
         roles_claim?,
         allowed_domains?,
+        post_logout?,
     );
     if !ok {
         return None;
@@ -113,42 +116,13 @@ fn provider(diag: &mut Diag<'_>, base: &Path, raw: &SignInProvider) -> Option<Pr
         id: id.clone(),
         title,
         client_id: raw.client_id.get_ref().clone(),
-        secret,
+        credential,
         scopes: raw.scopes.get_ref().join(" "),
         client_auth: raw.client_auth,
         allowed_domains,
+        post_logout,
     };
     Some(Provider::new(fields, Arc::new(keys)))
-}
-
-/// Exactly one of client_secret_env, client_secret_file; the secret, read now.
-fn secret(diag: &mut Diag<'_>, base: &Path, raw: &SignInProvider) -> Option<Secret> {
-    let id = raw.id.get_ref();
-    match (&raw.client_secret_env, &raw.client_secret_file) {
-        (Some(var), None) => match std::env::var(var.get_ref()) {
-            Ok(secret) if !secret.is_empty() => Some(Secret(secret)),
-            _ => {
-                diag.at(var.span(), format!("environment variable {} is not set or empty (expected the client secret of provider {id:?})", var.get_ref()));
-                None
-            }
-        },
-        (None, Some(path)) => {
-            let bytes = read_bytes(diag, base, path, "client secret file")?;
-            let text = String::from_utf8(bytes).ok();
-            let secret = text.map(|t| t.trim_end_matches(['\r', '\n']).to_string());
-            match secret.filter(|s| !s.is_empty()) {
-                Some(secret) => Some(Secret(secret)),
-                None => {
-                    diag.at(path.span(), "client secret file is empty or not UTF-8");
-                    None
-                }
-            }
-        }
-        _ => {
-            diag.at(raw.id.span(), format!("provider {id:?}: expected exactly one of client_secret_env, client_secret_file"));
-            None
-        }
-    }
 }
 
 /// Lowercase DNS names.

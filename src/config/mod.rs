@@ -7,6 +7,7 @@ mod compile_edge;
 pub mod compile_issuers;
 mod compile_passkeys;
 mod compile_policy;
+mod compile_provider_auth;
 mod compile_providers;
 mod compile_routes;
 mod compile_second_factor;

@@ -568,7 +568,7 @@ pub struct Store {
     /// `memory` or `redis`.
     #[serde(default = "default_store_backend")]
     pub backend: Spanned<StoreBackend>,
-    /// redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel:// URL (may carry
+    /// redis://, rediss://, unix://, redis[s]+sentinel:// or redis[s]+cluster:// URL (may carry
     /// a password: prefer `redis_url_env`, or `password_file`/`password_env`).
     #[serde(default)]
     pub redis_url: Option<Spanned<String>>,
@@ -820,6 +820,15 @@ pub struct SignInProvider {
     /// File holding the client secret.
     #[serde(default)]
     pub client_secret_file: Option<Spanned<String>>,
+    /// Private key PEM (PKCS#8, as `portcullis keygen` writes) for `private_key_jwt`.
+    #[serde(default)]
+    pub client_key_file: Option<Spanned<String>>,
+    /// The client key's algorithm (asymmetric only).
+    #[serde(default = "default_client_key_alg")]
+    pub client_key_alg: Spanned<Alg>,
+    /// The kid the provider knows the client key by; no kid in the assertion when absent.
+    #[serde(default)]
+    pub client_key_id: Option<Spanned<String>>,
     /// Requested scopes; must include "openid".
     #[serde(default = "default_provider_scopes")]
     pub scopes: Spanned<Vec<String>>,
@@ -833,12 +842,20 @@ pub struct SignInProvider {
     /// Email domains let in (the ID token's email, verified); empty lets everyone in.
     #[serde(default)]
     pub allowed_domains: Vec<Spanned<String>>,
+    /// Where the provider sends the browser after its own sign-out: an absolute https URL,
+    /// or a path on the host the sign-out came in on. Registered at the provider.
+    #[serde(default)]
+    pub post_logout_redirect_uri: Option<Spanned<String>>,
     /// Algorithms its ID tokens may use (asymmetric only).
     #[serde(default = "default_issuer_algorithms")]
     pub algorithms: Spanned<Vec<Alg>>,
     /// Time allowed for one call to the provider (discovery, keys, token exchange).
     #[serde(default = "default_fetch_timeout")]
     pub fetch_timeout: HumanDuration,
+}
+
+fn default_client_key_alg() -> Spanned<Alg> {
+    Spanned::new(0..0, Alg::RS256)
 }
 
 fn default_provider_scopes() -> Spanned<Vec<String>> {

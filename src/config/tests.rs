@@ -287,3 +287,23 @@ fn a_sentinel_store_loads_with_its_password_from_a_file_and_bad_ones_are_placed(
         "the URL is not echoed: {bad:?}"
     );
 }
+
+#[test]
+fn a_cluster_store_loads_and_a_prefix_that_cannot_be_a_hash_tag_is_placed() {
+    let store = |extra: &str| {
+        format!(
+            "{GATEWAY}\n[store]\nbackend = \"redis\"\n\
+             redis_url = \"redis+cluster://127.0.0.1:7001,127.0.0.1:7002\"\n{extra}"
+        )
+    };
+    assert_eq!(try_load(&store(""), ROUTES), Ok(vec![]));
+    for prefix in ["", "a{b}:", "x}"] {
+        let errs = errors(&store(&format!("prefix = \"{prefix}\"")), ROUTES);
+        assert!(
+            errs[0].contains("gateway.toml:") && errs[0].contains("hash tag"),
+            "{prefix:?}: {errs:?}"
+        );
+    }
+    let db = errors(&store("").replace("7002\"", "7002/1\""), ROUTES);
+    assert!(db[0].contains("names no database"), "{db:?}");
+}

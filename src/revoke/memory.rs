@@ -96,6 +96,33 @@ impl Sharded {
     fn len(&self) -> usize {
         self.len.load(Ordering::Acquire)
     }
+
+    /// Every entry whose time is past `after`, copied out one shard at a time.
+    fn entries(&self, after: u64) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for lock in &self.shards {
+            let shard = lock.read().unwrap_or_else(PoisonError::into_inner);
+            out.extend(
+                shard
+                    .iter()
+                    .filter(|(_, time)| **time > after)
+                    .map(|(key, time)| (key.to_string(), *time)),
+            );
+        }
+        out
+    }
+}
+
+/// A store's revocations in force, as `(id, time)`: for the Redis store to put back what
+/// Redis lost.
+#[derive(Debug, Default)]
+pub struct Entries {
+    /// Revoked jtis, with when each revocation ends.
+    pub jtis: Vec<(String, u64)>,
+    /// Revoked families, with until when.
+    pub families: Vec<(String, u64)>,
+    /// Subject cut-offs (they carry no expiry).
+    pub subjects: Vec<(String, u64)>,
 }
 
 /// Revocations and refresh rotation records held in this process.
@@ -195,6 +222,15 @@ impl MemoryStore {
         self.rotations
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every revocation still in force at `now`.
+    pub fn entries(&self, now: u64) -> Entries {
+        Entries {
+            jtis: self.jtis.entries(now),
+            families: self.families.entries(now),
+            subjects: self.subjects.entries(0),
+        }
     }
 
     /// Drops expired revocations and the records of families with no live token left;

@@ -253,6 +253,7 @@ mod tests {
     async fn redeem(store: &RevocationStore, jti: &str, now: u64) -> Rotation {
         let r = Redemption {
             jti,
+            issued: now,
             fam: "fam1",
             until: NOW + 1000,
             now,

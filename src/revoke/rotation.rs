@@ -53,6 +53,9 @@ pub struct RefreshLimit {
 pub struct Redemption<'a> {
     /// The presented token's `jti`.
     pub jti: &'a str,
+    /// Its `iat`: a token issued before a known loss of the store's records cannot be
+    /// told from a replay once its family's record is gone (see `Rotation::Lost`).
+    pub issued: u64,
     /// Its `fam`.
     pub fam: &'a str,
     /// Until when the record, and a family revocation reuse triggers, last: the latest
@@ -75,6 +78,9 @@ pub enum Rotation {
     Reuse,
     /// The family rotated too often; retry after this many seconds. Nothing was recorded.
     Throttled(u64),
+    /// The family's record is gone with a Redis data loss and the token predates the loss:
+    /// it may be a spent one, so it is refused (the user signs in again). Nothing recorded.
+    Lost,
 }
 
 /// One family's rotation state.
@@ -174,6 +180,7 @@ mod tests {
     fn redemption(jti: &str, now: u64) -> Redemption<'_> {
         Redemption {
             jti,
+            issued: now,
             fam: "fam1",
             until: now + 1000,
             now,

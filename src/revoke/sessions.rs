@@ -32,6 +32,9 @@ pub struct Session {
     pub user_agent: String,
     /// When the family's last refresh token expires: the record is dropped after.
     pub until: u64,
+    /// How the person signed in (RFC 8176 `amr`); empty in records from before it was kept.
+    #[serde(default)]
+    pub amr: Vec<String>,
 }
 
 impl Session {
@@ -48,7 +51,14 @@ impl Session {
             client,
             user_agent: user_agent[..end].to_string(),
             until,
+            amr: Vec::new(),
         }
+    }
+
+    /// The record with the sign-in's methods.
+    pub fn signed_in_with(mut self, amr: &[String]) -> Session {
+        self.amr = amr.to_vec();
+        self
     }
 }
 

@@ -1,232 +1,104 @@
-//! A connection to the master, whichever server that is at the moment.
-//!
-//! With one server it is a `ConnectionManager` (multiplexed, reconnecting). With Sentinel
-//! it is the same over the master the sentinels last named, plus the way to find the next
-//! one: a command that fails because the master went away (connection refused, reset, timed
-//! out) or because the server is no longer the master (`READONLY`: a failover turned it into
-//! a replica) asks the sentinels again. The sentinels' answer is checked (the named server
-//! must say `ROLE` master) before any command goes to it, so nothing is ever written to a
-//! replica. A command that certainly did not run (refused connection, `READONLY`) is sent
-//! once more to the new master; any other failure is returned as is, as the write may have
-//! run. One lookup at a time: callers that saw the same master fail wait for one answer.
+//! The connection every store holds: to the master of one server or of a Sentinel setup
+//! (`master.rs`), or to a Redis Cluster (`cluster.rs`). Both run commands, scripts and
+//! pipelines through `ConnectionLike`, so the stores do not tell them apart, except in their
+//! key layout (hash tags, see [`Conn::is_cluster`]).
 
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, PubSub};
-use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
-use redis::{Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use redis::aio::{ConnectionLike, PubSub};
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
-use super::target::{SentinelTarget, Target};
-use super::{within, StoreError};
+use super::cluster::ClusterConn;
+use super::master::MasterConn;
+use super::target::Target;
+use super::StoreError;
 
-/// A connection to the current master; cloning it is an `Arc` clone.
-#[derive(Clone)]
-pub struct Conn(Arc<Inner>);
-
-struct Inner {
-    current: ArcSwap<Current>,
-    /// None for a single server.
-    finder: Option<Finder>,
-    config: ConnectionManagerConfig,
-    /// How many times the sentinels named a different master.
-    master_changes: AtomicU64,
-}
-
-/// The master in use: its client (for pub/sub) and its multiplexed connection.
-struct Current {
-    /// Bumped on every lookup, so concurrent failures cause one lookup.
-    generation: u64,
-    client: Client,
-    manager: ConnectionManager,
-}
-
-/// How to ask the sentinels.
-struct Finder {
-    /// Serializes lookups; a tokio lock, as a lookup awaits.
-    sentinel: tokio::sync::Mutex<Sentinel>,
-    master: String,
-    node: SentinelNodeConnectionInfo,
-}
-
-impl std::fmt::Debug for Conn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The address only: the connection info also holds the password.
-        let current = self.0.current.load();
-        f.debug_struct("Conn")
-            .field(
-                "server",
-                &current.client.get_connection_info().addr().to_string(),
-            )
-            .field("sentinel", &self.0.finder.is_some())
-            .finish_non_exhaustive()
-    }
+/// A connection to wherever the store's Redis is; cloning it is cheap.
+#[derive(Clone, Debug)]
+pub enum Conn {
+    /// One server, or the master Sentinel names.
+    Master(MasterConn),
+    /// A Redis Cluster.
+    Cluster(ClusterConn),
 }
 
 impl Conn {
-    /// Connects to `target` (for Sentinel: asks the sentinels for the master first) within
-    /// `limit`; every later command is bounded by `response` (callers add their own deadline).
+    /// Connects to `target` within `limit`; every later command is bounded by `response`
+    /// (callers add their own deadline).
     pub async fn connect(
         target: &Target,
         response: Duration,
         limit: Duration,
     ) -> Result<Conn, StoreError> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(response))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(500));
-        let opened = async {
-            let (client, finder) = match target {
-                Target::Single(info) => (Client::open((**info).clone())?, None),
-                Target::Sentinel(s) => {
-                    let finder = Finder::new(s)?;
-                    (finder.master().await?, Some(finder))
-                }
-            };
-            let manager =
-                ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
-            let current = Current {
-                generation: 0,
-                client,
-                manager,
-            };
-            Ok::<_, RedisError>((current, finder))
-        };
-        let (current, finder) = within(limit, opened).await?;
-        Ok(Conn(Arc::new(Inner {
-            current: ArcSwap::from_pointee(current),
-            finder,
-            config,
-            master_changes: AtomicU64::new(0),
-        })))
+        match target {
+            Target::Cluster(cluster) => ClusterConn::connect(cluster, response, limit)
+                .await
+                .map(Conn::Cluster),
+            _ => MasterConn::connect(target, response, limit)
+                .await
+                .map(Conn::Master),
+        }
     }
 
-    /// A new pub/sub connection to the current master (found again first when it is gone).
+    /// A new pub/sub connection: to the current master, or to any node of the cluster.
     pub async fn pubsub(&self) -> RedisResult<PubSub> {
-        let current = self.0.current.load_full();
-        match current.client.get_async_pubsub().await {
-            Err(err) if self.0.finder.is_some() => {
-                tracing::debug!(error = %err, "redis master unreachable for pub/sub");
-                self.rediscover(current.generation).await?;
-                self.0.current.load().client.get_async_pubsub().await
-            }
-            answered => answered,
+        match self {
+            Conn::Master(master) => master.pubsub().await,
+            Conn::Cluster(cluster) => cluster.pubsub().await,
         }
     }
 
-    /// How many times the sentinels named a new master since start (0 with one server).
+    /// How many times the sentinels named a new master since start (0 otherwise).
     pub fn master_changes(&self) -> u64 {
-        self.0.master_changes.load(Ordering::Relaxed)
+        match self {
+            Conn::Master(master) => master.master_changes(),
+            Conn::Cluster(_) => 0,
+        }
     }
 
-    /// Runs `op` on the current master; see the module docs for when it looks again.
-    async fn send<T, Fut>(&self, op: impl Fn(ConnectionManager) -> Fut) -> RedisResult<T>
-    where
-        Fut: Future<Output = RedisResult<T>>,
-    {
-        let current = self.0.current.load_full();
-        let result = op(current.manager.clone()).await;
-        let (moved, never_ran) = match &result {
-            Err(err) if self.0.finder.is_some() => (master_may_have_moved(err), never_ran(err)),
-            _ => return result,
-        };
-        if !moved {
-            return result;
-        }
-        self.rediscover(current.generation).await?;
-        if !never_ran {
-            return result;
-        }
-        let manager = self.0.current.load().manager.clone();
-        op(manager).await
+    /// True on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Conn::Cluster(_))
     }
 
-    /// Asks the sentinels for the master unless another caller already did since
-    /// `generation` was current.
-    async fn rediscover(&self, generation: u64) -> RedisResult<()> {
-        let Some(finder) = &self.0.finder else {
-            return Ok(());
-        };
-        let _lookup = finder.sentinel.lock().await;
-        let previous = self.0.current.load_full();
-        if previous.generation != generation {
-            return Ok(());
-        }
-        let client = finder.master_locked(_lookup).await?;
-        let manager =
-            ConnectionManager::new_with_config(client.clone(), self.0.config.clone()).await?;
-        let (old, new) = (
-            previous.client.get_connection_info().addr().to_string(),
-            client.get_connection_info().addr().to_string(),
-        );
-        if old != new {
-            self.0.master_changes.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(old, new, master = %finder.master, "redis master changed (sentinel)");
-        }
-        self.0.current.store(Arc::new(Current {
-            generation: generation + 1,
-            client,
-            manager,
-        }));
-        Ok(())
-    }
-}
-
-impl Finder {
-    fn new(target: &SentinelTarget) -> RedisResult<Finder> {
-        let sentinel = Sentinel::build(target.sentinels.clone())?;
-        let mut node =
-            SentinelNodeConnectionInfo::default().set_redis_connection_info(target.node.clone());
-        if target.tls {
-            node = node.set_tls_mode(redis::TlsMode::Secure);
-        }
-        Ok(Finder {
-            sentinel: tokio::sync::Mutex::new(sentinel),
-            master: target.master.clone(),
-            node,
-        })
-    }
-
-    /// The master the sentinels name, checked to be one.
-    async fn master(&self) -> RedisResult<Client> {
-        let guard = self.sentinel.lock().await;
-        self.master_locked(guard).await
-    }
-
-    async fn master_locked(
+    /// Every key matching `pattern` (`SCAN`, on every master of a cluster); a key may come
+    /// twice. Each call waits at most `limit`.
+    pub async fn scan(
         &self,
-        mut sentinel: tokio::sync::MutexGuard<'_, Sentinel>,
-    ) -> RedisResult<Client> {
-        sentinel
-            .async_master_for(&self.master, Some(&self.node))
-            .await
+        pattern: &str,
+        count: usize,
+        limit: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let master = match self {
+            Conn::Cluster(cluster) => return cluster.scan(pattern, count, limit).await,
+            Conn::Master(master) => master,
+        };
+        let mut conn = master.clone();
+        let (mut keys, mut cursor) = (Vec::new(), 0_u64);
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(count);
+            let (next, found): (u64, Vec<String>) =
+                super::within(limit, scan.query_async(&mut conn)).await?;
+            keys.extend(found);
+            cursor = next;
+            if cursor == 0 {
+                return Ok(keys);
+            }
+        }
     }
-}
-
-/// The connection or the server's role says this may no longer be the master.
-fn master_may_have_moved(err: &RedisError) -> bool {
-    never_ran(err) || err.is_io_error() || err.is_connection_dropped() || err.is_timeout()
-}
-
-/// The command was refused before it could run anywhere.
-fn never_ran(err: &RedisError) -> bool {
-    matches!(
-        err.kind(),
-        ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
-    ) || err.is_connection_refusal()
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            self.send(|mut manager| async move { manager.req_packed_command(cmd).await })
-                .await
-        })
+        match self {
+            Conn::Master(master) => master.req_packed_command(cmd),
+            Conn::Cluster(cluster) => cluster.req_packed_command(cmd),
+        }
     }
 
     fn req_packed_commands<'a>(
@@ -235,21 +107,16 @@ impl ConnectionLike for Conn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(async move {
-            self.send(|mut manager| async move {
-                manager.req_packed_commands(pipeline, offset, count).await
-            })
-            .await
-        })
+        match self {
+            Conn::Master(master) => master.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(cluster) => cluster.req_packed_commands(pipeline, offset, count),
+        }
     }
 
     fn get_db(&self) -> i64 {
-        self.0
-            .current
-            .load()
-            .client
-            .get_connection_info()
-            .redis_settings()
-            .db()
+        match self {
+            Conn::Master(master) => master.get_db(),
+            Conn::Cluster(cluster) => cluster.get_db(),
+        }
     }
 }

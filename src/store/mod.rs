@@ -1,12 +1,17 @@
 //! Shared Redis plumbing of the stores (revocation, users, throttle, sessions): the error
-//! they all answer with, where Redis is (`target`: one server or Sentinel), the connection
-//! that follows the master (`conn`), and the deadline every operation runs under.
+//! they all answer with, where Redis is (`target`: one server, Sentinel or a Cluster), the
+//! connection (`conn`: following the master in `master`, or routing over the cluster in
+//! `cluster`), and the deadline every operation runs under.
 
+mod cluster;
 mod conn;
+mod master;
 mod target;
 
+pub use self::cluster::ClusterConn;
 pub use self::conn::Conn;
-pub use self::target::{SentinelTarget, Target};
+pub use self::master::MasterConn;
+pub use self::target::{ClusterTarget, SentinelTarget, Target};
 
 use std::future::Future;
 use std::time::Duration;

@@ -7,6 +7,10 @@
 //!   `rediss+sentinel://` for TLS to the sentinels and to the master: the master the
 //!   sentinels name, asked again whenever it stops answering or refuses a write.
 //!
+//! - `redis+cluster://[user[:password]@]h1:p1,h2:p2,h3:p3`, or `rediss+cluster://` for TLS
+//!   to every node: a Redis Cluster, found from any of these seed nodes (the rest of the
+//!   cluster is learnt from them). No database: a cluster has only database 0.
+//!
 //! The user and password are the data nodes' (the sentinels are asked without credentials).
 //! A password given apart (`password_file`, `password_env`) replaces the URL's.
 
@@ -19,6 +23,8 @@ use super::StoreError;
 
 /// The sentinel port when a sentinel address names none.
 const SENTINEL_PORT: u16 = 26379;
+/// A cluster node's port when a seed address names none.
+const NODE_PORT: u16 = 6379;
 
 /// A Redis deployment to connect to.
 #[derive(Clone)]
@@ -27,6 +33,15 @@ pub enum Target {
     Single(Box<ConnectionInfo>),
     /// The master Sentinel names.
     Sentinel(SentinelTarget),
+    /// A Redis Cluster.
+    Cluster(ClusterTarget),
+}
+
+/// Seed nodes of a Redis Cluster, with the login and TLS every node shares.
+#[derive(Clone)]
+pub struct ClusterTarget {
+    /// Seed node addresses, each carrying the login (user, password).
+    pub nodes: Vec<ConnectionInfo>,
 }
 
 /// Sentinel addresses, the master's name and how to log in to the data nodes.
@@ -51,6 +66,10 @@ impl fmt::Debug for Target {
                 let addrs: Vec<String> = s.sentinels.iter().map(|i| i.addr().to_string()).collect();
                 write!(f, "Sentinel({:?} master {:?})", addrs, s.master)
             }
+            Target::Cluster(c) => {
+                let addrs: Vec<String> = c.nodes.iter().map(|i| i.addr().to_string()).collect();
+                write!(f, "Cluster({addrs:?})")
+            }
         }
     }
 }
@@ -66,10 +85,25 @@ impl Target {
                 url.strip_prefix("rediss+sentinel://")
                     .map(|rest| (rest, true))
             });
-        match sentinel {
-            Some((rest, tls)) => parse_sentinel(rest, tls, password).map(Target::Sentinel),
+        if let Some(s) = sentinel {
+            return parse_sentinel(s.0, s.1, password).map(Target::Sentinel);
+        }
+        let cluster = url
+            .strip_prefix("redis+cluster://")
+            .map(|rest| (rest, false))
+            .or_else(|| {
+                url.strip_prefix("rediss+cluster://")
+                    .map(|rest| (rest, true))
+            });
+        match cluster {
+            Some((rest, tls)) => parse_cluster(rest, tls, password).map(Target::Cluster),
             None => parse_single(url, password).map(|info| Target::Single(Box::new(info))),
         }
+    }
+
+    /// True for a Redis Cluster: keys that a script touches together need one hash tag.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Target::Cluster(_))
     }
 
     /// True when the master is found through Sentinel.
@@ -83,7 +117,7 @@ fn parse_single(url: &str, password: Option<&str>) -> Result<ConnectionInfo, Sto
     // SSL_CERT_DIR are honoured, for a private CA).
     let info = url.into_connection_info().map_err(|_| {
         StoreError::InvalidUrl(
-            "not a redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel:// URL",
+            "not a redis://, rediss://, unix://, redis[s]+sentinel:// or redis[s]+cluster:// URL",
         )
     })?;
     if !info.addr().is_supported() {
@@ -108,13 +142,10 @@ fn parse_sentinel(
     let (authority, path) = rest.split_once('/').ok_or(StoreError::InvalidUrl(
         "a sentinel URL ends with /master_name",
     ))?;
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => (Some(userinfo), hosts),
-        None => (None, authority),
-    };
+    let (userinfo, hosts) = split_userinfo(authority);
     let sentinels = hosts
         .split(',')
-        .map(|host| sentinel_addr(host, tls))
+        .map(|host| node_addr(host, SENTINEL_PORT, tls))
         .collect::<Result<Vec<_>, _>>()?;
     let (master, db) = match path.trim_end_matches('/').split_once('/') {
         Some((master, db)) => (master, Some(db)),
@@ -132,6 +163,49 @@ fn parse_sentinel(
         })?;
         node = node.set_db(db);
     }
+    node = login(node, userinfo, password)?;
+    Ok(SentinelTarget {
+        sentinels,
+        master: decode(master)?,
+        node,
+        tls,
+    })
+}
+
+fn parse_cluster(
+    rest: &str,
+    tls: bool,
+    password: Option<&str>,
+) -> Result<ClusterTarget, StoreError> {
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains('/') {
+        return Err(StoreError::InvalidUrl(
+            "a cluster URL names no database: redis+cluster://h1:p1,h2:p2",
+        ));
+    }
+    let (userinfo, hosts) = split_userinfo(authority);
+    let settings = login(RedisConnectionInfo::default(), userinfo, password)?;
+    let nodes = hosts
+        .split(',')
+        .map(|host| node_addr(host, NODE_PORT, tls).map(|i| i.set_redis_settings(settings.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ClusterTarget { nodes })
+}
+
+/// `user:password@hosts` -> the user info, if any, and the hosts.
+fn split_userinfo(authority: &str) -> (Option<&str>, &str) {
+    match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, authority),
+    }
+}
+
+/// `node` with the URL's user and password, then the password given apart, if any.
+fn login(
+    mut node: RedisConnectionInfo,
+    userinfo: Option<&str>,
+    password: Option<&str>,
+) -> Result<RedisConnectionInfo, StoreError> {
     if let Some(userinfo) = userinfo {
         let (user, url_password) = match userinfo.split_once(':') {
             Some((user, pass)) => (user, Some(pass)),
@@ -147,21 +221,16 @@ fn parse_sentinel(
     if let Some(password) = password {
         node = node.set_password(password);
     }
-    Ok(SentinelTarget {
-        sentinels,
-        master: decode(master)?,
-        node,
-        tls,
-    })
+    Ok(node)
 }
 
-/// One `host[:port]` of the sentinel list.
-fn sentinel_addr(host: &str, tls: bool) -> Result<ConnectionInfo, StoreError> {
-    const BAD: StoreError = StoreError::InvalidUrl("a sentinel address is not host:port");
+/// One `host[:port]` of a sentinel or seed node list.
+fn node_addr(host: &str, default_port: u16, tls: bool) -> Result<ConnectionInfo, StoreError> {
+    const BAD: StoreError = StoreError::InvalidUrl("a sentinel or node address is not host:port");
     let (name, port) = match host.rsplit_once(':') {
         // An IPv6 literal in brackets: [::1]:26379
         Some((name, port)) if !port.contains(']') => (name, port.parse().map_err(|_| BAD)?),
-        _ => (host, SENTINEL_PORT),
+        _ => (host, default_port),
     };
     let name = name.trim_start_matches('[').trim_end_matches(']');
     if name.is_empty() {
@@ -236,6 +305,33 @@ mod tests {
         ] {
             let err = Target::parse(bad, None).expect_err(bad).to_string();
             assert!(!err.contains("h1") && !err.contains("secret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_cluster_url_names_every_seed_node_with_the_login() {
+        let Ok(Target::Cluster(c)) =
+            Target::parse("redis+cluster://app:p%40ss@h1:7001,h2,[::1]:7003/", None)
+        else {
+            panic!("a cluster URL");
+        };
+        let addrs: Vec<String> = c.nodes.iter().map(|i| i.addr().to_string()).collect();
+        assert_eq!(addrs, ["h1:7001", "h2:6379", "::1:7003"]);
+        for node in &c.nodes {
+            assert_eq!(node.redis_settings().username(), Some("app"));
+            assert_eq!(node.redis_settings().password(), Some("p@ss"));
+        }
+        let Ok(Target::Cluster(c)) = Target::parse("rediss+cluster://h1:1", Some("pw")) else {
+            panic!("a TLS cluster URL");
+        };
+        assert!(matches!(c.nodes[0].addr(), ConnectionAddr::TcpTls { .. }));
+        assert_eq!(c.nodes[0].redis_settings().password(), Some("pw"));
+        for bad in [
+            "redis+cluster://h1:1/0",
+            "redis+cluster://h1:x",
+            "redis+cluster://",
+        ] {
+            assert!(Target::parse(bad, None).is_err(), "{bad}");
         }
     }
 

@@ -6,97 +6,9 @@ use serde_json::json;
 
 use crate::common::*;
 
-const SECRET: &str = "a client secret long enough for the provider";
-
-/// A provider with the gateway as its client, and a gateway with the provider "corp".
-struct Setup {
-    provider: OidcProvider,
-    gw: Gateway,
-    _echo: Upstream,
-}
-
-impl Setup {
-    async fn start() -> Setup {
-        let echo = Upstream::echo().await;
-        let mut provider = OidcProvider::start().await;
-        let gw = AuthSetup::new(&echo.url())
-            .env("CORP_CLIENT_SECRET", SECRET)
-            .extra(&format!(
-                r#"[cookies]
-enabled = true
-
-[sign_in]
-enabled = true
-
-[[sign_in.providers]]
-id = "corp"
-title = "Corporate login"
-issuer = "{}"
-client_id = "portcullis"
-client_secret_env = "CORP_CLIENT_SECRET"
-scopes = ["openid", "email", "profile", "roles"]
-roles_claim = "roles"
-"#,
-                provider.issuer()
-            ))
-            .start()
-            .await;
-        let callback = format!("https://127.0.0.1:{}/auth/callback/corp", gw.https.port());
-        let backchannel = format!(
-            "https://127.0.0.1:{}/auth/backchannel-logout/corp",
-            gw.https.port()
-        );
-        provider
-            .configure(&json!({
-                "clients": [{
-                    "client_id": "portcullis",
-                    "client_secret": SECRET,
-                    "redirect_uris": [callback],
-                    "response_types": ["code"],
-                    "grant_types": ["authorization_code"],
-                    "token_endpoint_auth_method": "client_secret_basic",
-                    "backchannel_logout_uri": backchannel,
-                }],
-                "accounts": {
-                    "alice": { "email": "alice@example.com", "email_verified": true, "roles": ["staff"] },
-                },
-            }))
-            .await;
-        Setup {
-            provider,
-            gw,
-            _echo: echo,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.gw.https.port())
-    }
-
-    /// Clicks the provider's button with `rd` and signs in at the provider as `login`;
-    /// the redirect back to the gateway, not yet followed.
-    fn to_callback(&self, browser: &CurlBrowser, rd: &str, login: &str) -> String {
-        let rd = form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>();
-        let page = browser.get(&self.url(&format!("/auth/sign-in/corp?rd={rd}")));
-        assert_eq!(
-            page.status,
-            200,
-            "the provider's login page: {page:?}\n{}",
-            self.provider.log()
-        );
-        let back = complete_provider_forms(browser, page, login);
-        assert!(
-            back.location.starts_with(&self.url("/auth/callback/corp?")),
-            "the provider sends the browser back to the callback: {back:?}\n{}",
-            self.provider.log()
-        );
-        back.location
-    }
-}
-
 #[tokio::test]
 async fn a_person_signs_in_at_the_provider_and_lands_on_the_page_they_asked_for() {
-    let s = Setup::start().await;
+    let s = OidcSetup::corp().await;
     let browser = CurlBrowser::new();
     let sign_in = browser.get(&s.url("/auth/sign-in"));
     assert!(
@@ -142,7 +54,7 @@ async fn a_person_signs_in_at_the_provider_and_lands_on_the_page_they_asked_for(
 
 #[tokio::test]
 async fn a_provider_session_refreshes_although_the_person_is_in_no_local_store() {
-    let s = Setup::start().await;
+    let s = OidcSetup::corp().await;
     let browser = CurlBrowser::new();
     let callback = s.to_callback(&browser, "/", "alice");
     assert_eq!(browser.get_once(&callback).status, 200);
@@ -176,7 +88,7 @@ async fn a_provider_session_refreshes_although_the_person_is_in_no_local_store()
 
 #[tokio::test]
 async fn a_callback_with_another_browsers_state_or_none_is_refused() {
-    let s = Setup::start().await;
+    let s = OidcSetup::corp().await;
     let victim = CurlBrowser::new();
     let attacker = CurlBrowser::new();
     // The attacker's own finished sign-in, replayed into the victim's browser (login CSRF).
@@ -198,7 +110,7 @@ async fn a_callback_with_another_browsers_state_or_none_is_refused() {
         victim.jar()
     );
     let refused =
-        s.gw.audit_events_at_least("provider_sign_in_refused", 1)
+        s.gw.audit_events_at_least("provider_sign_in_refused", 2)
             .await;
     assert!(
         refused.iter().any(|l| l.contains("state mismatch")),
@@ -208,7 +120,7 @@ async fn a_callback_with_another_browsers_state_or_none_is_refused() {
 
 #[tokio::test]
 async fn an_answer_naming_another_issuer_or_none_is_refused() {
-    let s = Setup::start().await;
+    let s = OidcSetup::corp().await;
     for forge in ["https%3A%2F%2Fevil.example", ""] {
         let browser = CurlBrowser::new();
         let callback = s.to_callback(&browser, "/", "alice");
@@ -223,7 +135,7 @@ async fn an_answer_naming_another_issuer_or_none_is_refused() {
         assert!(!browser.jar().contains("portcullis-access"), "no session");
     }
     let refused =
-        s.gw.audit_events_at_least("provider_sign_in_refused", 1)
+        s.gw.audit_events_at_least("provider_sign_in_refused", 2)
             .await;
     assert_eq!(
         refused
@@ -237,7 +149,7 @@ async fn an_answer_naming_another_issuer_or_none_is_refused() {
 
 #[tokio::test]
 async fn a_replayed_callback_is_refused_even_with_its_state_cookie() {
-    let s = Setup::start().await;
+    let s = OidcSetup::corp().await;
     let browser = CurlBrowser::new();
     let callback = s.to_callback(&browser, "/", "alice");
     let pending = browser.jar();
@@ -251,7 +163,7 @@ async fn a_replayed_callback_is_refused_even_with_its_state_cookie() {
     assert_eq!(replay.status, 403, "{replay:?}");
     assert!(!thief.jar().contains("portcullis-access"), "no session");
     let refused =
-        s.gw.audit_events_at_least("provider_sign_in_refused", 1)
+        s.gw.audit_events_at_least("provider_sign_in_refused", 2)
             .await;
     assert!(
         refused.iter().any(|l| l.contains("invalid_grant")),
@@ -261,7 +173,7 @@ async fn a_replayed_callback_is_refused_even_with_its_state_cookie() {
 
 #[tokio::test]
 async fn an_id_token_for_another_sign_in_nonce_is_refused() {
-    let s = Setup::start().await;
+    let s = OidcSetup::corp().await;
     let browser = CurlBrowser::new();
     let callback = s.to_callback(&browser, "/", "alice");
     // Swap the nonce this browser expects (as if the ID token were replayed from another
@@ -290,7 +202,7 @@ async fn an_id_token_for_another_sign_in_nonce_is_refused() {
 
 #[tokio::test]
 async fn rd_to_a_foreign_host_lands_on_the_gateways_home() {
-    let s = Setup::start().await;
+    let s = OidcSetup::corp().await;
     let browser = CurlBrowser::new();
     let callback = s.to_callback(&browser, "https://evil.example/steal", "alice");
     let landed = browser.get_once(&callback);
@@ -304,20 +216,20 @@ async fn rd_to_a_foreign_host_lands_on_the_gateways_home() {
 
 #[tokio::test]
 async fn a_sign_out_at_the_provider_ends_the_gateway_session_by_back_channel() {
-    let s = Setup::start().await;
+    let s = OidcSetup::corp().await;
     let browser = CurlBrowser::new();
     let callback = s.to_callback(&browser, "/", "alice");
     assert_eq!(browser.get_once(&callback).status, 200);
     assert_eq!(browser.get_once(&s.url("/api/before")).status, 200);
 
     // Sign out at the provider: its confirm page, then its form.
-    let confirm = browser.get(&format!("{}/session/end", s.provider.issuer()));
+    let confirm = browser.get(&format!("{}/session/end", s.provider().issuer()));
     let xsrf = confirm
         .attr("name=\"xsrf\"", "value")
         .expect("the provider's logout form");
     let action = confirm.attr("<form", "action").expect("form action");
     let url = match action.starts_with('/') {
-        true => format!("{}{action}", s.provider.issuer()),
+        true => format!("{}{action}", s.provider().issuer()),
         false => action,
     };
     browser.post_form(&url, &[("xsrf", &xsrf), ("logout", "yes")], false);
@@ -330,7 +242,7 @@ async fn a_sign_out_at_the_provider_ends_the_gateway_session_by_back_channel() {
         }
     })
     .await
-    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", s.gw.log(), s.provider.log()));
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", s.gw.log(), s.provider().log()));
     // Nor can the session be renewed.
     let renewed = browser.get_once(&s.url("/auth/refresh?rd=%2Fapi%2Fx"));
     assert!(renewed.location.contains("/auth/sign-in"), "{renewed:?}");
@@ -343,12 +255,12 @@ async fn a_sign_out_at_the_provider_ends_the_gateway_session_by_back_channel() {
 
 #[tokio::test]
 async fn a_replayed_or_malformed_logout_token_is_refused() {
-    let s = Setup::start().await;
+    let s = OidcSetup::corp().await;
     let now = now_secs();
     let event = json!({ "http://schemas.openid.net/event/backchannel-logout": {} });
     let claims = |jti: &str| {
         json!({
-            "iss": s.provider.issuer(), "aud": "portcullis", "iat": now, "exp": now + 120,
+            "iss": s.provider().issuer(), "aud": "portcullis", "iat": now, "exp": now + 120,
             "jti": jti, "sub": "alice", "events": event,
         })
     };
@@ -370,24 +282,24 @@ async fn a_replayed_or_malformed_logout_token_is_refused() {
             .expect("curl is installed");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    assert_eq!(post(&s.provider.sign(&claims("j1"))), "200");
-    assert_eq!(post(&s.provider.sign(&claims("j1"))), "400", "a replay");
+    assert_eq!(post(&s.provider().sign(&claims("j1"))), "200");
+    assert_eq!(post(&s.provider().sign(&claims("j1"))), "400", "a replay");
     let mut with_nonce = claims("j2");
     with_nonce["nonce"] = json!("n");
-    assert_eq!(post(&s.provider.sign(&with_nonce)), "400", "a nonce");
+    assert_eq!(post(&s.provider().sign(&with_nonce)), "400", "a nonce");
     let mut no_event = claims("j3");
     no_event.as_object_mut().expect("object").remove("events");
-    assert_eq!(post(&s.provider.sign(&no_event)), "400", "no event");
+    assert_eq!(post(&s.provider().sign(&no_event)), "400", "no event");
     let mut other_client = claims("j4");
     other_client["aud"] = json!("someone-else");
     assert_eq!(
-        post(&s.provider.sign(&other_client)),
+        post(&s.provider().sign(&other_client)),
         "400",
         "another client's"
     );
     let mut no_jti = claims("");
     no_jti.as_object_mut().expect("object").remove("jti");
-    assert_eq!(post(&s.provider.sign(&no_jti)), "400", "no jti");
+    assert_eq!(post(&s.provider().sign(&no_jti)), "400", "no jti");
     assert_eq!(post("not.a.token"), "400");
     let refused =
         s.gw.audit_events_at_least("backchannel_logout_refused", 6)
@@ -397,7 +309,7 @@ async fn a_replayed_or_malformed_logout_token_is_refused() {
 
 #[tokio::test]
 async fn signing_out_of_a_provider_session_goes_on_to_the_providers_sign_out() {
-    let s = Setup::start().await;
+    let s = OidcSetup::corp().await;
     let browser = CurlBrowser::new();
     let callback = s.to_callback(&browser, "/", "alice");
     assert_eq!(browser.get_once(&callback).status, 200);
@@ -413,7 +325,7 @@ async fn signing_out_of_a_provider_session_goes_on_to_the_providers_sign_out() {
         .output()
         .expect("curl is installed");
     let headers = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
-    let form_action = format!("form-action 'self' {}", s.provider.issuer());
+    let form_action = format!("form-action 'self' {}", s.provider().issuer());
     assert!(
         headers.contains(&form_action),
         "the page may post on to the provider: {headers}"
@@ -425,7 +337,7 @@ async fn signing_out_of_a_provider_session_goes_on_to_the_providers_sign_out() {
         false,
     );
     assert_eq!(signed_out.status, 303, "{signed_out:?}");
-    let end_session = format!("{}/session/end?client_id=portcullis", s.provider.issuer());
+    let end_session = format!("{}/session/end?client_id=portcullis", s.provider().issuer());
     assert_eq!(signed_out.location, end_session);
     assert_ne!(
         browser.get_once(&s.url("/api/x")).status,
@@ -445,7 +357,7 @@ async fn a_provider_that_is_down_gets_a_clear_page_not_a_loop() {
     let echo = Upstream::echo().await;
     let down = format!("http://127.0.0.1:{}", free_port());
     let gw = AuthSetup::new(&echo.url())
-        .env("CORP_CLIENT_SECRET", SECRET)
+        .env("CORP_CLIENT_SECRET", OIDC_SECRET)
         .extra(&format!(
             "[cookies]\nenabled = true\n\n[sign_in]\nenabled = true\n\n[[sign_in.providers]]\nid = \"corp\"\nissuer = \"{down}\"\nclient_id = \"portcullis\"\nclient_secret_env = \"CORP_CLIENT_SECRET\"\nfetch_timeout = \"2s\"\n"
         ))
@@ -484,7 +396,7 @@ fn base64_url_encode(text: &str) -> String {
 
 #[tokio::test]
 async fn a_person_signs_in_at_the_provider_with_a_real_browser() {
-    let s = Setup::start().await;
+    let s = OidcSetup::corp().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
         dir.join("node_modules/playwright-core").is_dir(),

@@ -20,10 +20,14 @@ fn store(set: &SentinelSet, extra: &str) -> String {
     )
 }
 
-/// Both gateways, the second verifying the first one's tokens, and their upstream.
+/// Both gateways, the second verifying the first one's tokens, and their upstream; with
+/// a TLS set, trusting its certificate.
 async fn pair(set: &SentinelSet, extra: &str) -> (Gateway, Gateway, Upstream) {
     let up = Upstream::echo().await;
-    let cfg = GatewayConfig::standard(&up.url()).extra(&store(set, extra));
+    let mut cfg = GatewayConfig::standard(&up.url()).extra(&store(set, extra));
+    if let Some(ca) = set.tls_cert_file() {
+        cfg = cfg.env("SSL_CERT_FILE", ca.to_str().expect("a UTF-8 path"));
+    }
     let a = Gateway::start(cfg.clone()).await;
     let dir = TestDir::new();
     dir.write("main.pem", &a.signing_key_pem);
@@ -284,4 +288,25 @@ async fn with_min_replica_acks_a_revocation_no_replica_took_is_not_acknowledged(
         out.stdout
     );
     assert!(out.stderr.contains("503"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn over_tls_with_an_acl_user_a_revocation_crosses_gateways_and_reaches_the_replica() {
+    // Sentinels, master and replica speak TLS only (replication too); the gateways log in
+    // as the ACL user (the default user is off) with the password from a file, and trust
+    // the nodes' certificate through SSL_CERT_FILE.
+    let set = SentinelSet::start_tls().await;
+    assert!(set.url().starts_with("rediss+sentinel://portcullis@"));
+    let (a, b, _up) = pair(&set, "min_replica_acks = 1\n").await;
+    let (first, second) = (a.token("alice", &["user"]), a.token("bob", &["user"]));
+    assert_eq!(get(&b, &first).await, StatusCode::OK);
+    revoke(&a, &first, Duration::from_secs(10))
+        .await
+        .expect("revoked, and acknowledged by the replica");
+    refused_everywhere(&[&a, &b], &first, Duration::from_secs(5))
+        .await
+        .expect("both gateways refuse the revoked token");
+    assert!(holds(&set, set.master_port(), &jti_of(&first)).await);
+    assert!(holds(&set, set.replica_port(), &jti_of(&first)).await);
+    assert_eq!(get(&a, &second).await, StatusCode::OK);
 }

@@ -517,6 +517,12 @@ async fn a_person_without_a_factor_enrols_on_the_page_with_password_and_first_co
     }
     let new_csrf = cookie_set(&enrolled, CSRF).expect("csrf cookie");
     let upgraded = format!("{ACCESS}={access}; {CSRF}={new_csrf}");
+    let sessions = navigate(&gw, "/auth/sessions", &upgraded).send_h1().await;
+    assert!(
+        sessions.text().contains("with password and one-time code"),
+        "{}",
+        sessions.text()
+    );
     let page = navigate(&gw, "/auth/second-factor", &upgraded)
         .send_h1()
         .await;

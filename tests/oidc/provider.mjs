@@ -12,11 +12,23 @@
 //
 // The provider signs with one RSA key made here; `POST /test/sign` (JSON claims in, a JWS
 // out) signs what a test asks with that same key, for the logout-token attacks no honest
-// provider would send (a replay, a nonce, no event).
+// provider would send (a replay, a nonce, no event); `POST /test/sign?key=other` signs
+// with a second key under the same kid, which the provider never publishes.
+//
+// `POST /test/tamper` ({ sign, set, unset, secret }) makes the provider misbehave once: the
+// next token response's ID token is rewritten (claims set or removed) and signed as `sign`
+// says: "rs256" (its own key), "none" (alg none, no signature), "hs256" (HS256 keyed with
+// `secret`, the client secret: algorithm confusion) or "other" (the unpublished key).
+//
+// A client may give `jwks_pem_file` (a PEM public or private key, as `portcullis keygen`
+// writes) and `jwks_pem_kid` instead of `jwks`: its public JWK is read from it
+// (private_key_jwt clients).
 //
 // The provider calls the gateway's back-channel logout endpoint over https; the gateway's
 // self-signed certificate is made after this process starts, so the test starts it with
 // NODE_TLS_REJECT_UNAUTHORIZED=0 (this test provider only).
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import readline from 'node:readline';
 import * as jose from 'jose';
@@ -24,14 +36,51 @@ import Provider from 'oidc-provider';
 
 const { privateKey } = await jose.generateKeyPair('RS256', { extractable: true });
 const signingJwk = { ...(await jose.exportJWK(privateKey)), kid: 'test-key', alg: 'RS256', use: 'sig' };
+const other = await jose.generateKeyPair('RS256', { extractable: true });
 
-async function signRoute(req, res) {
+async function readJson(req) {
   let body = '';
   for await (const chunk of req) body += chunk;
-  const token = await new jose.SignJWT(JSON.parse(body))
+  return JSON.parse(body);
+}
+
+async function signRoute(req, res) {
+  const key = req.url.endsWith('?key=other') ? other.privateKey : privateKey;
+  const token = await new jose.SignJWT(await readJson(req))
     .setProtectedHeader({ alg: 'RS256', kid: 'test-key', typ: 'logout+jwt' })
-    .sign(privateKey);
+    .sign(key);
   res.end(token);
+}
+
+// The misbehaviour asked for by `POST /test/tamper`, applied to the next ID token only.
+let tamper = null;
+
+async function tampered(idToken, how) {
+  const claims = { ...jose.decodeJwt(idToken), ...(how.set ?? {}) };
+  for (const name of how.unset ?? []) delete claims[name];
+  switch (how.sign) {
+    case 'none':
+      return new jose.UnsecuredJWT(claims).encode();
+    case 'hs256':
+      return new jose.SignJWT(claims)
+        .setProtectedHeader({ alg: 'HS256', kid: 'test-key' })
+        .sign(new TextEncoder().encode(how.secret));
+    case 'other':
+      return new jose.SignJWT(claims)
+        .setProtectedHeader({ alg: 'RS256', kid: 'test-key' })
+        .sign(other.privateKey);
+    default:
+      return new jose.SignJWT(claims)
+        .setProtectedHeader({ alg: 'RS256', kid: 'test-key' })
+        .sign(privateKey);
+  }
+}
+
+async function withJwks(client) {
+  if (!client.jwks_pem_file) return client;
+  const { jwks_pem_file: file, jwks_pem_kid: kid, ...rest } = client;
+  const jwk = crypto.createPublicKey(fs.readFileSync(file)).export({ format: 'jwk' });
+  return { ...rest, jwks: { keys: [kid ? { ...jwk, kid } : jwk] } };
 }
 
 const server = http.createServer((_req, res) => {
@@ -43,11 +92,11 @@ server.listen(0, '127.0.0.1', () => {
   console.log(`listening ${server.address().port}`);
 });
 
-function configure(setup) {
+async function configure(setup) {
   const issuer = `http://127.0.0.1:${server.address().port}`;
   const accounts = setup.accounts ?? {};
   const provider = new Provider(issuer, {
-    clients: setup.clients,
+    clients: await Promise.all(setup.clients.map(withJwks)),
     jwks: { keys: [signingJwk] },
     cookies: { keys: ['portcullis test provider cookie key'] },
     pkce: { methods: ['S256'], required: () => true },
@@ -73,11 +122,22 @@ function configure(setup) {
       };
     },
   });
+  provider.use(async (ctx, next) => {
+    await next();
+    if (tamper && ctx.oidc?.route === 'token' && ctx.body?.id_token) {
+      const how = tamper;
+      tamper = null;
+      ctx.body.id_token = await tampered(ctx.body.id_token, how);
+    }
+  });
   server.removeAllListeners('request');
   const callback = provider.callback();
+  const failed = (res) => (err) => { res.statusCode = 500; res.end(String(err)); };
   server.on('request', (req, res) => {
-    if (req.method === 'POST' && req.url === '/test/sign') {
-      signRoute(req, res).catch((err) => { res.statusCode = 500; res.end(String(err)); });
+    if (req.method === 'POST' && req.url.startsWith('/test/sign')) {
+      signRoute(req, res).catch(failed(res));
+    } else if (req.method === 'POST' && req.url === '/test/tamper') {
+      readJson(req).then((how) => { tamper = how; res.end('ok'); }).catch(failed(res));
     } else {
       callback(req, res);
     }
@@ -87,10 +147,10 @@ function configure(setup) {
 
 const lines = readline.createInterface({ input: process.stdin });
 lines.once('line', (line) => {
-  try {
-    configure(JSON.parse(line));
-  } catch (err) {
-    console.log(`setup failed: ${err.stack}`);
-    process.exit(1);
-  }
+  Promise.resolve()
+    .then(() => configure(JSON.parse(line)))
+    .catch((err) => {
+      console.log(`setup failed: ${err.stack}`);
+      process.exit(1);
+    });
 });

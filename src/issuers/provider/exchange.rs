@@ -2,16 +2,16 @@
 //! exchanged for an ID token that is checked (OpenID Connect Core 1.0, 3.1.3.7) before it
 //! names a person.
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::Full;
 use serde_json::{Map, Value};
 
-use super::{send, Client, ClientAuth, Endpoints, Provider};
+use super::{send, Client, Endpoints, Provider};
 use crate::issuers::fetch;
-use crate::issuers::verify::verify_external;
+use crate::issuers::verify::{verify_external_with, Subject};
 use crate::token::verify::TokenError;
 use crate::token::Claims;
 
@@ -58,6 +58,17 @@ pub struct Person {
     pub amr: Vec<String>,
     /// The provider's `auth_time`.
     pub auth_time: Option<u64>,
+    /// The provider's session id (`sid`), when it sends a usable one: a back-channel
+    /// logout may name only it.
+    pub sid: Option<String>,
+}
+
+/// Longest provider `sid` kept.
+const MAX_SID: usize = 255;
+
+/// A `sid` the gateway can keep and look up: visible ASCII, 1 to 255 bytes.
+pub fn usable_sid(sid: &str) -> bool {
+    !sid.is_empty() && sid.len() <= MAX_SID && sid.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// The claims an ID token may pass on into the gateway's tokens.
@@ -105,32 +116,23 @@ impl Provider {
             id_token: Option<String>,
             error: Option<String>,
         }
-        let mut form = vec![
+        let fields = [
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", redirect_uri),
             ("code_verifier", verifier),
         ];
-        let mut request = http::Request::post(endpoints.token.clone()).header(
+        let request = http::Request::post(endpoints.token.clone()).header(
             http::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
         );
-        match endpoints.client_auth {
-            ClientAuth::ClientSecretBasic => {
-                let encode =
-                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                let pair = format!("{}:{}", encode(&self.client_id), encode(&self.secret.0));
-                let basic = format!("Basic {}", STANDARD.encode(pair));
-                request = request.header(http::header::AUTHORIZATION, basic);
-            }
-            ClientAuth::ClientSecretPost => {
-                form.push(("client_id", &self.client_id));
-                form.push(("client_secret", &self.secret.0));
-            }
-        }
-        let form = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
+        // The serializer is not Send: it is done with before the await.
+        let (request, form) = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.extend_pairs(fields);
+            let request = self.authenticate(endpoints, request, &mut form)?;
+            (request, form.finish())
+        };
         let body = Full::new(Bytes::from(form));
         let read = tokio::time::timeout(self.keys.fetch_timeout, send(client, request, body)).await;
         let (status, body) = read.unwrap_or_else(|_| Err("token endpoint timed out".into()))?;
@@ -155,7 +157,7 @@ impl Provider {
         now: u64,
     ) -> Result<Person, String> {
         let claims = self
-            .verify_token(jwks_client, id_token, leeway, now)
+            .verify_token(jwks_client, id_token, leeway, now, Subject::Required)
             .await?;
         self.check_id_token(claims, nonce)
     }
@@ -168,11 +170,13 @@ impl Provider {
         token: &str,
         leeway: u64,
         now: u64,
+        subject: Subject,
     ) -> Result<Claims, String> {
-        let verified = match verify_external(&self.keys, token, leeway, now) {
+        let verify = || verify_external_with(&self.keys, token, leeway, now, subject);
+        let verified = match verify() {
             Err(TokenError::UnknownKid) => {
                 fetch::refresh(&self.keys, jwks_client).await;
-                verify_external(&self.keys, token, leeway, now)
+                verify()
             }
             other => other,
         };
@@ -213,6 +217,11 @@ impl Provider {
             claims: carried,
             amr: claims.amr,
             auth_time: claims.auth_time,
+            sid: extra
+                .get("sid")
+                .and_then(Value::as_str)
+                .filter(|sid| usable_sid(sid))
+                .map(str::to_string),
         })
     }
 
@@ -243,7 +252,7 @@ mod tests {
 
     use serde_json::{json, Map, Value};
 
-    use super::super::{Provider, ProviderFields, Secret};
+    use super::super::{Credential, Provider, ProviderFields, Secret};
     use super::Pkce;
     use crate::issuers::fetch::Live;
     use crate::issuers::jwks::AlgSet;
@@ -279,10 +288,11 @@ mod tests {
             id: "corp".into(),
             title: "Corp".into(),
             client_id: "gw".into(),
-            secret: Secret("s".into()),
+            credential: Credential::Secret(Secret("s".into())),
             scopes: "openid".into(),
             client_auth: None,
             allowed_domains: domains.iter().map(|d| d.to_string()).collect(),
+            post_logout: None,
         };
         Provider::new(fields, Arc::new(keys))
     }

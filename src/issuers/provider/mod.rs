@@ -6,6 +6,7 @@
 //! own, fetched like `[[issuers]]` keys (same fetch rules) but never accepted as bearer
 //! tokens: an ID token only ever starts a gateway session.
 
+mod client_auth;
 mod exchange;
 mod logout;
 
@@ -17,7 +18,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 
-pub use exchange::{printable, Person, Pkce};
+pub use exchange::{printable, usable_sid, Person, Pkce};
 pub use logout::LogoutOrder;
 
 use super::fetch::fetch_uri;
@@ -43,10 +44,30 @@ pub enum ClientAuth {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT the gateway signs with its own key (RFC 7523, OpenID Connect Core 9).
+    PrivateKeyJwt,
 }
 
 /// A client secret; its Debug never shows it.
 pub struct Secret(pub String);
+
+/// How the gateway proves it is the client: a shared secret, or a private key.
+#[derive(Debug)]
+pub enum Credential {
+    /// `client_secret_basic` or `client_secret_post`.
+    Secret(Secret),
+    /// `private_key_jwt`.
+    Key(ClientKey),
+}
+
+/// The key that signs client assertions (its Debug shows the kid and alg only).
+#[derive(Debug)]
+pub struct ClientKey {
+    /// The kid the provider knows the key by, if it needs one.
+    pub kid: Option<String>,
+    /// The loaded signing key, pinned to its algorithm.
+    pub key: crate::token::keys::SignKey,
+}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,14 +84,16 @@ pub struct Provider {
     pub title: String,
     /// The gateway's client id at the provider; ID tokens must be for it.
     pub client_id: String,
-    /// The client secret.
-    pub secret: Secret,
+    /// The client secret or key.
+    pub credential: Credential,
     /// Requested scopes, space-separated, `openid` among them.
     pub scopes: String,
     /// The configured client authentication, or None for the first discovery offers.
     pub client_auth: Option<ClientAuth>,
     /// Email domains let in (lowercase); empty lets every verified person in.
     pub allowed_domains: Vec<String>,
+    /// Where the provider's sign-out sends the browser back to, if anywhere.
+    pub post_logout: Option<PostLogout>,
     /// The provider's issuer, audience (the client id), roles claim and live keys.
     pub keys: Arc<Issuer>,
     /// The discovery document, once read.
@@ -99,10 +122,11 @@ impl Provider {
             id: fields.id,
             title: fields.title,
             client_id: fields.client_id,
-            secret: fields.secret,
+            credential: fields.credential,
             scopes: fields.scopes,
             client_auth: fields.client_auth,
             allowed_domains: fields.allowed_domains,
+            post_logout: fields.post_logout,
             keys,
             discovered: Mutex::new(None),
         }
@@ -154,16 +178,20 @@ impl Provider {
             None => None,
         };
         let offered = doc.token_endpoint_auth_methods_supported.iter();
-        let first_known = offered.filter_map(|m| match m.as_str() {
+        let mut first_known = offered.filter_map(|m| match m.as_str() {
             "client_secret_basic" => Some(ClientAuth::ClientSecretBasic),
             "client_secret_post" => Some(ClientAuth::ClientSecretPost),
             _ => None,
         });
-        let client_auth = self
-            .client_auth
-            .or_else(|| first_known.clone().next())
-            // OpenID Connect Discovery 1.0, 3: absent means client_secret_basic.
-            .unwrap_or(ClientAuth::ClientSecretBasic);
+        let client_auth = match &self.credential {
+            // A key can only sign assertions (the configuration checked client_auth).
+            Credential::Key(_) => ClientAuth::PrivateKeyJwt,
+            Credential::Secret(_) => self
+                .client_auth
+                .or_else(|| first_known.next())
+                // OpenID Connect Discovery 1.0, 3: absent means client_secret_basic.
+                .unwrap_or(ClientAuth::ClientSecretBasic),
+        };
         Ok(Endpoints {
             authorization: doc.authorization_endpoint,
             token,
@@ -183,14 +211,35 @@ pub struct ProviderFields {
     pub title: String,
     /// See [`Provider::client_id`].
     pub client_id: String,
-    /// See [`Provider::secret`].
-    pub secret: Secret,
+    /// See [`Provider::credential`].
+    pub credential: Credential,
     /// See [`Provider::scopes`].
     pub scopes: String,
     /// See [`Provider::client_auth`].
     pub client_auth: Option<ClientAuth>,
     /// See [`Provider::allowed_domains`].
     pub allowed_domains: Vec<String>,
+    /// See [`Provider::post_logout`].
+    pub post_logout: Option<PostLogout>,
+}
+
+/// The `post_logout_redirect_uri` sent with RP-initiated logout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostLogout {
+    /// This absolute URL.
+    Url(String),
+    /// This path on the origin the sign-out came in on.
+    Path(String),
+}
+
+impl PostLogout {
+    /// The URL for a sign-out at `scheme://host`.
+    pub fn url(&self, scheme: &str, host: &str) -> String {
+        match self {
+            PostLogout::Url(url) => url.clone(),
+            PostLogout::Path(path) => format!("{scheme}://{host}{path}"),
+        }
+    }
 }
 
 /// `scheme://host[:port]` of an absolute URL, lowercase.
@@ -210,8 +259,9 @@ pub fn discovery_url(issuer: &str) -> Result<Uri, String> {
     fetch_uri(&url)
 }
 
-/// Sends a request: the status and body (at most MAX_BODY_BYTES); any status but 200 and
-/// 400 (a token endpoint's error answer) is a failure.
+/// Sends a request: the status and body (at most MAX_BODY_BYTES); any status but 200, 400
+/// and 401 (a token endpoint's error answers; 401 for `invalid_client`, RFC 6749 5.2) is a
+/// failure.
 async fn send(
     client: &Client,
     request: http::request::Builder,
@@ -227,7 +277,12 @@ async fn send(
         .await
         .map_err(|e| format!("{uri}: {}", error_chain(&e)))?;
     let status = response.status();
-    if status != StatusCode::OK && status != StatusCode::BAD_REQUEST {
+    let answered = [
+        StatusCode::OK,
+        StatusCode::BAD_REQUEST,
+        StatusCode::UNAUTHORIZED,
+    ];
+    if !answered.contains(&status) {
         return Err(format!("{uri}: answered {status}"));
     }
     let body = Limited::new(response.into_body(), MAX_BODY_BYTES)

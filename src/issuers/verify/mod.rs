@@ -69,6 +69,26 @@ pub(crate) fn verify_external(
     leeway: u64,
     now: u64,
 ) -> Result<Claims, TokenError> {
+    verify_external_with(issuer, token, leeway, now, Subject::Required)
+}
+
+/// Whether a token must name a subject.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Subject {
+    /// `sub` must be there (bearer tokens, ID tokens).
+    Required,
+    /// `sub` may be absent, then "" (a back-channel logout token may name only a `sid`).
+    Optional,
+}
+
+/// [`verify_external`], with `sub` required or not.
+pub(crate) fn verify_external_with(
+    issuer: &Issuer,
+    token: &str,
+    leeway: u64,
+    now: u64,
+    subject: Subject,
+) -> Result<Claims, TokenError> {
     // The header only selects a key. jku, x5u, x5c and jwk are never read: keys come from
     // the configured JWK Set alone.
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
@@ -94,7 +114,7 @@ pub(crate) fn verify_external(
     if !dupkeys::token_members_unique(token) {
         return Err(TokenError::Malformed);
     }
-    map_claims(issuer, claims, leeway, now)
+    map_claims(issuer, claims, leeway, now, subject)
 }
 
 fn decode(
@@ -123,6 +143,7 @@ fn map_claims(
     mut map: Map<String, Value>,
     leeway: u64,
     now: u64,
+    subject: Subject,
 ) -> Result<Claims, TokenError> {
     let exp = time(&map, "exp")?.ok_or(TokenError::MissingClaim(Claim::Exp))?;
     let nbf = time(&map, "nbf")?.unwrap_or(0);
@@ -148,9 +169,14 @@ fn map_claims(
     if !aud.contains(&issuer.audience) {
         return Err(TokenError::WrongAudience);
     }
-    let sub = text(&map, "sub")?.ok_or(TokenError::MissingClaim(Claim::Sub))?;
+    let sub = match (text(&map, "sub")?, subject) {
+        (Some(sub), _) => sub,
+        (None, Subject::Optional) => String::new(),
+        (None, Subject::Required) => return Err(TokenError::MissingClaim(Claim::Sub)),
+    };
     // The subject becomes the user header: one the upstream could not receive is refused.
-    if !fits_user_header(&sub) {
+    let unnamed = sub.is_empty() && subject == Subject::Optional;
+    if !unnamed && !fits_user_header(&sub) {
         return Err(TokenError::Malformed);
     }
     let jti = text(&map, "jti")?.unwrap_or_default();

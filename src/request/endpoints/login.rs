@@ -120,13 +120,15 @@ pub(super) async fn note_session(
     fam: &str,
     conn: &ConnInfo,
     user_agent: &str,
+    amr: &[String],
 ) {
     if snap.auth.sign_in.is_none() {
         return;
     }
     let now = unix_now();
     let until = now + snap.lifetimes.refresh.as_secs() + snap.expect.leeway_secs;
-    let seen = Session::seen(fam, now, until, conn.client.to_string(), user_agent);
+    let seen =
+        Session::seen(fam, now, until, conn.client.to_string(), user_agent).signed_in_with(amr);
     if let Err(err) = app.sessions.record(user, seen).await {
         tracing::warn!(error = %err, user, "the sessions page missed a sign-in or refresh");
     }
@@ -148,10 +150,12 @@ pub(super) async fn start_session(
         claims: &user.claims,
         authn,
     };
-    start_family(app, snap, conn, &subject, request_id, user_agent).await
+    let started = start_family(app, snap, conn, &subject, request_id, user_agent).await?;
+    Ok(started.0)
 }
 
-/// A new token family for a subject whose sign-in was just checked (here or at a provider).
+/// A new token family for a subject whose sign-in was just checked (here or at a provider):
+/// its first pair and the family's id.
 pub(super) async fn start_family(
     app: &App,
     snap: &Snapshot,
@@ -159,13 +163,14 @@ pub(super) async fn start_family(
     subject: &Subject<'_>,
     request_id: &str,
     user_agent: &str,
-) -> Result<crate::revoke::Pair, Reject> {
+) -> Result<(crate::revoke::Pair, String), Reject> {
     let now = unix_now();
     let family = crate::token::mint::new_id();
     let next = crate::revoke::Successor::new(now);
     let pair = tokens::issue_pair(snap, subject, &family, &next)?;
     let idp = subject.authn.idp.as_deref();
     tracing::info!(target: "audit", event = "login_ok", user = %subject.name, idp, client = %conn.client, request_id, family = %family);
-    note_session(app, snap, subject.name, &family, conn, user_agent).await;
-    Ok(pair)
+    let amr = &subject.authn.amr;
+    note_session(app, snap, subject.name, &family, conn, user_agent, amr).await;
+    Ok((pair, family))
 }

@@ -104,11 +104,12 @@ pub(super) async fn change_password(
         })?;
     tracing::info!(target: "audit", event = "password_changed", user = %sub, client = %conn.client, request_id = change.request_id);
     let issued = revoke_earlier_tokens(app, sub).await?;
+    let authn = crate::token::Authn::password(issued);
     let subject = Subject {
         name: &user.name,
         roles: &user.roles,
         claims: &user.claims,
-        authn: &crate::token::Authn::password(issued),
+        authn: &authn,
     };
     let family = crate::token::mint::new_id();
     let pair = tokens::issue_pair(
@@ -117,7 +118,8 @@ pub(super) async fn change_password(
         &family,
         &crate::revoke::Successor::new(issued),
     )?;
-    super::login::note_session(app, snap, &user.name, &family, conn, change.user_agent).await;
+    let agent = change.user_agent;
+    super::login::note_session(app, snap, &user.name, &family, conn, agent, &authn.amr).await;
     Ok(pair)
 }
 

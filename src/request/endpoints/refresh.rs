@@ -134,6 +134,7 @@ async fn rotate(
     let until = now + snap.lifetimes.refresh.as_secs() + snap.expect.leeway_secs;
     let redemption = Redemption {
         jti: &claims.jti,
+        issued: claims.iat,
         fam: &fam,
         until,
         now,
@@ -150,11 +151,17 @@ async fn rotate(
         Rotation::Mint(next) => {
             let pair = tokens::issue_pair(snap, &subject, &fam, &next)?;
             tracing::info!(target: "audit", event = "refresh", user = %claims.sub, client = %ip, request_id, family = %fam);
-            super::login::note_session(app, snap, &claims.sub, &fam, conn, user_agent).await;
+            let (sub, amr) = (&claims.sub, &claims.amr);
+            super::login::note_session(app, snap, sub, &fam, conn, user_agent, amr).await;
+            super::sign_in::provider_sessions::renewed(app, snap, &claims, &fam).await;
             Ok(pair)
         }
         Rotation::Reuse => {
             tracing::warn!(target: "audit", event = "refresh_reuse_detected", user = %claims.sub, client = %ip, request_id, family = %fam);
+            Err(Reject::RefreshReuse)
+        }
+        Rotation::Lost => {
+            tracing::warn!(target: "audit", event = "refresh_record_lost", user = %claims.sub, client = %ip, request_id, family = %fam);
             Err(Reject::RefreshReuse)
         }
         Rotation::Throttled(retry_after) => {

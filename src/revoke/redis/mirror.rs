@@ -14,7 +14,7 @@ use redis::aio::{PubSubSink, PubSubStream};
 use redis::RedisResult;
 use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
 
-use super::{Keys, Kind, Shared};
+use super::{republish, Keys, Kind, Shared};
 use crate::revoke::memory::MemoryStore;
 use crate::store::Conn;
 
@@ -67,14 +67,17 @@ pub(super) async fn subscribe(conn: &Conn, keys: &Keys) -> RedisResult<Subscript
 /// Members (or hash fields) with their times, as Redis returns them.
 type Scored = Vec<(String, f64)>;
 
-/// Drops expired entries in Redis, then merges every live one into the mirror; returns how
-/// many were loaded. One round trip.
+/// Checks the data-loss marker (`epoch.rs`), drops expired entries in Redis, then merges
+/// every live one into the mirror and writes back those Redis lacks (`republish.rs`);
+/// returns how many were loaded. Two round trips, three after a data loss.
 pub(super) async fn resync(
     conn: &Conn,
     keys: &Keys,
-    mirror: &MemoryStore,
+    shared: &Shared,
     now: u64,
 ) -> RedisResult<usize> {
+    shared.seen.check(conn, keys, now).await?;
+    let mirror = &shared.mirror;
     let mut pipe = redis::pipe();
     for set in [&keys.jti, &keys.fam, &keys.spent] {
         // A score is the first second the entry no longer counts, so `now` itself goes.
@@ -92,11 +95,23 @@ pub(super) async fn resync(
     pipe.cmd("HGETALL").arg(&keys.sub);
     let (jtis, fams, subs): (Scored, Scored, Scored) = pipe.query_async(&mut conn.clone()).await?;
     let loaded = jtis.len() + fams.len() + subs.len();
-    let sets = [(Kind::Jti, jtis), (Kind::Fam, fams), (Kind::Sub, subs)];
-    for (kind, entries) in sets {
+    let answered = [
+        (Kind::Jti, &jtis[..]),
+        (Kind::Fam, &fams[..]),
+        (Kind::Sub, &subs[..]),
+    ];
+    let lacking = republish::missing(mirror, &answered, now);
+    for (kind, entries) in answered {
         for (id, time) in entries {
-            kind.apply(mirror, &id, super::to_secs(time));
+            kind.apply(mirror, id, super::to_secs(*time));
         }
+    }
+    if !lacking.is_empty() {
+        let put_back = republish::republish(conn, keys, &lacking).await?;
+        tracing::warn!(
+            put_back,
+            "redis lacked revocations this instance holds (data lost by a restart without persistence, or a failover): written back"
+        );
     }
     Ok(loaded)
 }
@@ -166,7 +181,7 @@ impl Subscriber {
         resync(
             &self.conn,
             &self.keys,
-            &self.shared.mirror,
+            &self.shared,
             crate::runtime::unix_now(),
         )
         .await?;
@@ -199,7 +214,7 @@ impl Subscriber {
                 }
                 _ = reload.tick() => {
                     // Events still flow, so a failed reload leaves the mirror in sync.
-                    let reloaded = resync(&self.conn, &self.keys, &self.shared.mirror, crate::runtime::unix_now());
+                    let reloaded = resync(&self.conn, &self.keys, &self.shared, crate::runtime::unix_now());
                     if let Err(error) = reloaded.await {
                         tracing::warn!(%error, "periodic revocation resync failed");
                     }

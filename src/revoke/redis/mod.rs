@@ -1,7 +1,7 @@
 //! The Redis revocation store: one revocation set shared by every gateway instance, with a
 //! local mirror per instance so the per-request check never leaves the process.
 //!
-//! # Keys (under a prefix, "portcullis:" by default)
+//! # Keys (under a prefix, "portcullis:" by default; `{portcullis:}` on a Redis Cluster)
 //!
 //! | key                   | type       | content                                               |
 //! |-----------------------|------------|-------------------------------------------------------|
@@ -9,6 +9,7 @@
 //! | `{p}revoked:fam`      | sorted set | member family id, score = until                       |
 //! | `{p}revoked:sub`      | hash       | subject -> revoked-before time                        |
 //! | `{p}family:<fam>`     | hash       | rotation record (see `redeem.rs`), expires with the family |
+//! | `{p}epoch`            | hash       | `id`, `lost_at`: the data-loss marker (see `epoch.rs`) |
 //! | `{p}events` (channel) | pub/sub    | "jti <id> <exp>", "fam <id> <until>", "sub <id> <before>" |
 //!
 //! Sorted sets scored by expiry rather than one key per entry with a TTL: the whole mirror
@@ -21,6 +22,14 @@
 //! hash field per subject and are kept. A family's rotation record is never mirrored (only
 //! refresh reads it, in a script), so it is one key with a TTL: one per family, whatever the
 //! number of rotations, gone when the family's last token expires.
+//!
+//! On a Redis Cluster the prefix is wrapped in braces, a hash tag, so every key above is in
+//! one slot: the claim script reads the revoked families together with a family's record,
+//! and the resync reads every set in one pipeline. The revocation store therefore lives on
+//! one master (its load is the write rate: revocations and refreshes; reads are local); the
+//! other stores' keys carry no tag and spread over the cluster. The events channel is a
+//! classic pub/sub channel, which the cluster bus delivers on every node (see
+//! `store::cluster`).
 //!
 //! # The mirror and staying in sync
 //!
@@ -42,12 +51,18 @@
 //! `appendfsync always` (or `everysec`, at most a second lost). After a restart the
 //! connections come back by themselves and the reload re-merges the set. With replicas
 //! (Sentinel), `min_replica_acks` makes a revocation `WAIT` for that many before `Ok`.
+//! When Redis comes back without some revocations (no persistence, or writes lost in a
+//! failover), each instance's reload writes back those its mirror holds (`republish.rs`):
+//! a mirror never forgets, and new instances learn them again from Redis.
 //!
 //! `rediss://` verifies the server with the system trust store (`SSL_CERT_FILE` for a
-//! private CA). Not supported: Redis Cluster (the scripts touch keys of several hash slots).
+//! private CA).
 
+mod epoch;
+mod keys;
 mod mirror;
 mod redeem;
+mod republish;
 mod state;
 
 use std::fmt;
@@ -56,6 +71,7 @@ use std::time::Duration;
 
 use redis::Script;
 
+use self::keys::Keys;
 use self::state::Shared;
 use super::memory::MemoryStore;
 use crate::store::{within, Conn, StoreError, Target};
@@ -128,43 +144,6 @@ impl Kind {
     }
 }
 
-/// Every key name, built once from the prefix.
-struct Keys {
-    jti: String,
-    fam: String,
-    sub: String,
-    /// Spent refresh tokens as earlier versions kept them: no longer written, only drained.
-    spent: String,
-    channel: String,
-    prefix: String,
-}
-
-impl Keys {
-    fn new(prefix: &str) -> Keys {
-        Keys {
-            jti: format!("{prefix}revoked:jti"),
-            fam: format!("{prefix}revoked:fam"),
-            sub: format!("{prefix}revoked:sub"),
-            spent: format!("{prefix}spent"),
-            channel: format!("{prefix}events"),
-            prefix: prefix.to_owned(),
-        }
-    }
-
-    fn set(&self, kind: Kind) -> &str {
-        match kind {
-            Kind::Jti => &self.jti,
-            Kind::Fam => &self.fam,
-            Kind::Sub => &self.sub,
-        }
-    }
-
-    /// The hash holding a family's rotation record.
-    fn family_record(&self, fam: &str) -> String {
-        format!("{}family:{fam}", self.prefix)
-    }
-}
-
 /// Revocations in Redis, read from a local mirror. Dropping it stops its subscriber task.
 pub struct RedisStore {
     /// Multiplexed, reconnecting, following the master; cloned per command (an `Arc` clone).
@@ -212,11 +191,11 @@ impl RedisStore {
         timers: Timers,
     ) -> Result<RedisStore, StoreError> {
         let conn = Conn::connect(target, Duration::from_secs(2), CONNECT_TIMEOUT).await?;
-        let keys = Arc::new(Keys::new(prefix));
+        let keys = Arc::new(Keys::new(prefix, conn.is_cluster()));
         let shared = Arc::new(Shared::new());
         let started = async {
             let subscription = mirror::subscribe(&conn, &keys).await?;
-            mirror::resync(&conn, &keys, &shared.mirror, crate::runtime::unix_now()).await?;
+            mirror::resync(&conn, &keys, &shared, crate::runtime::unix_now()).await?;
             Ok::<_, redis::RedisError>(subscription)
         };
         let subscription = within(CONNECT_TIMEOUT, started).await?;

@@ -21,8 +21,9 @@ use super::{within, Kind, RedisStore, WRITE_TIMEOUT};
 use crate::revoke::{Redemption, Rotation, Successor};
 use crate::store::StoreError;
 
-/// KEYS: revoked families, the family's record. ARGV: jti, fam, until, now, grace,
-/// proposed access jti, proposed refresh jti, channel, max rotations, window.
+/// KEYS: revoked families, the family's record, the data-loss marker. ARGV: jti, fam,
+/// until, now, grace, proposed access jti, proposed refresh jti, channel, max rotations,
+/// window, the token's iat.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -34,6 +35,9 @@ end
 local clock = math.max(now, tonumber(redis.call('TIME')[1]))
 local r = redis.call('HMGET', KEYS[2], 'current', 'previous', 'access', 'refresh', 'iat',
   'grace_until', 'window_start', 'rotations')
+if not r[1] and tonumber(ARGV[11]) <= tonumber(redis.call('HGET', KEYS[3], 'lost_at') or '0') then
+  return {'lost'}
+end
 if not r[1] or r[1] == jti then
   local window = tonumber(ARGV[10])
   local start, count = tonumber(r[7]) or clock, tonumber(r[8]) or 0
@@ -72,6 +76,7 @@ impl RedisStore {
         let mut invocation = CLAIM.key(&self.keys.fam);
         invocation
             .key(self.keys.family_record(r.fam))
+            .key(&self.keys.epoch)
             .arg(r.jti)
             .arg(r.fam)
             .arg(r.until)
@@ -81,7 +86,8 @@ impl RedisStore {
             .arg(&proposed.refresh_jti)
             .arg(&self.keys.channel)
             .arg(r.limit.max)
-            .arg(r.limit.window);
+            .arg(r.limit.window)
+            .arg(r.issued);
         let mut conn = self.conn.clone();
         let reply: Vec<String> = within(WRITE_TIMEOUT, invocation.invoke_async(&mut conn)).await?;
         let rotation = parse(&reply, r.until)?;
@@ -103,6 +109,7 @@ fn parse(reply: &[String], until: u64) -> Result<Rotation, StoreError> {
             iat: iat.parse().map_err(|_| malformed(reply))?,
         })),
         [word, _] if word == "reuse" => Ok(Rotation::Reuse),
+        [word] if word == "lost" => Ok(Rotation::Lost),
         [word, secs] if word == "throttled" => {
             let secs = secs.parse::<f64>().map_or(until, super::to_secs);
             Ok(Rotation::Throttled(secs.max(1)))

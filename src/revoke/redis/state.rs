@@ -18,6 +18,8 @@ const NEVER_SYNCED: u64 = u64::MAX;
 /// What the store and its subscriber task share.
 pub(super) struct Shared {
     pub(super) mirror: MemoryStore,
+    /// The data-loss marker as last seen.
+    pub(super) seen: super::epoch::Seen,
     /// True while the subscription is up and the mirror was reloaded after it came up.
     in_sync: AtomicBool,
     /// When the mirror last left sync, in ms since `epoch` (meaningless while in sync;
@@ -31,6 +33,7 @@ impl Shared {
     pub(super) fn new() -> Shared {
         Shared {
             mirror: MemoryStore::new(),
+            seen: super::epoch::Seen::default(),
             in_sync: AtomicBool::new(false),
             left_sync_ms: AtomicU64::new(NEVER_SYNCED),
             epoch: Instant::now(),

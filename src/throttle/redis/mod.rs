@@ -8,11 +8,13 @@
 //! | `{p}throttle:ip:<addr>`       | counter | failures of the address (IPv6: `<prefix>/64`)     |
 //! | `{p}totp:spent:<name>`        | string  | latest TOTP step the user spent a code of, 90 s   |
 //!
-//! A failure is one script (`INCR`, and `PEXPIRE` when the counter was just created), so a
-//! key's window starts at its first failure and later failures do not extend it, as in the
-//! memory variant. A check is one pipelined round trip: each counter and its `PTTL`, which
-//! becomes the `Retry-After`. Keys expire by themselves: nothing to purge. Redis's clock is
-//! the only one involved, so instances with skewed clocks still agree on every window.
+//! A failure is one script per counter (`INCR`, and `PEXPIRE` when the counter was just
+//! created), so a key's window starts at its first failure and later failures do not extend
+//! it, as in the memory variant. A check is two concurrent round trips: each counter and its
+//! `PTTL`, which becomes the `Retry-After`. Keys expire by themselves: nothing to purge.
+//! Redis's clock is the only one involved, so instances with skewed clocks still agree on
+//! every window. Every script and pipeline touches one key, so on a Redis Cluster the keys
+//! need no hash tag and spread over the nodes.
 //!
 //! # Redis unreachable: fail open
 //!
@@ -38,15 +40,13 @@ const TIMEOUT: Duration = Duration::from_millis(200);
 /// Longest `connect` waits for the first connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Counts one failure on each key; a new counter (or one that somehow lost its TTL) gets the
-/// window as its TTL. KEYS = counters; ARGV[1] = window in milliseconds.
+/// Counts one failure; a new counter (or one that somehow lost its TTL) gets the window as
+/// its TTL. KEYS[1] = the counter; ARGV[1] = window in milliseconds.
 static RECORD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-for _, key in ipairs(KEYS) do
-  if redis.call('INCR', key) == 1 or redis.call('PTTL', key) == -1 then
-    redis.call('PEXPIRE', key, ARGV[1])
-  end
+if redis.call('INCR', KEYS[1]) == 1 or redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 return 0
 ",
@@ -107,13 +107,8 @@ impl RedisThrottle {
     /// current window; Ok when under it, and when Redis does not answer (fail open).
     pub async fn check(&self, user: &str, ip: IpAddr) -> Result<(), u64> {
         let (user_key, ip_key) = (self.user_key(user), self.ip_key(ip));
-        let mut pipe = ::redis::pipe();
-        pipe.cmd("GET").arg(&user_key).cmd("PTTL").arg(&user_key);
-        pipe.cmd("GET").arg(&ip_key).cmd("PTTL").arg(&ip_key);
-        let mut conn = self.conn.clone();
-        let answer: Result<(Option<u32>, i64, Option<u32>, i64), _> =
-            within(TIMEOUT, pipe.query_async(&mut conn)).await;
-        let Ok((user_failures, user_ttl, ip_failures, ip_ttl)) = answer else {
+        let answer = futures_util::future::try_join(self.counter(&user_key), self.counter(&ip_key));
+        let Ok(((user_failures, user_ttl), (ip_failures, ip_ttl))) = answer.await else {
             tracing::warn!("login throttle unavailable (redis): letting the login through");
             return Ok(());
         };
@@ -123,6 +118,14 @@ impl RedisThrottle {
             Some(secs) => Err(secs),
             None => Ok(()),
         }
+    }
+
+    /// A counter and its `PTTL`, in one round trip.
+    async fn counter(&self, key: &str) -> Result<(Option<u32>, i64), StoreError> {
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        let mut conn = self.conn.clone();
+        within(TIMEOUT, pipe.query_async(&mut conn)).await
     }
 
     /// Spends `user`'s code of TOTP step `step` on every instance at once: Ok(true) once,
@@ -155,23 +158,25 @@ impl RedisThrottle {
     /// Counts one failed login against the username and the address (those with a limit).
     /// Not counted, with a warning, when Redis does not answer.
     pub async fn record_failure(&self, user: &str, ip: IpAddr) {
-        let mut invocation = RECORD.prepare_invoke();
-        if self.limits.per_user > 0 {
-            invocation.key(self.user_key(user));
-        }
-        if self.limits.per_ip > 0 {
-            invocation.key(self.ip_key(ip));
-        }
-        if self.limits.per_user == 0 && self.limits.per_ip == 0 {
-            return;
-        }
-        let window_ms = self.limits.window_secs.saturating_mul(1000);
-        invocation.arg(window_ms);
-        let mut conn = self.conn.clone();
-        let counted: Result<i64, _> = within(TIMEOUT, invocation.invoke_async(&mut conn)).await;
-        if counted.is_err() {
+        let user_key = (self.limits.per_user > 0).then(|| self.user_key(user));
+        let ip_key = (self.limits.per_ip > 0).then(|| self.ip_key(ip));
+        let (user_counted, ip_counted) =
+            futures_util::future::join(self.count(user_key), self.count(ip_key)).await;
+        if user_counted.is_err() || ip_counted.is_err() {
             tracing::warn!("login throttle unavailable (redis): failed login not counted");
         }
+    }
+
+    /// Counts one failure on `key` (none when there is no key: that limit is off).
+    async fn count(&self, key: Option<String>) -> Result<(), StoreError> {
+        let Some(key) = key else {
+            return Ok(());
+        };
+        let mut invocation = RECORD.key(key);
+        invocation.arg(self.limits.window_secs.saturating_mul(1000));
+        let mut conn = self.conn.clone();
+        within(TIMEOUT, invocation.invoke_async::<i64>(&mut conn)).await?;
+        Ok(())
     }
 
     /// A successful login clears the username's counter (not the address's), for every

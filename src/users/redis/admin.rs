@@ -123,30 +123,18 @@ impl RedisUsers {
         let unavailable = |_| ChangeError::Unavailable(UNAVAILABLE);
         let key_prefix = self.key("");
         let pattern = format!("{}*", glob_escape(&key_prefix));
-        let mut names = std::collections::BTreeSet::new();
-        let mut cursor: u64 = 0;
         let mut conn = self.conn.clone();
-        loop {
-            let mut cmd = redis::cmd("SCAN");
-            cmd.arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT);
-            let (next, keys): (u64, Vec<String>) = within(TIMEOUT, cmd.query_async(&mut conn))
-                .await
-                .map_err(unavailable)?;
-            // SCAN may return a key twice; the set keeps it once.
-            names.extend(
-                keys.iter()
-                    .filter_map(|k| k.strip_prefix(&key_prefix))
-                    .map(str::to_string),
-            );
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
+        let keys = self
+            .conn
+            .scan(&pattern, SCAN_COUNT, TIMEOUT)
+            .await
+            .map_err(unavailable)?;
+        // SCAN may return a key twice; the set keeps it once.
+        let names: std::collections::BTreeSet<String> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&key_prefix))
+            .map(str::to_string)
+            .collect();
         let mut users = BTreeMap::new();
         for name in names {
             let mut cmd = redis::cmd("HGETALL");

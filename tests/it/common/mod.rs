@@ -20,16 +20,19 @@
 //! - `idp`: `Idp`, an external identity provider (discovery + JWK Set) for `[[issuers]]`.
 //! - `oidc`: `OidcProvider`, a real OpenID provider (node + `oidc-provider`), and
 //!   `CurlBrowser`, curl with a cookie jar walking through it.
+//! - `oidc_setup`: `OidcSetup`, a gateway with one or more such providers to sign in with.
 //! - `scripted`: `ScriptedUpstream`, a raw TCP upstream for framing faults, stalls, hang-ups.
 #![allow(dead_code)]
 
 mod auth;
 mod backend;
 mod client;
+mod cluster;
 mod gateway;
 mod idp;
 mod nginx;
 mod oidc;
+mod oidc_setup;
 mod raw;
 mod redis;
 mod scripted;
@@ -40,10 +43,12 @@ mod upstream;
 pub use auth::*;
 pub use backend::*;
 pub use client::*;
+pub use cluster::*;
 pub use gateway::*;
 pub use idp::*;
 pub use nginx::*;
 pub use oidc::*;
+pub use oidc_setup::*;
 pub use raw::*;
 pub use redis::*;
 pub use scripted::*;

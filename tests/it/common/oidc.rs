@@ -86,15 +86,31 @@ impl OidcProvider {
 
     /// A JWS over `claims` signed with the provider's own key (the provider's test route).
     pub fn sign(&self, claims: &Value) -> String {
-        let url = format!("{}/test/sign", self.issuer());
+        self.post_test("/test/sign", claims)
+    }
+
+    /// A JWS over `claims` signed with a key the provider never published, under the kid
+    /// of its real key.
+    pub fn sign_with_other_key(&self, claims: &Value) -> String {
+        self.post_test("/test/sign?key=other", claims)
+    }
+
+    /// Makes the provider rewrite its next ID token: `{ sign, set, unset, secret }` (see
+    /// tests/oidc/provider.mjs).
+    pub fn tamper(&self, how: &Value) {
+        assert_eq!(self.post_test("/test/tamper", how), "ok");
+    }
+
+    fn post_test(&self, path: &str, body: &Value) -> String {
+        let url = format!("{}{path}", self.issuer());
         let out = Command::new("curl")
             .args(["-sS", "--max-time", "20", "--data-binary"])
-            .arg(claims.to_string())
+            .arg(body.to_string())
             .arg(url)
             .output()
             .expect("curl is installed");
-        assert!(out.status.success(), "sign: {out:?}");
-        String::from_utf8(out.stdout).expect("a JWS")
+        assert!(out.status.success(), "{path}: {out:?}");
+        String::from_utf8(out.stdout).expect("text")
     }
 }
 

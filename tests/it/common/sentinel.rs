@@ -14,9 +14,9 @@ const PASSWORD: &str = "s3ntinel-pass";
 pub const MASTER_NAME: &str = "mymaster";
 
 /// One redis-server or redis-sentinel process.
-struct Node {
+pub(super) struct Node {
     child: Option<Child>,
-    port: u16,
+    pub(super) port: u16,
 }
 
 impl Node {
@@ -35,7 +35,7 @@ impl Node {
         }
     }
 
-    fn kill(&mut self) {
+    pub(super) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -52,6 +52,8 @@ impl Drop for Node {
 /// Master, replica and three sentinels.
 pub struct SentinelSet {
     dir: TestDir,
+    /// With TLS: the certificate every node presents (the CA a client must trust).
+    tls: Option<std::path::PathBuf>,
     /// [master, replica] as started; after a failover the replica is the master.
     data: Vec<Node>,
     sentinels: Vec<Node>,
@@ -62,11 +64,30 @@ impl SentinelSet {
     /// three sentinels (quorum 2, a master is down after 1 s) and waits until each knows the
     /// replica and the two other sentinels.
     pub async fn start() -> SentinelSet {
+        SentinelSet::start_with(false).await
+    }
+
+    /// As [`SentinelSet::start`], every node (sentinels included) speaking TLS only, with a
+    /// certificate for 127.0.0.1 made here; replication and the sentinels' links use TLS.
+    pub async fn start_tls() -> SentinelSet {
+        SentinelSet::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> SentinelSet {
         let dir = TestDir::new();
-        let master = launch("redis-server", |port| data_conf(&dir, "master", port, None)).await;
+        let tls = tls.then(|| {
+            let (cert, key, _) = super::tls_cert();
+            dir.write("redis-key.pem", &key);
+            dir.write("redis-cert.pem", &cert)
+        });
+        let tls_ref = tls.as_deref();
+        let master = launch_with("redis-server", tls_ref, |port| {
+            data_conf(&dir, "master", port, None, tls_ref)
+        })
+        .await;
         let master_port = master.port;
-        let replica = launch("redis-server", |port| {
-            data_conf(&dir, "replica", port, Some(master_port))
+        let replica = launch_with("redis-server", tls_ref, |port| {
+            data_conf(&dir, "replica", port, Some(master_port), tls_ref)
         })
         .await;
         let replica_port = replica.port;
@@ -74,6 +95,7 @@ impl SentinelSet {
             data: vec![master, replica],
             sentinels: Vec::new(),
             dir,
+            tls: tls.clone(),
         };
         set.wait_for(
             "the replica to sync",
@@ -83,14 +105,15 @@ impl SentinelSet {
         )
         .await;
         for n in 0..3 {
-            let sentinel = launch("redis-sentinel", |port| {
+            let sentinel = launch_with("redis-sentinel", tls_ref, |port| {
                 let conf = format!(
-                    "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                    "{listen}bind 127.0.0.1\ndir {dir}\n\
                      sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
                      sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
                      sentinel failover-timeout {MASTER_NAME} 10000\n\
                      sentinel auth-user {MASTER_NAME} {SENTINEL_USER}\n\
                      sentinel auth-pass {MASTER_NAME} {PASSWORD}\n",
+                    listen = listen(port, &set.dir, tls_ref),
                     dir = set.dir.path().display()
                 );
                 set.dir.write(&format!("sentinel-{n}.conf"), &conf)
@@ -125,10 +148,24 @@ impl SentinelSet {
             .iter()
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect();
+        let scheme = match self.tls {
+            Some(_) => "rediss+sentinel",
+            None => "redis+sentinel",
+        };
         format!(
-            "redis+sentinel://{SENTINEL_USER}@{}/{MASTER_NAME}",
+            "{scheme}://{SENTINEL_USER}@{}/{MASTER_NAME}",
             hosts.join(",")
         )
+    }
+
+    /// The certificate the nodes present, for `SSL_CERT_FILE` (TLS sets only).
+    pub fn tls_cert_file(&self) -> Option<&std::path::Path> {
+        self.tls.as_deref()
+    }
+
+    /// `redis-cli` on `port`, over TLS when the set speaks it.
+    async fn cli(&self, port: u16, args: &[&str]) -> String {
+        cli_with(port, self.tls.as_deref(), args).await
     }
 
     /// A file holding the ACL user's password, for `password_file`.
@@ -158,11 +195,12 @@ impl SentinelSet {
 
     /// The port the sentinels name as the master (asked of the first sentinel).
     pub async fn master_named(&self) -> Option<u16> {
-        let out = cli(
-            self.sentinels[0].port,
-            &["SENTINEL", "get-master-addr-by-name", MASTER_NAME],
-        )
-        .await;
+        let out = self
+            .cli(
+                self.sentinels[0].port,
+                &["SENTINEL", "get-master-addr-by-name", MASTER_NAME],
+            )
+            .await;
         out.lines().nth(1).and_then(|port| port.trim().parse().ok())
     }
 
@@ -170,11 +208,12 @@ impl SentinelSet {
     pub async fn wait_for_master(&self, port: u16, within: Duration) {
         let named = eventually(within, || async {
             for sentinel in &self.sentinels {
-                let out = cli(
-                    sentinel.port,
-                    &["SENTINEL", "get-master-addr-by-name", MASTER_NAME],
-                )
-                .await;
+                let out = self
+                    .cli(
+                        sentinel.port,
+                        &["SENTINEL", "get-master-addr-by-name", MASTER_NAME],
+                    )
+                    .await;
                 if out.lines().nth(1).map(str::trim) != Some(&port.to_string()) {
                     return Err(format!("sentinel {} names {out:?}", sentinel.port));
                 }
@@ -187,7 +226,7 @@ impl SentinelSet {
 
     /// Runs one command on the first sentinel.
     pub async fn sentinel_command(&self, args: &[&str]) -> String {
-        cli(self.sentinels[0].port, args).await
+        self.cli(self.sentinels[0].port, args).await
     }
 
     /// Runs one command on a data node as the ACL user; the reply as redis-cli prints it.
@@ -200,14 +239,14 @@ impl SentinelSet {
             "--no-auth-warning",
         ];
         all.extend_from_slice(args);
-        cli(port, &all).await
+        self.cli(port, &all).await
     }
 
     async fn wait_for(&self, what: &str, port: u16, args: &[&str], ok: impl Fn(&str) -> bool) {
         let done = eventually(Duration::from_secs(30), || async {
             let out = match port == self.data[0].port || port == self.data[1].port {
                 true => self.command(port, args).await,
-                false => cli(port, args).await,
+                false => self.cli(port, args).await,
             };
             ok(&out).then_some(()).ok_or(out)
         })
@@ -219,12 +258,19 @@ impl SentinelSet {
 }
 
 /// A data node's config: the ACL user, no persistence, optionally replicating `master`.
-fn data_conf(dir: &TestDir, name: &str, port: u16, master: Option<u16>) -> std::path::PathBuf {
+fn data_conf(
+    dir: &TestDir,
+    name: &str,
+    port: u16,
+    master: Option<u16>,
+    tls: Option<&std::path::Path>,
+) -> std::path::PathBuf {
     let mut conf = format!(
-        "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {dir}\n\
+        "{listen}bind 127.0.0.1\nsave \"\"\nappendonly no\ndir {dir}\n\
          dbfilename {name}.rdb\n\
          user default off\nuser {SENTINEL_USER} on >{PASSWORD} ~* &* +@all\n\
          masteruser {SENTINEL_USER}\nmasterauth {PASSWORD}\n",
+        listen = listen(port, dir, tls),
         dir = dir.path().display()
     );
     if let Some(master) = master {
@@ -235,12 +281,21 @@ fn data_conf(dir: &TestDir, name: &str, port: u16, master: Option<u16>) -> std::
 
 /// Starts `program` on a free port with the config `conf` writes for it and waits until it
 /// answers; when another test took the port meanwhile (our process exits), tries another.
-async fn launch(program: &str, conf: impl Fn(u16) -> std::path::PathBuf) -> Node {
+pub(super) async fn launch(program: &str, conf: impl Fn(u16) -> std::path::PathBuf) -> Node {
+    launch_with(program, None, conf).await
+}
+
+/// As [`launch`], pinging over TLS trusting `tls` when given.
+async fn launch_with(
+    program: &str,
+    tls: Option<&std::path::Path>,
+    conf: impl Fn(u16) -> std::path::PathBuf,
+) -> Node {
     for _ in 0..5 {
         let port = free_port();
         let mut node = Node::spawn(program, &conf(port), port);
         let answered = eventually(Duration::from_secs(10), || async move {
-            let answer = cli(port, &["PING"]).await;
+            let answer = cli_with(port, tls, &["PING"]).await;
             // A sentinel answers PONG; a data node with the default user off, NOAUTH.
             (answer.contains("PONG") || answer.contains("NOAUTH"))
                 .then_some(())
@@ -261,8 +316,17 @@ async fn launch(program: &str, conf: impl Fn(u16) -> std::path::PathBuf) -> Node
 }
 
 /// `redis-cli -p PORT ARGS...`, stdout (errors included) as text.
-async fn cli(port: u16, args: &[&str]) -> String {
-    let out = tokio::process::Command::new("redis-cli")
+pub(super) async fn cli(port: u16, args: &[&str]) -> String {
+    cli_with(port, None, args).await
+}
+
+/// `redis-cli`, over TLS trusting `tls` when given.
+async fn cli_with(port: u16, tls: Option<&std::path::Path>, args: &[&str]) -> String {
+    let mut command = tokio::process::Command::new("redis-cli");
+    if let Some(ca) = tls {
+        command.arg("--tls").arg("--cacert").arg(ca);
+    }
+    let out = command
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .output()
@@ -271,4 +335,18 @@ async fn cli(port: u16, args: &[&str]) -> String {
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     text
+}
+
+/// The listening lines of a node's config: a plain port, or TLS only (`port 0`) with the
+/// set's certificate, and TLS for replication and the sentinels' links too.
+fn listen(port: u16, dir: &TestDir, tls: Option<&std::path::Path>) -> String {
+    match tls {
+        None => format!("port {port}\n"),
+        Some(cert) => format!(
+            "port 0\ntls-port {port}\ntls-cert-file {cert}\ntls-key-file {key}\n\
+             tls-ca-cert-file {cert}\ntls-auth-clients no\ntls-replication yes\n",
+            cert = cert.display(),
+            key = dir.join("redis-key.pem").display(),
+        ),
+    }
 }

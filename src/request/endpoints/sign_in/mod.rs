@@ -7,12 +7,14 @@
 //! `Origin` is refused before the body is read.
 
 pub mod backchannel;
+mod factor_session;
 mod form;
 pub mod navigation;
 mod page;
 pub mod passkeys;
 pub mod password_page;
 pub mod provider;
+pub mod provider_sessions;
 pub mod redirect;
 pub mod second_factor_page;
 mod session_page;

@@ -237,7 +237,9 @@ async fn answer(
 }
 
 /// A new session for a person the provider vouched for: `{id}:{sub}`, so a provider's
-/// subject can never be taken for a local user or another provider's.
+/// subject can never be taken for a local user or another provider's. The provider's `sid`
+/// is noted with the family first: a session a back-channel logout could not find by it
+/// is not handed out.
 async fn start_session(
     app: &App,
     snap: &Snapshot,
@@ -253,13 +255,25 @@ async fn start_session(
         auth_time: person.auth_time,
         idp: Some(provider.id.clone()),
     };
+    let mut claims = person.claims.clone();
+    if let Some(sid) = &person.sid {
+        let sid = serde_json::Value::String(sid.clone());
+        claims.insert(super::provider_sessions::SID_CLAIM.into(), sid);
+    }
     let subject = super::super::tokens::Subject {
         name: &name,
         roles: &person.roles,
-        claims: &person.claims,
+        claims: &claims,
         authn: &authn,
     };
-    super::super::login::start_family(app, snap, conn, &subject, request_id, user_agent).await
+    let login = super::super::login::start_family;
+    let (pair, family) = login(app, snap, conn, &subject, request_id, user_agent).await?;
+    if let Some(sid) = &person.sid {
+        super::provider_sessions::note(app, snap, &provider.id, sid, &family)
+            .await
+            .map_err(|_| Reject::Unavailable("session store unavailable"))?;
+    }
+    Ok(pair)
 }
 
 /// The provider a GET's path names after `{prefix}/{kind}/`.

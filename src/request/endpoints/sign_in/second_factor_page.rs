@@ -5,13 +5,13 @@
 //! revoked. Its `auth_time` stays the first sign-in's: a code alone is not a new sign-in,
 //! so only signing in again satisfies a route's `max_auth_age`.
 
-use http::header::{HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::redirect::{self, Origin};
+use super::factor_session::{refusal_text, retry_after, upgrade, Page, Shown, Stepped};
+use super::redirect::Origin;
 use super::session_page::{posted_form, signed_in, SignedIn};
-use super::{navigation, page, query_param, see_other, totp_enrol};
+use super::{page, query_param, see_other, totp_enrol};
 use crate::config::snapshot::{SignInSettings, Snapshot};
 use crate::control::app::App;
 use crate::reject::Reject;
@@ -78,15 +78,6 @@ enum Mode {
     Enrol(User),
 }
 
-/// One request's view of the page, shared by the code and enrolment halves.
-pub(super) struct Page<'a> {
-    pub app: &'a App,
-    pub conn: &'a ConnInfo,
-    pub shown: &'a Shown<'a>,
-    pub origin: Origin<'a>,
-    pub claims: &'a Claims,
-}
-
 /// Why a session cannot add a code here, said on the page.
 struct NoCode {
     status: StatusCode,
@@ -126,13 +117,6 @@ async fn factor_of(app: &App, snap: &Snapshot, claims: &Claims) -> Result<Mode, 
     }
 }
 
-/// What every rendering of the page needs.
-pub(super) struct Shown<'a> {
-    pub snap: &'a Snapshot,
-    pub settings: &'a SignInSettings,
-    pub csrf: &'a str,
-}
-
 impl Shown<'_> {
     /// The code form, with `message` above it after a failed attempt.
     fn form(&self, status: StatusCode, rd: &str, message: Option<&str>) -> Response<Body> {
@@ -151,19 +135,6 @@ pattern=\"[0-9 ]*\" maxlength=\"8\" required autofocus>\
             prefix = page::escape(&self.snap.auth.prefix),
             csrf = page::escape(self.csrf),
             rd = page::escape(rd),
-        );
-        page::html(self.settings, status, HEADING, &body)
-    }
-
-    /// A page that says why no code can be taken, with the ways on.
-    pub(super) fn refused(&self, status: StatusCode, text: &str, rd: &str) -> Response<Body> {
-        let prefix = &self.snap.auth.prefix;
-        let sign_in =
-            navigation::sign_in_url(prefix, "sign-in", Some(rd).filter(|r| !r.is_empty()));
-        let body = format!(
-            "{}<p><a href=\"{}\">Sign in again</a></p>",
-            page::message(text),
-            page::escape(&sign_in)
         );
         page::html(self.settings, status, HEADING, &body)
     }
@@ -204,41 +175,6 @@ async fn submit(
     Ok(response)
 }
 
-/// A code the person just gave, and the request it came with.
-pub(super) struct Stepped<'a> {
-    pub user: &'a User,
-    pub code: &'a Authn,
-    pub request_id: &'a str,
-    pub user_agent: &'a str,
-}
-
-/// Replaces the session by one that adds the code's methods, revokes the old one, and
-/// says where the browser goes next (`rd` when it is safe, else home).
-pub(super) async fn upgrade(
-    page: &Page<'_>,
-    stepped: &Stepped<'_>,
-    rd: &str,
-) -> Result<(crate::revoke::Pair, String), Reject> {
-    let (app, snap) = (page.app, page.shown.snap);
-    let authn = stepped_up(page.claims, stepped.code);
-    let user = stepped.user;
-    let pair = super::login::start_session(
-        app,
-        snap,
-        page.conn,
-        user,
-        &authn,
-        stepped.request_id,
-        stepped.user_agent,
-    )
-    .await?;
-    retire(app, snap, page.claims).await;
-    tracing::info!(target: "audit", event = "step_up_ok", user = %user.name, client = %page.conn.client, request_id = stepped.request_id, method = "otp");
-    let target = redirect::target(rd, page.origin, &page.shown.settings.allowed_hosts)
-        .unwrap_or_else(|| page.origin.home());
-    Ok((pair, target))
-}
-
 /// The code checked like the sign-in's (same throttle, spent once), after the throttle.
 async fn check_code(
     app: &App,
@@ -259,59 +195,10 @@ async fn check_code(
     super::super::second_factor::check(app, snap, conn, user, Some(code), request_id).await
 }
 
-/// The session's sign-in with the code's methods added; its time and provider unchanged.
-fn stepped_up(claims: &Claims, code: &Authn) -> Authn {
-    let mut amr = Authn::of(claims).amr;
-    for method in &code.amr {
-        if !amr.contains(method) {
-            amr.push(method.clone());
-        }
-    }
-    Authn {
-        amr,
-        auth_time: claims.auth_time,
-        idp: claims.idp.clone(),
-    }
-}
-
-/// Revokes the weaker session the new one replaces; a failure leaves it to expire.
-async fn retire(app: &App, snap: &Snapshot, claims: &Claims) {
-    let Some(fam) = &claims.fam else { return };
-    let until = unix_now() + snap.lifetimes.refresh.as_secs() + snap.expect.leeway_secs;
-    if let Err(err) = app.revocations.revoke_family(fam, until).await {
-        tracing::warn!(error = %err, user = %claims.sub, "the session before a step-up stays valid until it expires");
-    }
-    if let Err(err) = app.sessions.forget(&claims.sub, fam).await {
-        tracing::warn!(error = %err, "a replaced session stays listed until it expires");
-    }
-}
-
-/// The sentence a refused code gets on the page.
-pub(super) fn refusal_text(rejected: Reject) -> String {
-    match rejected {
-        Reject::MfaRequired => "Enter the one-time code.".to_string(),
-        Reject::BadOtp(reason) => format!("The one-time code was refused: {reason}."),
-        Reject::BadCredentials => "The password is wrong.".to_string(),
-        Reject::Throttled(secs) => {
-            format!("Too many failed attempts. Try again in {secs} seconds.")
-        }
-        _ => "The code cannot be checked right now. Try again in a moment.".to_string(),
-    }
-}
-
 /// The form again, saying why the code was not taken.
 fn not_accepted(shown: &Shown<'_>, rd: &str, rejected: Reject) -> Response<Body> {
     let message = refusal_text(rejected);
     let mut response = shown.form(rejected.status(), rd, Some(&message));
     retry_after(&mut response, rejected);
     response
-}
-
-/// `Retry-After` on a throttled answer.
-pub(super) fn retry_after(response: &mut Response<Body>, rejected: Reject) {
-    if let Reject::Throttled(secs) = rejected {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs));
-    }
 }

@@ -72,11 +72,12 @@ async fn list(
     for record in &records {
         let this = claims.fam.as_deref() == Some(record.fam.as_str());
         rows.push_str(&format!(
-            "<li><p><strong>{device}</strong><br>Signed in {started} · last used {used}<br>From {client}<br><small>{agent}</small></p>\
+            "<li><p><strong>{device}</strong><br>Signed in {started}{factors} · last used {used}<br>From {client}<br><small>{agent}</small></p>\
 <form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
 <input type=\"hidden\" name=\"fam\" value=\"{fam}\"><button type=\"submit\">End this session</button></form></li>",
             device = if this { "This device" } else { "Another device" },
             started = utc(record.started),
+            factors = factors(&record.amr),
             used = utc(record.last_used),
             client = page::escape(&record.client),
             agent = page::escape(&record.user_agent),
@@ -163,9 +164,39 @@ fn utc(secs: u64) -> String {
     format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
 }
 
+/// How a session signed in, in words: " with password and one-time code", say.
+fn factors(amr: &[String]) -> String {
+    let words: Vec<&str> = amr
+        .iter()
+        .filter_map(|method| match method.as_str() {
+            "pwd" => Some("password"),
+            "otp" => Some("one-time code"),
+            "hwk" => Some("passkey"),
+            "swk" => Some("software key"),
+            _ => None,
+        })
+        .collect();
+    match words.as_slice() {
+        [] => String::new(),
+        [one] => format!(" with {one}"),
+        [first @ .., last] => format!(" with {} and {last}", first.join(", ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::utc;
+    use super::{factors, utc};
+
+    #[test]
+    fn factors_read_as_words() {
+        let amr = |m: &[&str]| m.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(factors(&amr(&["pwd"])), " with password");
+        assert_eq!(
+            factors(&amr(&["pwd", "otp", "mfa"])),
+            " with password and one-time code"
+        );
+        assert_eq!(factors(&amr(&[])), "");
+    }
 
     #[test]
     fn times_read_as_utc_dates() {

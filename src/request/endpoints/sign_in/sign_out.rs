@@ -154,7 +154,7 @@ async fn submit(
             family = claims.fam.as_deref().unwrap_or("-"));
     }
     let at_provider = match &claims {
-        Some(claims) => provider_sign_out(app, settings, claims).await,
+        Some(claims) => provider_sign_out(app, settings, origin, claims).await,
         None => None,
     };
     let target = redirect::target(&form.rd, origin, &settings.allowed_hosts);
@@ -171,22 +171,31 @@ async fn submit(
 
 /// For a session started at a provider that offers RP-initiated logout on its issuer's
 /// origin (the one the pages' `form-action` allows): the URL that ends the provider's
-/// session too. The provider asks the person to confirm and shows its own signed-out page.
+/// session too. The provider asks the person to confirm, then shows its own signed-out
+/// page or, with `post_logout_redirect_uri` configured (and registered there), sends the
+/// browser back to it.
 async fn provider_sign_out(
     app: &App,
     settings: &SignInSettings,
+    origin: Origin<'_>,
     claims: &crate::token::Claims,
 ) -> Option<String> {
     let provider = settings.provider(claims.idp.as_deref()?)?;
     let endpoints = provider.endpoints(&app.provider_client).await.ok()?;
     let end_session = endpoints.end_session.as_deref()?;
-    let origin = crate::issuers::provider::origin_of(&provider.keys.issuer)?;
-    if crate::issuers::provider::origin_of(end_session)? != origin {
+    let issuer_origin = crate::issuers::provider::origin_of(&provider.keys.issuer)?;
+    if crate::issuers::provider::origin_of(end_session)? != issuer_origin {
         return None;
     }
-    let query = form_urlencoded::Serializer::new(String::new())
-        .append_pair("client_id", &provider.client_id)
-        .finish();
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("client_id", &provider.client_id);
+    if let Some(back) = &provider.post_logout {
+        query.append_pair(
+            "post_logout_redirect_uri",
+            &back.url(origin.scheme, origin.host),
+        );
+    }
+    let query = query.finish();
     let joiner = if end_session.contains('?') { '&' } else { '?' };
     Some(format!("{end_session}{joiner}{query}"))
 }

@@ -9,8 +9,8 @@
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::factor_session::{refusal_text, retry_after, upgrade, Page, Shown, Stepped};
 use super::page;
-use super::second_factor_page::{refusal_text, retry_after, upgrade, Page, Shown, Stepped};
 use super::session_page::posted_form;
 use crate::reject::Reject;
 use crate::runtime::unix_now;

@@ -1,0 +1,201 @@
+//! A real three-master Redis Cluster on loopback (`redis-cli --cluster create`, no replicas,
+//! no persistence), and the slot migration a reshard performs, one step at a time so a test
+//! can run load between the steps. Every process is killed on Drop.
+
+use std::time::Duration;
+
+use super::sentinel::{cli, launch, Node};
+use super::{eventually, free_port, TestDir};
+
+/// Three masters sharing the 16384 slots.
+pub struct Cluster {
+    _dir: TestDir,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// Starts three cluster-enabled redis-servers, joins them with `redis-cli --cluster
+    /// create` and waits until every node reports `cluster_state:ok`.
+    pub async fn start() -> Cluster {
+        let dir = TestDir::new();
+        let mut nodes = Vec::new();
+        for n in 0..3 {
+            let node = launch("redis-server", |port| {
+                // The bus port is set apart: port + 10000 may be taken or past 65535.
+                let conf = format!(
+                    "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {dir}\n\
+                     dbfilename node-{n}.rdb\ncluster-enabled yes\n\
+                     cluster-config-file nodes-{n}-{port}.conf\ncluster-node-timeout 2000\n\
+                     cluster-port {bus}\n",
+                    dir = dir.path().display(),
+                    bus = free_port(),
+                );
+                dir.write(&format!("node-{n}.conf"), &conf)
+            })
+            .await;
+            nodes.push(node);
+        }
+        let cluster = Cluster { _dir: dir, nodes };
+        let addrs: Vec<String> = cluster.addrs();
+        let out = tokio::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .await
+            .expect("redis-cli runs (apt-get install redis-tools)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "cluster create: {text}");
+        for node in &cluster.nodes {
+            cluster
+                .wait_for(node.port, &["CLUSTER", "INFO"], |info| {
+                    info.contains("cluster_state:ok")
+                })
+                .await;
+        }
+        cluster
+    }
+
+    fn addrs(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
+    pub fn url(&self) -> String {
+        format!("redis+cluster://{}", self.addrs().join(","))
+    }
+
+    /// The nodes' ports, in start order.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.port).collect()
+    }
+
+    /// `redis-cli -c` (follows redirections) on the first node; the reply as printed.
+    pub async fn command(&self, args: &[&str]) -> String {
+        let mut all = vec!["-c"];
+        all.extend_from_slice(args);
+        cli(self.nodes[0].port, &all).await
+    }
+
+    /// Runs one command on the node at `port`, without following redirections.
+    pub async fn on(&self, port: u16, args: &[&str]) -> String {
+        cli(port, args).await
+    }
+
+    /// The slot of `key`.
+    pub async fn slot_of(&self, key: &str) -> u16 {
+        let out = self
+            .on(self.nodes[0].port, &["CLUSTER", "KEYSLOT", key])
+            .await;
+        out.trim()
+            .parse()
+            .expect("CLUSTER KEYSLOT answers a number")
+    }
+
+    /// The port of the node serving `slot`, as the first node sees it.
+    pub async fn owner(&self, slot: u16) -> u16 {
+        let out = self.on(self.nodes[0].port, &["CLUSTER", "NODES"]).await;
+        // "<id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <link> <slots>..."
+        for line in out.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let serves = fields.iter().skip(8).any(|range| {
+                let (start, end) = range.split_once('-').unwrap_or((range, range));
+                match (start.parse::<u16>(), end.parse::<u16>()) {
+                    (Ok(start), Ok(end)) => (start..=end).contains(&slot),
+                    _ => false, // "[slot->-id]": a migration in progress
+                }
+            });
+            let port = fields.get(1).and_then(|a| a.split(['@', ':']).nth(1));
+            if let (true, Some(port)) = (serves, port) {
+                return port.parse().expect("a node's port");
+            }
+        }
+        panic!("no owner for slot {slot} in {out}")
+    }
+
+    /// A node other than the one at `port`.
+    pub fn other_than(&self, port: u16) -> u16 {
+        self.ports()
+            .into_iter()
+            .find(|p| *p != port)
+            .expect("three nodes")
+    }
+
+    /// First step of moving `slot` from `from` to `to`: `to` imports, `from` migrates. From
+    /// now on a key of the slot not found on `from` is answered `ASK` (go to `to`).
+    pub async fn begin_migration(&self, slot: u16, from: u16, to: u16) {
+        let (from_id, to_id, slot) = (
+            self.id_of(from).await,
+            self.id_of(to).await,
+            slot.to_string(),
+        );
+        let imported = self
+            .on(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id])
+            .await;
+        assert!(imported.contains("OK"), "importing: {imported}");
+        let migrating = self
+            .on(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id])
+            .await;
+        assert!(migrating.contains("OK"), "migrating: {migrating}");
+    }
+
+    /// Moves every key of `slot` from `from` to `to` (`MIGRATE`, as a reshard does).
+    pub async fn move_keys(&self, slot: u16, from: u16, to: u16) -> usize {
+        let slot = slot.to_string();
+        let out = self
+            .on(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"])
+            .await;
+        let keys: Vec<&str> = out
+            .lines()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .collect();
+        if keys.is_empty() {
+            return 0;
+        }
+        let to_port = to.to_string();
+        let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+        args.extend(keys.iter().copied());
+        let moved = self.on(from, &args).await;
+        assert!(
+            moved.contains("OK") || moved.contains("NOKEY"),
+            "migrate: {moved}"
+        );
+        keys.len()
+    }
+
+    /// Last step: every node learns that `to` serves `slot` (`MOVED` from then on).
+    pub async fn end_migration(&self, slot: u16, from: u16, to: u16) {
+        let (to_id, slot) = (self.id_of(to).await, slot.to_string());
+        let others: Vec<u16> = self
+            .ports()
+            .into_iter()
+            .filter(|p| *p != from && *p != to)
+            .collect();
+        for port in [to, from].into_iter().chain(others) {
+            let out = self
+                .on(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id])
+                .await;
+            assert!(out.contains("OK"), "setslot node on {port}: {out}");
+        }
+    }
+
+    /// The node id of the node at `port`.
+    pub async fn id_of(&self, port: u16) -> String {
+        self.on(port, &["CLUSTER", "MYID"]).await.trim().to_string()
+    }
+
+    async fn wait_for(&self, port: u16, args: &[&str], ok: impl Fn(&str) -> bool) {
+        let done = eventually(Duration::from_secs(30), || async {
+            let out = cli(port, args).await;
+            ok(&out).then_some(()).ok_or(out)
+        })
+        .await;
+        if let Err(last) = done {
+            panic!("waiting on {port} for {args:?}: {last}");
+        }
+    }
+}
