@@ -138,6 +138,8 @@ try {
   const claims = JSON.parse(Buffer.from(access.value.split(".")[1], "base64url"));
   const age = Math.abs(Date.now() / 1000 - claims.auth_time);
   check(JSON.stringify(claims.amr) === '["hwk","mfa"]' && age < 60, "token says amr hwk+mfa and a fresh auth_time", JSON.stringify(claims));
+  await page.goto(`${gateway}/auth/sessions`);
+  check((await body(page)).includes("with passkey"), "the sessions page says the session signed in with a passkey", await body(page));
   await page.goto(hardware);
   const onHardware = page.url() === hardware ? JSON.parse(await body(page)).headers : {};
   check(onHardware["x-auth-user"] === "alice", "the passkey session opens an mfa + amr_any = [hwk] route", page.url());

@@ -22,6 +22,7 @@ fn assert_flow(steps: &str, gw: &Gateway) {
         "ok: passkey alone signs in: upstream sees x-auth-user alice",
         "ok: token says amr hwk+mfa and a fresh auth_time",
         "ok: a password session may not open an amr_any = [hwk] route",
+        "ok: the sessions page says the session signed in with a passkey",
         "ok: the passkey session opens an mfa + amr_any = [hwk] route",
         "ok: a replayed assertion is refused (401)",
         "ok: a forged signature is refused (401)",
