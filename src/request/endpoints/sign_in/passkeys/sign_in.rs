@@ -7,7 +7,7 @@
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
-use webauthn_rs::prelude::{PublicKeyCredential, WebauthnError};
+use webauthn_rs::prelude::{DiscoverableAuthentication, PublicKeyCredential, WebauthnError};
 
 use super::ceremony::{self, Ceremony};
 use super::{refused, Ctx};
@@ -81,59 +81,10 @@ pub(super) async fn finish(
         let reason = "no passkey sign-in in progress (it expired or was used)";
         return Ok(denied(ctx, &request_id, "", reason));
     };
-    let webauthn = &ctx.passkeys.webauthn;
-    let Ok((handle, raw_id)) = webauthn.identify_discoverable_authentication(&answer.credential)
-    else {
-        return Ok(denied(
-            ctx,
-            &request_id,
-            "",
-            "the passkey sent no user handle",
-        ));
+    let (user, authn) = match check(ctx, &answer.credential, state, &request_id, now).await? {
+        Ok(checked) => checked,
+        Err(refusal) => return Ok(refusal),
     };
-    let (user, record) = match owner(ctx, &credential_id(raw_id)).await? {
-        Some((user, record)) if user_handle(&user.name) == handle => (user, record),
-        Some((user, _)) => {
-            let reason = "the passkey's user handle is not its owner's";
-            return Ok(denied(ctx, &request_id, &user.name, reason));
-        }
-        None => return Ok(denied(ctx, &request_id, "", "unknown passkey")),
-    };
-    let client = ctx.conn.client;
-    if let Err(retry_after) = ctx.app.throttle.check(&user.name, client, now).await {
-        tracing::info!(target: "audit", event = "login_throttled", user = %user.name, %client, request_id, retry_after);
-        return Err(Reject::Throttled(retry_after));
-    }
-    let checked =
-        webauthn.finish_discoverable_authentication_v2(&answer.credential, state, &record.passkey);
-    let result = match checked {
-        Ok(result) => result,
-        Err(err) => {
-            ctx.app
-                .throttle
-                .record_failure(&user.name, client, now)
-                .await;
-            return Ok(denied(ctx, &request_id, &user.name, reason(&err)));
-        }
-    };
-    let mut updated = record.clone();
-    if updated.passkey.update_credential(&result) == Some(true) {
-        let change = PasskeyChange::Update(Box::new(updated));
-        if let Err(err) = ctx.app.users.change_passkey(&user.name, change).await {
-            // The counter check stays as strict as the stored value: never weaker.
-            tracing::warn!(error = %err, user = %user.name, "passkey counter not stored");
-        }
-    }
-    let amr: &[&str] = match result.user_verified() {
-        true => &["hwk", "mfa"],
-        false => &["hwk"],
-    };
-    let authn = Authn {
-        amr: amr.iter().map(|m| m.to_string()).collect(),
-        auth_time: Some(now),
-        idp: None,
-    };
-    tracing::info!(target: "audit", event = "passkey_sign_in", user = %user.name, %client, request_id, passkey = %record.id);
     let pair = login::start_session(
         ctx.app,
         ctx.snap,
@@ -152,6 +103,69 @@ pub(super) async fn finish(
     }
     ceremony::set_cookie(response.headers_mut(), None);
     Ok(response)
+}
+
+/// The user the assertion proves and how, or the 401 refusal (audited); the passkey's
+/// counter is stored when it moved.
+async fn check(
+    ctx: &Ctx<'_>,
+    credential: &PublicKeyCredential,
+    state: DiscoverableAuthentication,
+    request_id: &str,
+    now: u64,
+) -> Result<Result<(User, Authn), Response<Body>>, Reject> {
+    let webauthn = &ctx.passkeys.webauthn;
+    let Ok((handle, raw_id)) = webauthn.identify_discoverable_authentication(credential) else {
+        return Ok(Err(denied(
+            ctx,
+            request_id,
+            "",
+            "the passkey sent no user handle",
+        )));
+    };
+    let (user, record) = match owner(ctx, &credential_id(raw_id)).await? {
+        Some((user, record)) if user_handle(&user.name) == handle => (user, record),
+        Some((user, _)) => {
+            let reason = "the passkey's user handle is not its owner's";
+            return Ok(Err(denied(ctx, request_id, &user.name, reason)));
+        }
+        None => return Ok(Err(denied(ctx, request_id, "", "unknown passkey"))),
+    };
+    let client = ctx.conn.client;
+    if let Err(retry_after) = ctx.app.throttle.check(&user.name, client, now).await {
+        tracing::info!(target: "audit", event = "login_throttled", user = %user.name, %client, request_id, retry_after);
+        return Err(Reject::Throttled(retry_after));
+    }
+    let result =
+        match webauthn.finish_discoverable_authentication_v2(credential, state, &record.passkey) {
+            Ok(result) => result,
+            Err(err) => {
+                ctx.app
+                    .throttle
+                    .record_failure(&user.name, client, now)
+                    .await;
+                return Ok(Err(denied(ctx, request_id, &user.name, reason(&err))));
+            }
+        };
+    let mut updated = record.clone();
+    if updated.passkey.update_credential(&result) == Some(true) {
+        let change = PasskeyChange::Update(Box::new(updated));
+        if let Err(err) = ctx.app.users.change_passkey(&user.name, change).await {
+            // The counter check stays as strict as the stored value: never weaker.
+            tracing::warn!(error = %err, user = %user.name, "passkey counter not stored");
+        }
+    }
+    let amr: &[&str] = match result.user_verified() {
+        true => &["hwk", "mfa"],
+        false => &["hwk"],
+    };
+    tracing::info!(target: "audit", event = "passkey_sign_in", user = %user.name, %client, request_id, passkey = %record.id);
+    let authn = Authn {
+        amr: amr.iter().map(|m| m.to_string()).collect(),
+        auth_time: Some(now),
+        idp: None,
+    };
+    Ok(Ok((user, authn)))
 }
 
 /// The enabled user who registered credential `id`, and its record.
