@@ -60,8 +60,9 @@ pub(super) enum UserCommand {
         config: ConfigArg,
         /// User name.
         name: String,
-        /// Remove the user's TOTP second factor instead.
-        #[arg(long)]
+        /// Remove the user's TOTP second factor and recovery codes instead (alias --reset:
+        /// the user enrols again on the second-factor page or with this command).
+        #[arg(long, alias = "reset")]
         remove: bool,
     },
     /// List a user's passkeys (id, registered, label); --remove ID removes one.

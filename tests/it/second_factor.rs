@@ -169,7 +169,7 @@ async fn an_enrolled_user_signs_in_with_a_current_code_and_each_code_works_once(
         serde_json::json!(["pwd"])
     );
 
-    let removed = cli(&gw, &["user", "totp", "alice", "--remove"]);
+    let removed = cli(&gw, &["user", "totp", "alice", "--reset"]);
     assert_eq!(removed.code, Some(0), "{removed:?}");
     let plain = until_status(&gw, "alice", None, StatusCode::OK).await;
     assert_eq!(plain.status, StatusCode::OK, "{}", plain.text());
