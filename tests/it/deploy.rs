@@ -23,7 +23,7 @@ fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
@@ -74,7 +74,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// `value[a][b]...` or a panic naming the missing key.
-fn at<'a>(value: &'a Value, keys: &[&str]) -> &'a Value {
+pub(crate) fn at<'a>(value: &'a Value, keys: &[&str]) -> &'a Value {
     let mut current = value;
     for (i, key) in keys.iter().enumerate() {
         current = current
@@ -84,20 +84,20 @@ fn at<'a>(value: &'a Value, keys: &[&str]) -> &'a Value {
     current
 }
 
-fn str_at<'a>(value: &'a Value, keys: &[&str]) -> &'a str {
+pub(crate) fn str_at<'a>(value: &'a Value, keys: &[&str]) -> &'a str {
     at(value, keys)
         .as_str()
         .unwrap_or_else(|| panic!("{} is not a string", keys.join(".")))
 }
 
-fn seq_at<'a>(value: &'a Value, keys: &[&str]) -> &'a [Value] {
+pub(crate) fn seq_at<'a>(value: &'a Value, keys: &[&str]) -> &'a [Value] {
     at(value, keys)
         .as_sequence()
         .unwrap_or_else(|| panic!("{} is not a list", keys.join(".")))
 }
 
 /// The Kubernetes manifests, keyed by (kind, name).
-fn k8s_objects() -> BTreeMap<(String, String), Value> {
+pub(crate) fn k8s_objects() -> BTreeMap<(String, String), Value> {
     let mut objects = BTreeMap::new();
     for path in yaml_files(&deploy_dir().join("k8s")) {
         for doc in yaml_docs(&path) {
@@ -110,13 +110,17 @@ fn k8s_objects() -> BTreeMap<(String, String), Value> {
     objects
 }
 
-fn k8s<'a>(objects: &'a BTreeMap<(String, String), Value>, kind: &str, name: &str) -> &'a Value {
+pub(crate) fn k8s<'a>(
+    objects: &'a BTreeMap<(String, String), Value>,
+    kind: &str,
+    name: &str,
+) -> &'a Value {
     objects
         .get(&(kind.to_string(), name.to_string()))
         .unwrap_or_else(|| panic!("no {kind}/{name} in deploy/k8s"))
 }
 
-fn only<'a>(objects: &'a BTreeMap<(String, String), Value>, kind: &str) -> &'a Value {
+pub(crate) fn only<'a>(objects: &'a BTreeMap<(String, String), Value>, kind: &str) -> &'a Value {
     let mut found = objects.iter().filter(|((k, _), _)| k == kind);
     let (_, value) = found
         .next()
@@ -126,7 +130,7 @@ fn only<'a>(objects: &'a BTreeMap<(String, String), Value>, kind: &str) -> &'a V
 }
 
 /// The single container of the Deployment's pod template.
-fn container(deployment: &Value) -> &Value {
+pub(crate) fn container(deployment: &Value) -> &Value {
     let containers = seq_at(deployment, &["spec", "template", "spec", "containers"]);
     assert_eq!(containers.len(), 1, "one container expected");
     &containers[0]
@@ -147,7 +151,7 @@ fn resolve_port(container: &Value, port: &Value) -> u16 {
 }
 
 /// The files of a ConfigMap or Secret: file name -> contents (Secret `data` is base64).
-fn volume_files(object: &Value) -> BTreeMap<String, String> {
+pub(crate) fn volume_files(object: &Value) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
     for section in ["data", "stringData"] {
         let Some(map) = object.get(section).and_then(Value::as_mapping) else {
@@ -172,7 +176,7 @@ fn volume_files(object: &Value) -> BTreeMap<String, String> {
 
 // ---- gateway.toml ------------------------------------------------------------------------
 
-struct GatewayToml {
+pub(crate) struct GatewayToml {
     listen_port: u16,
     admin_port: u16,
     /// Every file the configuration names, as written (relative to gateway.toml or absolute).
@@ -182,6 +186,8 @@ struct GatewayToml {
     private_keys: Vec<(String, String, String)>,
     other_files: Vec<String>,
     store_backend: String,
+    /// `[store]` as written, when there is one.
+    pub(crate) store: Option<toml::Table>,
 }
 
 impl GatewayToml {
@@ -214,6 +220,13 @@ impl GatewayToml {
                 other_files.push(file.unwrap_or("users.toml").to_string());
             }
         }
+        if let Some(file) = doc
+            .get("store")
+            .and_then(|s| s.get("password_file"))
+            .and_then(toml::Value::as_str)
+        {
+            other_files.push(file.to_string());
+        }
         let store_backend = doc
             .get("store")
             .and_then(|s| s.get("backend"))
@@ -228,6 +241,7 @@ impl GatewayToml {
             private_keys,
             other_files,
             store_backend,
+            store: doc.get("store").and_then(toml::Value::as_table).cloned(),
         }
     }
 
@@ -240,7 +254,7 @@ impl GatewayToml {
 }
 
 /// `base.join(rel)` with `.` and `..` resolved lexically, as the gateway resolves paths.
-fn resolve(base: &Path, rel: &str) -> PathBuf {
+pub(crate) fn resolve(base: &Path, rel: &str) -> PathBuf {
     let mut out = PathBuf::new();
     for component in base.join(rel).components() {
         match component {
@@ -285,7 +299,7 @@ fn place(from: &Path, to: &Path) {
     }
 }
 
-fn write(path: &Path, text: &str) {
+pub(crate) fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
 }
@@ -339,8 +353,12 @@ fn every_yaml_file_parses() {
         "k8s/configmap.yaml",
         "k8s/deployment.yaml",
         "k8s/hpa.yaml",
+        "k8s/networkpolicy.yaml",
         "k8s/pdb.yaml",
+        "k8s/redis-secret.yaml",
+        "k8s/redis.yaml",
         "k8s/secret.yaml",
+        "k8s/sentinel.yaml",
         "k8s/service.yaml",
     ] {
         assert!(
@@ -484,7 +502,7 @@ fn compose_gateway_toml_passes_check() {
 // ---- Kubernetes --------------------------------------------------------------------------
 
 /// The ConfigMap's gateway.toml, and the directory it is mounted in inside the pod.
-fn k8s_gateway(objects: &BTreeMap<(String, String), Value>) -> (GatewayToml, PathBuf) {
+pub(crate) fn k8s_gateway(objects: &BTreeMap<(String, String), Value>) -> (GatewayToml, PathBuf) {
     let deployment = only(objects, "Deployment");
     let args: Vec<&str> = seq_at(container(deployment), &["args"])
         .iter()
@@ -508,7 +526,7 @@ fn k8s_gateway(objects: &BTreeMap<(String, String), Value>) -> (GatewayToml, Pat
 }
 
 /// The ConfigMap or Secret mounted over `path`, and the key that file is, or a panic.
-fn mounted_file<'a>(
+pub(crate) fn mounted_file<'a>(
     objects: &'a BTreeMap<(String, String), Value>,
     deployment: &Value,
     path: &Path,
@@ -614,12 +632,28 @@ fn volume_files_of_mount(
         .iter()
         .find(|v| str_at(v, &["name"]) == name)
         .unwrap();
-    let object = if let Some(cm) = volume.get("configMap") {
-        k8s(objects, "ConfigMap", str_at(cm, &["name"]))
+    let (object, source) = if let Some(cm) = volume.get("configMap") {
+        (k8s(objects, "ConfigMap", str_at(cm, &["name"])), cm)
     } else {
-        k8s(objects, "Secret", str_at(volume, &["secret", "secretName"]))
+        let secret = at(volume, &["secret"]);
+        (
+            k8s(objects, "Secret", str_at(secret, &["secretName"])),
+            secret,
+        )
     };
-    volume_files(object).into_iter().collect()
+    let files = volume_files(object);
+    // With `items`, only the listed keys appear, under their `path`.
+    match source.get("items").and_then(Value::as_sequence) {
+        Some(items) => items
+            .iter()
+            .map(|i| {
+                let key = str_at(i, &["key"]);
+                let text = files.get(key).unwrap_or_else(|| panic!("no key {key}"));
+                (str_at(i, &["path"]).to_string(), text.clone())
+            })
+            .collect(),
+        None => files.into_iter().collect(),
+    }
 }
 
 #[test]
@@ -644,7 +678,7 @@ fn k8s_ports_and_probes_match_the_configmap_gateway_toml() {
             .is_none_or(|s| s == "HTTP"));
     }
 
-    let service = only(&objects, "Service");
+    let service = k8s(&objects, "Service", "portcullis");
     let ports = seq_at(service, &["spec", "ports"]);
     assert!(!ports.is_empty());
     for port in ports {
@@ -705,7 +739,7 @@ fn k8s_deployment_is_locked_down() {
         Some(70)
     );
 
-    let pdb = only(&objects, "PodDisruptionBudget");
+    let pdb = k8s(&objects, "PodDisruptionBudget", "portcullis");
     assert_eq!(at(pdb, &["spec", "minAvailable"]).as_u64(), Some(1));
     assert_eq!(
         at(pdb, &["spec", "selector", "matchLabels"]),
@@ -716,7 +750,7 @@ fn k8s_deployment_is_locked_down() {
 #[test]
 fn k8s_secret_is_a_template() {
     let objects = k8s_objects();
-    let secret = only(&objects, "Secret");
+    let secret = k8s(&objects, "Secret", "portcullis-secrets");
     let files = volume_files(secret);
     for key in ["tls.crt", "tls.key", "signing.pem"] {
         let value = files

@@ -17,6 +17,7 @@ mod cookie_tokens;
 mod cookies;
 mod curl;
 mod deploy;
+mod deploy_redis;
 mod explain;
 mod forward_auth;
 mod fuzz_seeds;
