@@ -56,6 +56,14 @@ impl Conn {
         }
     }
 
+    /// Changes whenever the master was looked up again (Sentinel); constant otherwise.
+    pub fn master_generation(&self) -> u64 {
+        match self {
+            Conn::Master(master) => master.generation(),
+            Conn::Cluster(_) => 0,
+        }
+    }
+
     /// True on a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         matches!(self, Conn::Cluster(_))

@@ -9,6 +9,14 @@
 //! replica. A command that certainly did not run (refused connection, `READONLY`) is sent
 //! once more to the new master; any other failure is returned as is, as the write may have
 //! run. One lookup at a time: callers that saw the same master fail wait for one answer.
+//!
+//! `READONLY` mostly arrives as a reply, not as an error: the connection hands a command's
+//! server error back as `Value::ServerError` (a pipeline's or a script's too), and only the
+//! caller's conversion turns it into `Err`. So replies are inspected here; missing that, a
+//! connection that reconnected to the demoted master by itself (it does after a
+//! switchover's `CLIENT KILL`) kept every write on the replica. A lookup runs in its own
+//! task: a caller's deadline (500 ms for a revocation) is shorter than a lookup over TLS
+//! can take on a loaded machine, and a lookup cancelled each time never ends.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +30,10 @@ use redis::{Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResu
 
 use super::target::{SentinelTarget, Target};
 use super::{within, StoreError};
+
+/// Longest one sentinel lookup may take (the sentinels asked, the master's `ROLE` checked,
+/// a connection to it made).
+const LOOKUP_LIMIT: Duration = Duration::from_secs(5);
 
 /// A connection to the current master; cloning it is an `Arc` clone.
 #[derive(Clone)]
@@ -118,7 +130,7 @@ impl MasterConn {
         match current.client.get_async_pubsub().await {
             Err(err) if self.0.finder.is_some() => {
                 tracing::debug!(error = %err, "redis master unreachable for pub/sub");
-                self.rediscover(current.generation).await?;
+                self.rediscover_detached(current.generation).await?;
                 self.0.current.load().client.get_async_pubsub().await
             }
             answered => answered,
@@ -130,26 +142,61 @@ impl MasterConn {
         self.0.master_changes.load(Ordering::Relaxed)
     }
 
+    /// Bumped by every sentinel lookup; a pub/sub connection opened before a bump may be
+    /// on a server demoted since.
+    pub fn generation(&self) -> u64 {
+        self.0.current.load().generation
+    }
+
     /// Runs `op` on the current master; see the module docs for when it looks again.
-    async fn send<T, Fut>(&self, op: impl Fn(ConnectionManager) -> Fut) -> RedisResult<T>
+    /// `readonly` tells whether a reply holds `READONLY` (the server is a replica).
+    async fn send<T, Fut>(
+        &self,
+        op: impl Fn(ConnectionManager) -> Fut,
+        readonly: impl Fn(&T) -> bool,
+    ) -> RedisResult<T>
     where
         Fut: Future<Output = RedisResult<T>>,
     {
         let current = self.0.current.load_full();
         let result = op(current.manager.clone()).await;
         let (moved, never_ran) = match &result {
-            Err(err) if self.0.finder.is_some() => (master_may_have_moved(err), never_ran(err)),
-            _ => return result,
+            _ if self.0.finder.is_none() => return result,
+            Ok(reply) if readonly(reply) => (true, true),
+            Ok(_) => return result,
+            Err(err) => (master_may_have_moved(err), never_ran(err)),
         };
         if !moved {
             return result;
         }
-        self.rediscover(current.generation).await?;
+        self.rediscover_detached(current.generation).await?;
         if !never_ran {
             return result;
         }
         let manager = self.0.current.load().manager.clone();
         op(manager).await
+    }
+
+    /// [`MasterConn::rediscover`] in a task of its own, which finishes even when the
+    /// caller gives up waiting (and the next caller then finds the new master in place);
+    /// bounded by [`LOOKUP_LIMIT`], as it holds the lookup lock and a sentinel that accepts
+    /// but never answers would otherwise hold it for good.
+    async fn rediscover_detached(&self, generation: u64) -> RedisResult<()> {
+        let conn = self.clone();
+        let lookup = tokio::spawn(async move {
+            tokio::time::timeout(LOOKUP_LIMIT, conn.rediscover(generation)).await
+        });
+        match lookup.await {
+            Ok(Ok(looked)) => looked,
+            Ok(Err(_)) => Err(RedisError::from((
+                ErrorKind::Io,
+                "the sentinels did not name a reachable master in time",
+            ))),
+            Err(_) => Err(RedisError::from((
+                ErrorKind::Client,
+                "the sentinel lookup task ended",
+            ))),
+        }
     }
 
     /// Asks the sentinels for the master unless another caller already did since
@@ -219,6 +266,11 @@ fn master_may_have_moved(err: &RedisError) -> bool {
     never_ran(err) || err.is_io_error() || err.is_connection_dropped() || err.is_timeout()
 }
 
+/// A reply that is the server's `READONLY`: the command did not run (a replica).
+fn is_readonly(reply: &Value) -> bool {
+    matches!(reply, Value::ServerError(err) if err.kind() == Some(redis::ServerErrorKind::ReadOnly))
+}
+
 /// The command was refused before it could run anywhere.
 fn never_ran(err: &RedisError) -> bool {
     matches!(
@@ -230,8 +282,11 @@ fn never_ran(err: &RedisError) -> bool {
 impl ConnectionLike for MasterConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            self.send(|mut manager| async move { manager.req_packed_command(cmd).await })
-                .await
+            self.send(
+                |mut manager| async move { manager.req_packed_command(cmd).await },
+                is_readonly,
+            )
+            .await
         })
     }
 
@@ -242,9 +297,14 @@ impl ConnectionLike for MasterConn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            self.send(|mut manager| async move {
-                manager.req_packed_commands(pipeline, offset, count).await
-            })
+            // A replica answers a pipeline's reads and refuses its writes, so one READONLY
+            // means none of its writes ran: the whole pipeline goes to the new master.
+            self.send(
+                |mut manager| async move {
+                    manager.req_packed_commands(pipeline, offset, count).await
+                },
+                |replies: &Vec<Value>| replies.iter().any(is_readonly),
+            )
             .await
         })
     }

@@ -11,6 +11,7 @@ use crate::common::*;
 use http::StatusCode;
 
 const JTIS: &str = "portcullis:revoked:jti";
+const EVENTS: &str = "portcullis:events";
 
 fn store(set: &SentinelSet, extra: &str) -> String {
     format!(
@@ -228,8 +229,19 @@ async fn a_killed_master_loses_no_revocation_and_the_next_goes_to_the_new_master
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_a_switchover_writes_find_the_new_master_instead_of_the_demoted_one() {
-    let set = SentinelSet::start().await;
-    let (a, _b, _up) = pair(&set, "").await;
+    switchover(SentinelSet::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn over_tls_after_a_switchover_writes_and_the_mirror_follow_the_new_master() {
+    switchover(SentinelSet::start_tls().await).await;
+}
+
+/// `SENTINEL FAILOVER` on `set` with two gateways: a revocation made afterwards on A is
+/// written to the new master and reaches B through the mirror (resubscribed on the new
+/// master); one made before stays enforced on both.
+async fn switchover(set: SentinelSet) {
+    let (a, b, _up) = pair(&set, "").await;
     let (first, second) = (a.token("alice", &["user"]), a.token("bob", &["user"]));
     revoke(&a, &first, Duration::from_secs(10))
         .await
@@ -241,6 +253,13 @@ async fn after_a_switchover_writes_find_the_new_master_instead_of_the_demoted_on
         .sentinel_command(&["SENTINEL", "FAILOVER", MASTER_NAME])
         .await;
     assert!(answer.contains("OK"), "{answer}");
+    // A revocation while the switchover runs: acknowledged by one master or the other. If
+    // the old one took it after the replica broke away, Redis lost it, and A's mirror
+    // writes it back once it finds the new master.
+    let during = a.token("carol", &["user"]);
+    revoke(&a, &during, Duration::from_secs(30))
+        .await
+        .expect("a revocation during the switchover is acknowledged");
     set.wait_for_master(set.replica_port(), Duration::from_secs(30))
         .await;
     let demoted = eventually(Duration::from_secs(30), || async {
@@ -255,12 +274,40 @@ async fn after_a_switchover_writes_find_the_new_master_instead_of_the_demoted_on
         .await
         .expect("the revocation is acknowledged");
     assert!(holds(&set, set.replica_port(), &jti_of(&second)).await);
-    refused_everywhere(&[&a], &second, Duration::from_secs(5))
+    refused_everywhere(&[&a, &b], &second, Duration::from_secs(5))
         .await
-        .expect("enforced");
-    refused_everywhere(&[&a], &first, Duration::from_secs(1))
+        .expect("enforced on both gateways");
+    refused_everywhere(&[&a, &b], &first, Duration::from_secs(1))
         .await
         .expect("still enforced");
+    refused_everywhere(&[&a, &b], &during, Duration::from_secs(10))
+        .await
+        .expect("the revocation made during the switchover is enforced on both");
+    let kept = eventually(Duration::from_secs(40), || async {
+        holds(&set, set.replica_port(), &jti_of(&during))
+            .await
+            .then_some(())
+            .ok_or("not on the new master".to_string())
+    });
+    kept.await
+        .expect("the new master holds the revocation made during the switchover");
+    for gw in [&a, &b] {
+        let synced = eventually(Duration::from_secs(15), || in_sync(gw)).await;
+        assert!(synced.is_ok(), "mirror never resynced:\n{}", gw.log());
+    }
+    // Both mirrors listen on the new master, not on the demoted one (where replicated
+    // events would still arrive until it is gone).
+    let subscribed = eventually(Duration::from_secs(15), || async {
+        let out = set
+            .command(set.replica_port(), &["PUBSUB", "NUMSUB", EVENTS])
+            .await;
+        (out.lines().nth(1).map(str::trim) == Some("2"))
+            .then_some(())
+            .ok_or(out)
+    });
+    subscribed
+        .await
+        .expect("both gateways subscribed on the new master");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -175,8 +175,11 @@ impl Subscriber {
     }
 
     /// Subscribe first, then reload: a change published in between is applied twice, which
-    /// is harmless; none is missed.
+    /// is harmless; none is missed. When the master was looked up again meanwhile (the
+    /// reload's write met `READONLY`: a switchover demoted the server), the subscription
+    /// may be on a replica, which would stop delivering once it leaves: start over.
     async fn reconnect(&self) -> RedisResult<Subscription> {
+        let master = self.conn.master_generation();
         let subscription = subscribe(&self.conn, &self.keys).await?;
         resync(
             &self.conn,
@@ -185,6 +188,12 @@ impl Subscriber {
             crate::runtime::unix_now(),
         )
         .await?;
+        if self.conn.master_generation() != master {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "the master changed while resubscribing",
+            )));
+        }
         Ok(subscription)
     }
 

@@ -1,43 +1,65 @@
 //! A real three-master Redis Cluster on loopback (`redis-cli --cluster create`, no replicas,
 //! no persistence), and the slot migration a reshard performs, one step at a time so a test
-//! can run load between the steps. Every process is killed on Drop.
+//! can run load between the steps. Every process is killed on Drop. `start_tls` makes one
+//! speaking TLS only (clients and the cluster bus) whose default user is off.
 
 use std::time::Duration;
 
-use super::sentinel::{cli, launch, Node};
+use super::sentinel::{cli_with, launch_with, listen, Node, PASSWORD, SENTINEL_USER};
 use super::{eventually, free_port, TestDir};
 
 /// Three masters sharing the 16384 slots.
 pub struct Cluster {
     _dir: TestDir,
     nodes: Vec<Node>,
+    /// With TLS: the certificate every node presents; the nodes then also want the ACL user.
+    tls: Option<std::path::PathBuf>,
 }
 
 impl Cluster {
     /// Starts three cluster-enabled redis-servers, joins them with `redis-cli --cluster
     /// create` and waits until every node reports `cluster_state:ok`.
     pub async fn start() -> Cluster {
+        Cluster::start_with(false).await
+    }
+
+    /// As [`Cluster::start`], every node speaking TLS only (`tls-cluster yes`: the bus too)
+    /// with a certificate for 127.0.0.1 made here, the default user off and the ACL user
+    /// of [`SENTINEL_USER`] (its password in [`Cluster::password_file`]).
+    pub async fn start_tls() -> Cluster {
+        Cluster::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> Cluster {
         let dir = TestDir::new();
+        let tls = tls.then(|| {
+            let (cert, key, _) = super::tls_cert();
+            dir.write("redis-key.pem", &key);
+            dir.write("redis-cert.pem", &cert)
+        });
         let mut nodes = Vec::new();
         for n in 0..3 {
-            let node = launch("redis-server", |port| {
-                // The bus port is set apart: port + 10000 may be taken or past 65535.
-                let conf = format!(
-                    "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {dir}\n\
-                     dbfilename node-{n}.rdb\ncluster-enabled yes\n\
-                     cluster-config-file nodes-{n}-{port}.conf\ncluster-node-timeout 2000\n\
-                     cluster-port {bus}\n",
-                    dir = dir.path().display(),
-                    bus = free_port(),
-                );
-                dir.write(&format!("node-{n}.conf"), &conf)
+            let node = launch_with("redis-server", tls.as_deref(), |port| {
+                dir.write(
+                    &format!("node-{n}.conf"),
+                    &node_conf(&dir, n, port, tls.as_deref()),
+                )
             })
             .await;
             nodes.push(node);
         }
-        let cluster = Cluster { _dir: dir, nodes };
+        let cluster = Cluster {
+            _dir: dir,
+            nodes,
+            tls,
+        };
         let addrs: Vec<String> = cluster.addrs();
-        let out = tokio::process::Command::new("redis-cli")
+        let mut create = tokio::process::Command::new("redis-cli");
+        if let Some(ca) = &cluster.tls {
+            create.arg("--tls").arg("--cacert").arg(ca);
+        }
+        let out = create
+            .args(cluster.auth_args())
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
@@ -63,9 +85,47 @@ impl Cluster {
             .collect()
     }
 
-    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`; with TLS
+    /// `rediss+cluster://portcullis@...` (the password goes apart).
     pub fn url(&self) -> String {
-        format!("redis+cluster://{}", self.addrs().join(","))
+        match self.tls {
+            None => format!("redis+cluster://{}", self.addrs().join(",")),
+            Some(_) => format!(
+                "rediss+cluster://{SENTINEL_USER}@{}",
+                self.addrs().join(",")
+            ),
+        }
+    }
+
+    /// The certificate the nodes present, for `SSL_CERT_FILE` (TLS clusters only).
+    pub fn tls_cert_file(&self) -> Option<&std::path::Path> {
+        self.tls.as_deref()
+    }
+
+    /// A file holding the ACL user's password, for `password_file`.
+    pub fn password_file(&self) -> std::path::PathBuf {
+        self._dir.write("redis-password", &format!("{PASSWORD}\n"))
+    }
+
+    /// The ACL user's login for `redis-cli` (TLS clusters only; the default user is off).
+    fn auth_args(&self) -> Vec<&'static str> {
+        match self.tls {
+            None => Vec::new(),
+            Some(_) => vec![
+                "--user",
+                SENTINEL_USER,
+                "--pass",
+                PASSWORD,
+                "--no-auth-warning",
+            ],
+        }
+    }
+
+    /// `redis-cli` on `port`, over TLS and as the ACL user when the cluster wants them.
+    async fn cli(&self, port: u16, args: &[&str]) -> String {
+        let mut all = self.auth_args();
+        all.extend_from_slice(args);
+        cli_with(port, self.tls.as_deref(), &all).await
     }
 
     /// The nodes' ports, in start order.
@@ -77,12 +137,17 @@ impl Cluster {
     pub async fn command(&self, args: &[&str]) -> String {
         let mut all = vec!["-c"];
         all.extend_from_slice(args);
-        cli(self.nodes[0].port, &all).await
+        self.cli(self.nodes[0].port, &all).await
+    }
+
+    /// One command on the first node without logging in (over TLS when the cluster speaks it).
+    pub async fn anonymous(&self, args: &[&str]) -> String {
+        cli_with(self.nodes[0].port, self.tls.as_deref(), args).await
     }
 
     /// Runs one command on the node at `port`, without following redirections.
     pub async fn on(&self, port: u16, args: &[&str]) -> String {
-        cli(port, args).await
+        self.cli(port, args).await
     }
 
     /// The slot of `key`.
@@ -190,7 +255,7 @@ impl Cluster {
 
     async fn wait_for(&self, port: u16, args: &[&str], ok: impl Fn(&str) -> bool) {
         let done = eventually(Duration::from_secs(30), || async {
-            let out = cli(port, args).await;
+            let out = self.cli(port, args).await;
             ok(&out).then_some(()).ok_or(out)
         })
         .await;
@@ -198,4 +263,24 @@ impl Cluster {
             panic!("waiting on {port} for {args:?}: {last}");
         }
     }
+}
+
+/// A node's config: cluster mode, no persistence, the bus on a port of its own (port + 10000
+/// may be taken or past 65535); with TLS, TLS only (bus included) and the ACL user.
+fn node_conf(dir: &TestDir, n: usize, port: u16, tls: Option<&std::path::Path>) -> String {
+    let mut conf = format!(
+        "{listen}bind 127.0.0.1\nsave \"\"\nappendonly no\ndir {path}\n\
+         dbfilename node-{n}.rdb\ncluster-enabled yes\n\
+         cluster-config-file nodes-{n}-{port}.conf\ncluster-node-timeout 2000\n\
+         cluster-port {bus}\n",
+        listen = listen(port, dir, tls),
+        path = dir.path().display(),
+        bus = free_port(),
+    );
+    if tls.is_some() {
+        conf.push_str(&format!(
+            "tls-cluster yes\nuser default off\nuser {SENTINEL_USER} on >{PASSWORD} ~* &* +@all\n"
+        ));
+    }
+    conf
 }

@@ -9,7 +9,7 @@ use super::{eventually, free_port, TestDir};
 
 /// The ACL user every data node knows; the sentinels and the replica log in with it.
 pub const SENTINEL_USER: &str = "portcullis";
-const PASSWORD: &str = "s3ntinel-pass";
+pub(super) const PASSWORD: &str = "s3ntinel-pass";
 /// The name the sentinels monitor the master under.
 pub const MASTER_NAME: &str = "mymaster";
 
@@ -286,7 +286,7 @@ pub(super) async fn launch(program: &str, conf: impl Fn(u16) -> std::path::PathB
 }
 
 /// As [`launch`], pinging over TLS trusting `tls` when given.
-async fn launch_with(
+pub(super) async fn launch_with(
     program: &str,
     tls: Option<&std::path::Path>,
     conf: impl Fn(u16) -> std::path::PathBuf,
@@ -321,7 +321,7 @@ pub(super) async fn cli(port: u16, args: &[&str]) -> String {
 }
 
 /// `redis-cli`, over TLS trusting `tls` when given.
-async fn cli_with(port: u16, tls: Option<&std::path::Path>, args: &[&str]) -> String {
+pub(super) async fn cli_with(port: u16, tls: Option<&std::path::Path>, args: &[&str]) -> String {
     let mut command = tokio::process::Command::new("redis-cli");
     if let Some(ca) = tls {
         command.arg("--tls").arg("--cacert").arg(ca);
@@ -339,7 +339,7 @@ async fn cli_with(port: u16, tls: Option<&std::path::Path>, args: &[&str]) -> St
 
 /// The listening lines of a node's config: a plain port, or TLS only (`port 0`) with the
 /// set's certificate, and TLS for replication and the sentinels' links too.
-fn listen(port: u16, dir: &TestDir, tls: Option<&std::path::Path>) -> String {
+pub(super) fn listen(port: u16, dir: &TestDir, tls: Option<&std::path::Path>) -> String {
     match tls {
         None => format!("port {port}\n"),
         Some(cert) => format!(
