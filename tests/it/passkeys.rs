@@ -24,6 +24,10 @@ fn assert_flow(steps: &str, gw: &Gateway) {
         "ok: a password session may not open an amr_any = [hwk] route",
         "ok: the sessions page says the session signed in with a passkey",
         "ok: the passkey session opens an mfa + amr_any = [hwk] route",
+        "ok: a password session on the hwk route is offered its passkey on the second-factor page",
+        "ok: step-up options without the CSRF header are refused (403)",
+        "ok: a sign-in assertion posted as a step-up is refused (401)",
+        "ok: the passkey as second factor opens the hwk route with amr pwd+hwk+mfa",
         "ok: a replayed assertion is refused (401)",
         "ok: a forged signature is refused (401)",
         "ok: an assertion made for another origin is refused (401)",
@@ -35,6 +39,8 @@ fn assert_flow(steps: &str, gw: &Gateway) {
     let log = gw.log();
     assert!(log.contains("passkey_registered"), "{log}");
     assert!(log.contains("\"passkey_sign_in\""), "{log}");
+    assert!(log.contains("\"passkey_step_up\""), "{log}");
+    assert!(log.contains("no passkey step-up in progress"), "{log}");
     for reason in [
         "the challenge does not match",
         "bad signature",

@@ -11,7 +11,9 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 
 use http::header::{HeaderValue, SET_COOKIE};
 use http::HeaderMap;
-use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyRegistration};
+use webauthn_rs::prelude::{
+    DiscoverableAuthentication, PasskeyAuthentication, PasskeyRegistration,
+};
 
 /// The cookie naming this browser's ceremony.
 pub const COOKIE: &str = "__Host-portcullis-passkey";
@@ -33,6 +35,13 @@ pub enum Ceremony {
     },
     /// Signing in with a discoverable passkey.
     SignIn(DiscoverableAuthentication),
+    /// Adding a passkey as the second factor to this signed-in user's session.
+    StepUp {
+        /// The canonical user name; the challenge allows only this user's passkeys.
+        user: String,
+        /// webauthn-rs's state.
+        state: PasskeyAuthentication,
+    },
 }
 
 static PENDING: LazyLock<Mutex<HashMap<String, (u64, Ceremony)>>> =

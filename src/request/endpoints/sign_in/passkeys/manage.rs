@@ -11,6 +11,7 @@ use super::ceremony::{self, Ceremony};
 use super::{refused, Ctx};
 use crate::reject::Reject;
 use crate::runtime::unix_now;
+use crate::token::Claims;
 use crate::users::passkeys::{user_handle, PasskeyChange, StoredPasskey};
 use crate::users::ChangeError;
 use crate::Body;
@@ -37,8 +38,8 @@ struct Removal {
     id: String,
 }
 
-/// The signed-in user whose own store record can hold passkeys, or why not.
-async fn user_of(ctx: &Ctx<'_>, headers: &HeaderMap) -> Result<String, Response<Body>> {
+/// The session of a signed-in user whose own store record can hold passkeys, or why not.
+async fn claims_of(ctx: &Ctx<'_>, headers: &HeaderMap) -> Result<Claims, Response<Body>> {
     let Some(claims) = session(ctx.app, ctx.snap, headers).await else {
         return Err(refused(
             StatusCode::UNAUTHORIZED,
@@ -50,7 +51,7 @@ async fn user_of(ctx: &Ctx<'_>, headers: &HeaderMap) -> Result<String, Response<
         let reason = "passkeys need an account in the gateway's own user store";
         return Err(refused(StatusCode::NOT_IMPLEMENTED, "unsupported", reason));
     }
-    Ok(claims.sub)
+    Ok(claims)
 }
 
 /// GET: the list, with the buttons the script drives.
@@ -110,18 +111,21 @@ pub(super) async fn page(
     Ok(response)
 }
 
-/// Checks a POST from the passkeys page: same origin, CSRF header, session.
-async fn checked(ctx: &Ctx<'_>, request: &Request<Incoming>) -> Result<String, Response<Body>> {
+/// Checks a POST from a page with the passkey script: same origin, CSRF header, session.
+pub(super) async fn checked(
+    ctx: &Ctx<'_>,
+    request: &Request<Incoming>,
+) -> Result<Claims, Response<Body>> {
     if cross_site(request, ctx.origin) {
         let reason = "this request came from another site";
         return Err(refused(StatusCode::FORBIDDEN, "cross_site", reason));
     }
-    let user = user_of(ctx, request.headers()).await?;
+    let claims = claims_of(ctx, request.headers()).await?;
     if !super::csrf_ok(ctx, request.headers()) {
         let reason = "missing or wrong CSRF token";
         return Err(refused(StatusCode::FORBIDDEN, "csrf", reason));
     }
-    Ok(user)
+    Ok(claims)
 }
 
 /// POST `/register-options`: a registration challenge for the signed-in user.
@@ -130,7 +134,7 @@ pub(super) async fn register_options(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
     let user = match checked(ctx, &request).await {
-        Ok(user) => user,
+        Ok(claims) => claims.sub,
         Err(response) => return Ok(response),
     };
     let existing = ctx
@@ -169,7 +173,7 @@ pub(super) async fn register(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
     let user = match checked(ctx, &request).await {
-        Ok(user) => user,
+        Ok(claims) => claims.sub,
         Err(response) => return Ok(response),
     };
     let now = unix_now();
@@ -234,7 +238,7 @@ pub(super) async fn remove(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
     let user = match checked(ctx, &request).await {
-        Ok(user) => user,
+        Ok(claims) => claims.sub,
         Err(response) => return Ok(response),
     };
     let request_id = super::super::super::request_id(&request);

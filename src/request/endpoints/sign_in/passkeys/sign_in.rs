@@ -7,7 +7,9 @@
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
-use webauthn_rs::prelude::{DiscoverableAuthentication, PublicKeyCredential, WebauthnError};
+use webauthn_rs::prelude::{
+    AuthenticationResult, DiscoverableAuthentication, PublicKeyCredential, WebauthnError,
+};
 
 use super::ceremony::{self, Ceremony};
 use super::{refused, Ctx};
@@ -20,15 +22,15 @@ use crate::Body;
 
 use super::super::{body, cross_site, login, redirect};
 
-/// The answer to `/sign-in`.
+/// The answer to `/sign-in` and `/step-up`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Assertion {
+pub(super) struct Assertion {
     /// The browser's `navigator.credentials.get` result.
-    credential: PublicKeyCredential,
+    pub credential: PublicKeyCredential,
     /// Where to go afterwards, checked like the sign-in form's.
     #[serde(default)]
-    rd: String,
+    pub rd: String,
 }
 
 /// POST `/sign-in-options`: a challenge for any discoverable passkey of this RP.
@@ -57,7 +59,12 @@ pub(super) async fn options(
 }
 
 /// A refusal, audited with the account it claimed (if any).
-fn denied(ctx: &Ctx<'_>, request_id: &str, user: &str, reason: &'static str) -> Response<Body> {
+pub(super) fn denied(
+    ctx: &Ctx<'_>,
+    request_id: &str,
+    user: &str,
+    reason: &'static str,
+) -> Response<Body> {
     let client = ctx.conn.client;
     tracing::info!(target: "audit", event = "passkey_sign_in_refused", user, %client, request_id, reason);
     refused(StatusCode::UNAUTHORIZED, "passkey_refused", reason)
@@ -147,14 +154,7 @@ async fn check(
                 return Ok(Err(denied(ctx, request_id, &user.name, reason(&err))));
             }
         };
-    let mut updated = record.clone();
-    if updated.passkey.update_credential(&result) == Some(true) {
-        let change = PasskeyChange::Update(Box::new(updated));
-        if let Err(err) = ctx.app.users.change_passkey(&user.name, change).await {
-            // The counter check stays as strict as the stored value: never weaker.
-            tracing::warn!(error = %err, user = %user.name, "passkey counter not stored");
-        }
-    }
+    store_counter(ctx, &user.name, &record, &result).await;
     let amr: &[&str] = match result.user_verified() {
         true => &["hwk", "mfa"],
         false => &["hwk"],
@@ -166,6 +166,23 @@ async fn check(
         idp: None,
     };
     Ok(Ok((user, authn)))
+}
+
+/// Stores the passkey's signature counter (and backup state) when the assertion moved it.
+pub(super) async fn store_counter(
+    ctx: &Ctx<'_>,
+    user: &str,
+    record: &StoredPasskey,
+    result: &AuthenticationResult,
+) {
+    let mut updated = record.clone();
+    if updated.passkey.update_credential(result) == Some(true) {
+        let change = PasskeyChange::Update(Box::new(updated));
+        if let Err(err) = ctx.app.users.change_passkey(user, change).await {
+            // The counter check stays as strict as the stored value: never weaker.
+            tracing::warn!(error = %err, user, "passkey counter not stored");
+        }
+    }
 }
 
 /// The enabled user who registered credential `id`, and its record.
