@@ -5,6 +5,8 @@
 //! listing and removing what the browser registered; a route with `mfa = true` and
 //! `amr_any = ["hwk"]` opens to the passkey session and not to the password one.
 
+use http::StatusCode;
+
 use crate::browser::{run_script, PASSWORD};
 use crate::common::*;
 
@@ -203,4 +205,80 @@ fn passkey_settings_are_checked_at_load() {
     let config = Gateway::prepare(&dir, &GatewayConfig::new(routes).extra(&good));
     let out = run_cli(&["check", "--config", config.to_str().expect("utf-8")]);
     assert_eq!(out.code, Some(0), "{out:?}");
+}
+
+/// The ceremony cookie from a passkey options answer, as a `Cookie` header value.
+fn ceremony_cookie(options: &Response) -> String {
+    let set = options.header("set-cookie").unwrap_or_default();
+    assert!(set.starts_with("__Host-portcullis-passkey="), "{set}");
+    set.split(';').next().unwrap_or_default().to_string()
+}
+
+/// POST a (parseable, unsigned) assertion that names no user to `/auth/passkeys/sign-in`.
+async fn answer(gw: &Gateway, cookie: &str) -> Response {
+    let credential = serde_json::json!({
+        "id": "AAAA", "rawId": "AAAA", "type": "public-key", "extensions": {},
+        "response": {
+            "authenticatorData": "AAAA", "clientDataJSON": "e30",
+            "signature": "AAAA", "userHandle": null
+        }
+    });
+    gw.client()
+        .post("/auth/passkeys/sign-in")
+        .header("content-type", "application/json")
+        .header("cookie", cookie)
+        .body(serde_json::json!({ "credential": credential, "rd": "" }).to_string())
+        .send_h1()
+        .await
+}
+
+/// With the Redis store a ceremony begun on one instance is found on another, and taken
+/// once across both; one client cannot hold more than 600 at a time.
+#[tokio::test]
+async fn on_redis_a_passkey_ceremony_begun_on_one_instance_is_taken_once_on_any() {
+    let redis = Redis::start().await;
+    let echo = Upstream::echo().await;
+    let extra = format!(
+        "[store]\nbackend = \"redis\"\nredis_url = \"{}\"\n\n{PAGES}",
+        redis.url()
+    );
+    let start = || {
+        AuthSetup::new(&echo.url())
+            .user("alice", PASSWORD, &["reader"])
+            .extra(&extra)
+            .start()
+    };
+    let (a, b) = (start().await, start().await);
+    let options = a
+        .post_json("/auth/passkeys/sign-in-options", &serde_json::json!({}))
+        .await;
+    assert_eq!(options.status, StatusCode::OK, "{}", options.text());
+    assert!(options.json()["publicKey"]["challenge"].is_string());
+    let cookie = ceremony_cookie(&options);
+
+    // b finds a's challenge: the refusal is the assertion's, not "no sign-in in progress".
+    let on_b = answer(&b, &cookie).await;
+    assert_eq!(on_b.status, StatusCode::UNAUTHORIZED, "{}", on_b.text());
+    assert!(on_b.text().contains("no user handle"), "{}", on_b.text());
+    let again = answer(&a, &cookie).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED, "{}", again.text());
+    assert!(
+        again.text().contains("no passkey sign-in in progress"),
+        "{}",
+        again.text()
+    );
+
+    let mut refused = None;
+    for n in 2..=601 {
+        let more = b
+            .post_json("/auth/passkeys/sign-in-options", &serde_json::json!({}))
+            .await;
+        if more.status != StatusCode::OK {
+            refused = Some((n, more.status, more.text()));
+            break;
+        }
+    }
+    let (n, status, text) = refused.expect("the 601st ceremony of one client is refused");
+    assert_eq!(n, 601, "{text}");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
 }

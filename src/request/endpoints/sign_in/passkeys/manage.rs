@@ -158,9 +158,8 @@ pub(super) async fn register_options(
         tracing::error!(error = %err, "passkey registration could not start");
         Reject::Unavailable("passkeys unavailable")
     })?;
-    let Some(id) = ceremony::start(Ceremony::Register { user, state }, unix_now()) else {
-        return Err(Reject::Unavailable("too many passkey ceremonies in flight"));
-    };
+    let ceremony = Ceremony::Register { user, state };
+    let id = ceremony::start(ctx.app, ctx.conn.client, ceremony, unix_now()).await?;
     let value = serde_json::to_value(&options).map_err(|_| Reject::Unavailable("passkeys"))?;
     let mut response = body::json(StatusCode::OK, &value);
     ceremony::set_cookie(response.headers_mut(), Some(&id));
@@ -180,7 +179,7 @@ pub(super) async fn register(
     let request_id = super::super::super::request_id(&request);
     let client = ctx.conn.client;
     // Taken before the body is read: whatever follows, this challenge is spent.
-    let ceremony = ceremony::take(request.headers(), now);
+    let ceremony = ceremony::take(ctx.app, request.headers(), now).await?;
     let answer: Registration = body::read_json(request, ctx.app.listen.idle_timeout).await?;
     let state = match ceremony {
         Some(Ceremony::Register { user: owner, state }) if owner == user => state,

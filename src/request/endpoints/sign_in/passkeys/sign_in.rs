@@ -49,9 +49,8 @@ pub(super) async fn options(
     })?;
     // A button press, not autofill: the browser shows its own passkey chooser.
     options.mediation = None;
-    let Some(id) = ceremony::start(Ceremony::SignIn(state), unix_now()) else {
-        return Err(Reject::Unavailable("too many passkey ceremonies in flight"));
-    };
+    let ceremony = Ceremony::SignIn(state);
+    let id = ceremony::start(ctx.app, ctx.conn.client, ceremony, unix_now()).await?;
     let value = serde_json::to_value(&options).map_err(|_| Reject::Unavailable("passkeys"))?;
     let mut response = body::json(StatusCode::OK, &value);
     ceremony::set_cookie(response.headers_mut(), Some(&id));
@@ -82,7 +81,7 @@ pub(super) async fn finish(
     let now = unix_now();
     let request_id = super::super::super::request_id(&request);
     let user_agent = login::user_agent(request.headers()).to_string();
-    let ceremony = ceremony::take(request.headers(), now);
+    let ceremony = ceremony::take(ctx.app, request.headers(), now).await?;
     let answer: Assertion = body::read_json(request, ctx.app.listen.idle_timeout).await?;
     let Some(Ceremony::SignIn(state)) = ceremony else {
         let reason = "no passkey sign-in in progress (it expired or was used)";
