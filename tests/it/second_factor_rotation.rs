@@ -1,7 +1,8 @@
 //! Rotating the `[second_factor]` key: the new key in `key_file`, the old one in
 //! `previous_key_file`; secrets and recovery codes sealed under the old key keep working,
 //! `portcullis user rekey` re-seals every secret under the new one, and once the old key is
-//! removed only what was re-sealed opens.
+//! removed only what was re-sealed opens. Bad keys are config errors at their line, and a
+//! key that is gone fails closed.
 
 use std::time::Duration;
 
@@ -152,4 +153,70 @@ async fn a_key_rotation_keeps_every_factor_working_and_rekey_moves_secrets_to_th
         stuck.stderr.contains("open with neither key") && stuck.stderr.contains("alice"),
         "{stuck:?}"
     );
+}
+
+/// `portcullis check` on gateway.toml with these `[second_factor]` key lines: its stderr,
+/// after asserting that it failed at a line of gateway.toml.
+fn refused_config(gw: &Gateway, keys: &str) -> String {
+    set_keys(gw, keys);
+    let check = cli(gw, &["check"]);
+    assert_ne!(check.code, Some(0), "{keys}: {check:?}");
+    assert!(
+        check.stderr.contains("gateway.toml:"),
+        "file:line: {check:?}"
+    );
+    check.stderr
+}
+
+#[tokio::test]
+async fn bad_second_factor_keys_are_refused_at_their_line_and_a_lost_key_fails_closed() {
+    let (gw, _echo) = gateway("").await;
+    let enrolled = cli(&gw, &["user", "totp", "alice"]);
+    assert_eq!(enrolled.code, Some(0), "{enrolled:?}");
+    until_status(&gw, "alice", None, StatusCode::UNAUTHORIZED).await;
+
+    std::fs::write(gw.config_path.with_file_name("short.key"), "c2hvcnQ=\n").expect("key");
+    let short = refused_config(&gw, "key_file = \"short.key\"");
+    assert!(short.contains("must be 32 bytes"), "{short}");
+    let unset = refused_config(&gw, "key_env = \"PORTCULLIS_TEST_UNSET_2FA_KEY\"");
+    assert!(
+        unset.contains("PORTCULLIS_TEST_UNSET_2FA_KEY is not set"),
+        "{unset}"
+    );
+    let both = refused_config(
+        &gw,
+        "key_file = \"second-factor.key\"\nkey_env = \"PORTCULLIS_TEST_UNSET_2FA_KEY\"",
+    );
+    assert!(
+        both.contains("give key_file or key_env, not both"),
+        "{both}"
+    );
+    set_keys(&gw, "key_file = \"second-factor.key\"");
+    let text = std::fs::read_to_string(&gw.config_path).expect("gateway.toml");
+    std::fs::write(
+        &gw.config_path,
+        text.replace("issuer = \"Test Co\"", "issuer = \"Test:Co\""),
+    )
+    .expect("gateway.toml");
+    let colon = refused_config(&gw, "key_file = \"second-factor.key\"");
+    assert!(colon.contains("without ':'"), "{colon}");
+    std::fs::write(&gw.config_path, text).expect("gateway.toml");
+
+    // The key removed while alice has a sealed secret: her sign-in is refused (503), never
+    // let in on the password alone; bob, without a factor, still signs in.
+    rotate(&gw, "").await;
+    let alice = login(&gw, "alice", None).await;
+    assert_eq!(
+        alice.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        alice.text()
+    );
+    assert!(
+        alice.text().contains("second factor not configured"),
+        "{}",
+        alice.text()
+    );
+    let bob = login(&gw, "bob", None).await;
+    assert_eq!(bob.status, StatusCode::OK, "{}", bob.text());
 }
