@@ -295,3 +295,30 @@ async fn enrolment_without_a_key_and_a_hand_written_secret_are_refused_clearly()
     );
     assert!(check.stderr.contains("users.toml:"), "file:line: {check:?}");
 }
+
+#[tokio::test]
+async fn a_password_change_keeps_the_second_factor_and_the_sign_in_time_of_the_session() {
+    let (gw, _echo) = gateway("").await;
+    let secret = enrol(&gw);
+    until_status(&gw, "alice", None, StatusCode::UNAUTHORIZED).await;
+    let ok = login(&gw, "alice", Some(&code(&secret, 0))).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    let pair = Pair::from_response(&ok);
+    let before = pair.access_claims();
+    let body = serde_json::json!({
+        "current_password": PASSWORD,
+        "new_password": "a different long passphrase",
+    });
+    let changed = gw
+        .client()
+        .post("/auth/password")
+        .bearer(&pair.access)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send_h1()
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text());
+    let after = Pair::from_response(&changed).access_claims();
+    assert_eq!(after["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    assert_eq!(after["auth_time"], before["auth_time"], "not a new sign-in");
+}
