@@ -138,20 +138,11 @@ async fn check(
         None => return Ok(Err(denied(ctx, request_id, "", "unknown passkey"))),
     };
     let client = ctx.conn.client;
-    if let Err(retry_after) = ctx.app.throttle.check(&user.name, client, now).await {
-        tracing::info!(target: "audit", event = "login_throttled", user = %user.name, %client, request_id, retry_after);
-        return Err(Reject::Throttled(retry_after));
-    }
+    throttle(ctx, &user.name, request_id, now).await?;
     let result =
         match webauthn.finish_discoverable_authentication_v2(credential, state, &record.passkey) {
             Ok(result) => result,
-            Err(err) => {
-                ctx.app
-                    .throttle
-                    .record_failure(&user.name, client, now)
-                    .await;
-                return Ok(Err(denied(ctx, request_id, &user.name, reason(&err))));
-            }
+            Err(err) => return Ok(Err(failed(ctx, &user.name, request_id, now, &err).await)),
         };
     store_counter(ctx, &user.name, &record, &result).await;
     let amr: &[&str] = match result.user_verified() {
@@ -165,6 +156,34 @@ async fn check(
         idp: None,
     };
     Ok(Ok((user, authn)))
+}
+
+/// 429 (audited) while `user` or the client is over the login throttle.
+pub(super) async fn throttle(
+    ctx: &Ctx<'_>,
+    user: &str,
+    request_id: &str,
+    now: u64,
+) -> Result<(), Reject> {
+    let client = ctx.conn.client;
+    if let Err(retry_after) = ctx.app.throttle.check(user, client, now).await {
+        tracing::info!(target: "audit", event = "login_throttled", user, %client, request_id, retry_after);
+        return Err(Reject::Throttled(retry_after));
+    }
+    Ok(())
+}
+
+/// A failed check: counted against `user`'s throttle, refused with its reason.
+pub(super) async fn failed(
+    ctx: &Ctx<'_>,
+    user: &str,
+    request_id: &str,
+    now: u64,
+    err: &WebauthnError,
+) -> Response<Body> {
+    let client = ctx.conn.client;
+    ctx.app.throttle.record_failure(user, client, now).await;
+    denied(ctx, request_id, user, reason(err))
 }
 
 /// Stores the passkey's signature counter (and backup state) when the assertion moved it.

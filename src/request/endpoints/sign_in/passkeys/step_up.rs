@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use webauthn_rs::prelude::Passkey;
 
 use super::ceremony::{self, Ceremony};
-use super::sign_in::{denied, reason, store_counter, Assertion};
+use super::sign_in::{denied, failed, store_counter, throttle, Assertion};
 use super::{manage, refused, Ctx};
 use crate::reject::Reject;
 use crate::runtime::unix_now;
@@ -86,22 +86,13 @@ pub(super) async fn finish(
             ))
         }
     };
-    let client = ctx.conn.client;
-    if let Err(retry_after) = ctx.app.throttle.check(&user.name, client, now).await {
-        tracing::info!(target: "audit", event = "login_throttled", user = %user.name, %client, request_id, retry_after);
-        return Err(Reject::Throttled(retry_after));
-    }
+    throttle(ctx, &user.name, &request_id, now).await?;
     let webauthn = &ctx.passkeys.webauthn;
     let result = match webauthn.finish_passkey_authentication(&answer.credential, &state) {
         Ok(result) => result,
-        Err(err) => {
-            ctx.app
-                .throttle
-                .record_failure(&user.name, client, now)
-                .await;
-            return Ok(denied(ctx, &request_id, &user.name, reason(&err)));
-        }
+        Err(err) => return Ok(failed(ctx, &user.name, &request_id, now, &err).await),
     };
+    let client = ctx.conn.client;
     let used = credential_id(result.cred_id().as_ref());
     let records = passkeys_of(ctx, &user.name).await?;
     if let Some(record) = records.iter().find(|r| r.id == used) {
