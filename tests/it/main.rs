@@ -46,6 +46,7 @@ mod proxies;
 mod proxy;
 mod redis;
 mod redis_cluster;
+mod redis_cluster_failover;
 mod redis_cluster_tls;
 mod redis_data_loss;
 mod redis_sentinel;

@@ -14,23 +14,30 @@ pub struct Cluster {
     nodes: Vec<Node>,
     /// With TLS: the certificate every node presents; the nodes then also want the ACL user.
     tls: Option<std::path::PathBuf>,
+    /// Ports of the nodes killed so far.
+    killed: Vec<u16>,
 }
 
 impl Cluster {
     /// Starts three cluster-enabled redis-servers, joins them with `redis-cli --cluster
     /// create` and waits until every node reports `cluster_state:ok`.
     pub async fn start() -> Cluster {
-        Cluster::start_with(false).await
+        Cluster::start_with(false, 0).await
+    }
+
+    /// As [`Cluster::start`] with a replica for each master (six nodes), for failovers.
+    pub async fn start_with_replicas() -> Cluster {
+        Cluster::start_with(false, 1).await
     }
 
     /// As [`Cluster::start`], every node speaking TLS only (`tls-cluster yes`: the bus too)
     /// with a certificate for 127.0.0.1 made here, the default user off and the ACL user
     /// of [`SENTINEL_USER`] (its password in [`Cluster::password_file`]).
     pub async fn start_tls() -> Cluster {
-        Cluster::start_with(true).await
+        Cluster::start_with(true, 0).await
     }
 
-    async fn start_with(tls: bool) -> Cluster {
+    async fn start_with(tls: bool, replicas: usize) -> Cluster {
         let dir = TestDir::new();
         let tls = tls.then(|| {
             let (cert, key, _) = super::tls_cert();
@@ -38,7 +45,7 @@ impl Cluster {
             dir.write("redis-cert.pem", &cert)
         });
         let mut nodes = Vec::new();
-        for n in 0..3 {
+        for n in 0..3 * (1 + replicas) {
             let node = launch_with("redis-server", tls.as_deref(), |port| {
                 dir.write(
                     &format!("node-{n}.conf"),
@@ -52,6 +59,7 @@ impl Cluster {
             _dir: dir,
             nodes,
             tls,
+            killed: Vec::new(),
         };
         let addrs: Vec<String> = cluster.addrs();
         let mut create = tokio::process::Command::new("redis-cli");
@@ -62,7 +70,7 @@ impl Cluster {
             .args(cluster.auth_args())
             .args(["--cluster", "create"])
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .await
             .expect("redis-cli runs (apt-get install redis-tools)");
@@ -128,6 +136,23 @@ impl Cluster {
         cli_with(port, self.tls.as_deref(), &all).await
     }
 
+    /// The first node still running: the one commands are sent to.
+    fn first_alive(&self) -> u16 {
+        self.nodes
+            .iter()
+            .map(|n| n.port)
+            .find(|p| !self.killed.contains(p))
+            .expect("a node still running")
+    }
+
+    /// Kills the node at `port` at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self, port: u16) {
+        if let Some(node) = self.nodes.iter_mut().find(|n| n.port == port) {
+            node.kill();
+            self.killed.push(port);
+        }
+    }
+
     /// The nodes' ports, in start order.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|n| n.port).collect()
@@ -137,12 +162,12 @@ impl Cluster {
     pub async fn command(&self, args: &[&str]) -> String {
         let mut all = vec!["-c"];
         all.extend_from_slice(args);
-        self.cli(self.nodes[0].port, &all).await
+        self.cli(self.first_alive(), &all).await
     }
 
     /// One command on the first node without logging in (over TLS when the cluster speaks it).
     pub async fn anonymous(&self, args: &[&str]) -> String {
-        cli_with(self.nodes[0].port, self.tls.as_deref(), args).await
+        cli_with(self.first_alive(), self.tls.as_deref(), args).await
     }
 
     /// Runs one command on the node at `port`, without following redirections.
@@ -153,7 +178,7 @@ impl Cluster {
     /// The slot of `key`.
     pub async fn slot_of(&self, key: &str) -> u16 {
         let out = self
-            .on(self.nodes[0].port, &["CLUSTER", "KEYSLOT", key])
+            .on(self.first_alive(), &["CLUSTER", "KEYSLOT", key])
             .await;
         out.trim()
             .parse()
@@ -162,7 +187,7 @@ impl Cluster {
 
     /// The port of the node serving `slot`, as the first node sees it.
     pub async fn owner(&self, slot: u16) -> u16 {
-        let out = self.on(self.nodes[0].port, &["CLUSTER", "NODES"]).await;
+        let out = self.on(self.first_alive(), &["CLUSTER", "NODES"]).await;
         // "<id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <link> <slots>..."
         for line in out.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
