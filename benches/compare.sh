@@ -20,7 +20,7 @@
 # (benches/idle_conns.py, RSS read IDLE_SETTLE s after the last answer: portcullis parks idle
 # HTTP/1.1 connections after 1 s and trims its heap at most every 10 s); profile (not in the
 # default PHASES) = `perf record` of the memory gateway under the HS256 wrk load, top symbols to
-# stdout or $PROFILE_OUT. Runs alternate between cases; the table shows the median of $RUNS.
+# stdout or $PROFILE_OUT (without PORTCULLIS_BIN it builds and runs `--profile profiling`). Runs alternate between cases; the table shows the median of $RUNS.
 # The h1 and tls tables carry the server's CPU time per request (user + system, all its threads
 # or processes, from /proc/PID/stat): on 2 shared cores it is steadier than req/s.
 # The gateways run as shipped: PORTCULLIS_LOG=info, the access log on, written to a file
@@ -59,6 +59,10 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 # PORTCULLIS_BIN measures a binary built elsewhere (e.g. the commit before a change).
 if [ -n "${PORTCULLIS_BIN:-}" ]; then
   bin=$(realpath "$PORTCULLIS_BIN")
+elif [[ " $phases " == *" profile "* ]]; then
+  # Cargo.toml's profiling profile: the release code plus line tables, for perf report.
+  cargo build --profile profiling --quiet
+  bin=$PWD/target/profiling/portcullis
 else
   cargo build --release --quiet
   bin=$PWD/target/release/portcullis
