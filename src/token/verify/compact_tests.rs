@@ -181,6 +181,37 @@ fn repeated_members_are_malformed_at_any_depth() {
 }
 
 #[test]
+fn every_known_claim_repeated_is_malformed_without_custom_claims() {
+    // No custom claim, so no full duplicate scan of the payload: serde itself must refuse.
+    for (name, value) in [
+        ("iss", json!(ISSUER)),
+        ("aud", json!("api")),
+        ("sub", json!("admin")),
+        ("iat", json!(NOW)),
+        ("nbf", json!(NOW)),
+        ("exp", json!(NOW + 9_000)),
+        ("jti", json!("j2")),
+        ("roles", json!(["admin"])),
+        ("typ", json!("access")),
+        ("fam", json!("f")),
+        ("amr", json!(["pwd"])),
+        ("auth_time", json!(NOW)),
+        ("idp", json!("other")),
+    ] {
+        let mut once = claims();
+        once[name] = value.clone();
+        assert!(
+            check(&signed(&hs256_header(), &b64(&once.to_string()))).is_ok(),
+            "{name}"
+        );
+        let body = once.to_string();
+        let twice = format!(r#"{},"{name}":{value}}}"#, body.trim_end_matches('}'));
+        let token = signed(&hs256_header(), &b64(&twice));
+        assert_eq!(check(&token).unwrap_err(), TokenError::Malformed, "{name}");
+    }
+}
+
+#[test]
 fn payloads_that_are_not_a_claims_object_are_malformed() {
     let trailing = format!("{} x", claims());
     for payload in ["", "null", "[]", "{", r#"{"iss":1}"#, &trailing] {
