@@ -135,6 +135,22 @@ fn the_header_is_held_to_jsonwebtoken_rules() {
             TokenError::Malformed,
         ),
         (
+            r#"{"alg":"HS256","kid":"hs256","typ":"JWT","typ":"JWT"}"#,
+            TokenError::Malformed,
+        ),
+        (
+            r#"{"alg":"HS256","alg":"HS256","kid":"hs256"}"#,
+            TokenError::Malformed,
+        ),
+        (
+            r#"{"alg":"HS256","kid":"hs256","x5c":["a"],"x5c":["a"]}"#,
+            TokenError::Malformed,
+        ),
+        (
+            r#"{"alg":"HS256","kid":"hs256","x5t":"a","x5t":"a"}"#,
+            TokenError::Malformed,
+        ),
+        (
             r#"{"alg":"HS256","kid":"hs256","crit":[]}"#,
             TokenError::Malformed,
         ),

@@ -182,16 +182,19 @@ pub fn verify(
         return Err(TokenError::Malformed);
     }
     let mut compact = Compact::split(token)?;
-    let key = pick_key(ring, &compact)?;
+    let (key, header_extras) = pick_key(ring, &compact)?;
     compact.check(key)?;
     compact.decode_payload()?;
     let mut claims = parse_claims(compact.payload_json())?;
     // serde keeps the last copy of a repeated custom claim; another reader may keep the first.
-    // A repeated known claim serde refuses itself (duplicate field), and the known claims hold
-    // no objects, so only a payload with custom claims (`extra`) needs the full scan.
+    // A repeated known member serde refuses itself (duplicate field), and the known claims
+    // and header members hold no objects (but jwk), so only a payload with custom claims and
+    // a header with extra members or a jwk need the full scan.
     let unique = super::dupkeys::unique_members;
     let custom = !claims.extra.is_empty();
-    if !unique(compact.header_json()) || (custom && !unique(compact.payload_json())) {
+    if (header_extras && !unique(compact.header_json()))
+        || (custom && !unique(compact.payload_json()))
+    {
         return Err(TokenError::Malformed);
     }
     // The identity headers must say what the token says, as providers' tokens must.
@@ -203,8 +206,9 @@ pub fn verify(
     Ok(claims)
 }
 
-/// Chooses the key by kid and holds the header's alg to the key's pinned alg.
-fn pick_key<'r>(ring: &'r KeyRing, compact: &Compact) -> Result<&'r VerifyKey, TokenError> {
+/// Chooses the key by kid and holds the header's alg to the key's pinned alg; also says
+/// whether the header has members beyond jsonwebtoken's plain fields (extras or a jwk).
+fn pick_key<'r>(ring: &'r KeyRing, compact: &Compact) -> Result<(&'r VerifyKey, bool), TokenError> {
     // The header is unauthenticated here: it only selects a key, never how to verify.
     // An alg jsonwebtoken does not know ("none" included) fails to parse: Malformed.
     let header = compact.header()?;
@@ -212,12 +216,13 @@ fn pick_key<'r>(ring: &'r KeyRing, compact: &Compact) -> Result<&'r VerifyKey, T
     if header.crit.is_some() {
         return Err(TokenError::Malformed);
     }
+    let extras = !header.extras.is_empty() || header.jwk.is_some();
     let kid = header.kid.ok_or(TokenError::MissingKid)?;
     let key = ring.verifier(&kid).ok_or(TokenError::UnknownKid)?;
     if header.alg != key.alg.jwt() {
         return Err(TokenError::AlgMismatch);
     }
-    Ok(key)
+    Ok((key, extras))
 }
 
 /// Parses the (authenticated) payload straight into Claims, in one pass: every required
