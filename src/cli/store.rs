@@ -33,7 +33,7 @@ impl Store {
             Target::Redis { redis, prefix } => {
                 let runtime = runtime()?;
                 let users = runtime
-                    .block_on(RedisUsers::connect(&redis, &prefix))
+                    .block_on(RedisUsers::connect_patient(&redis, &prefix))
                     .context("cannot connect to the [store] Redis")?;
                 Store::Redis {
                     runtime,

@@ -53,6 +53,44 @@ pub(super) fn recovery(config: &ConfigArg, user: &str) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+/// `portcullis user rekey`: re-seals under the current key every TOTP secret that opens
+/// only with the previous one; fails naming the users whose secret opens with neither.
+pub(super) fn rekey(config: &ConfigArg) -> anyhow::Result<ExitCode> {
+    let store = Store::open(config)?;
+    let settings = second_factor(config)?;
+    let (mut resealed, mut current, mut unreadable) = (0usize, 0usize, Vec::new());
+    for user in store.users()? {
+        let Some(sealed) = &user.totp else { continue };
+        if settings.key.opens_with_current(&user.name, sealed) {
+            current += 1;
+            continue;
+        }
+        let Ok(secret) = settings.key.open(&user.name, sealed) else {
+            unreadable.push(user.name.clone());
+            continue;
+        };
+        let fresh = settings
+            .key
+            .seal(&user.name, &secret)
+            .map_err(anyhow::Error::msg)?;
+        store.change(&user.name, Change::Totp(Some(fresh)))?;
+        resealed += 1;
+    }
+    println!(
+        "re-sealed {resealed} TOTP secret(s) under the current key ({current} already were) in {}",
+        store.describe()
+    );
+    if unreadable.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "these users' secrets open with neither key, re-enrol them (`portcullis user totp \
+         NAME`): {}",
+        unreadable.join(", ")
+    );
+    Ok(ExitCode::FAILURE)
+}
+
 /// Stores the digests of a new set of codes for `user` and prints the codes, once.
 fn print_recovery_codes(
     store: &Store,

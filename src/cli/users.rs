@@ -83,6 +83,12 @@ pub(super) enum UserCommand {
         /// User name.
         name: String,
     },
+    /// Re-seal every user's TOTP secret under the current [second_factor] key (step 2 of a
+    /// key rotation, with the old key in previous_key_file or previous_key_env).
+    Rekey {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Replace a user's roles (they reach tokens at the next login or refresh).
     Roles {
         #[command(flatten)]
@@ -115,6 +121,7 @@ pub(super) fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
             remove,
         } => return super::passkeys::run(&config, &canonical(&name)?, remove),
         U::Recovery { config, name } => return super::totp::recovery(&config, &canonical(&name)?),
+        U::Rekey { config } => return super::totp::rekey(&config),
         U::Add {
             config,
             name,

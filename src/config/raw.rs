@@ -762,6 +762,13 @@ pub struct SecondFactor {
     /// Environment variable holding the sealing key.
     #[serde(default)]
     pub key_env: Option<Spanned<String>>,
+    /// File holding the key being rotated out: it still opens secrets and checks recovery
+    /// codes, never seals.
+    #[serde(default)]
+    pub previous_key_file: Option<Spanned<String>>,
+    /// Environment variable holding the key being rotated out.
+    #[serde(default)]
+    pub previous_key_env: Option<Spanned<String>>,
     /// The name authenticator apps show beside the user's.
     #[serde(default)]
     pub issuer: Option<Spanned<String>>,

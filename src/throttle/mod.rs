@@ -84,6 +84,14 @@ impl Throttle {
         }
     }
 
+    /// The Redis variant, when instances share state (for values held across them).
+    pub fn shared(&self) -> Option<&redis::RedisThrottle> {
+        match self {
+            Throttle::Memory(_) => None,
+            Throttle::Redis(throttle) => Some(throttle),
+        }
+    }
+
     /// Drops windows that ended; returns how many. Redis expires its keys by itself.
     pub fn purge(&self, now: u64) -> usize {
         match self {

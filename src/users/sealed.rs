@@ -12,8 +12,9 @@ use base64::Engine;
 /// Text before every sealed value, naming the format.
 const VERSION: &str = "v1.";
 
-/// The key that seals and opens second-factor secrets, and keys recovery-code digests.
-pub struct SealKey(LessSafeKey, hmac::Key);
+/// The key that seals and opens second-factor secrets, and keys recovery-code digests;
+/// during a rotation, with the key before it, which still opens and checks but never seals.
+pub struct SealKey(LessSafeKey, hmac::Key, Option<Box<SealKey>>);
 
 impl std::fmt::Debug for SealKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -35,7 +36,28 @@ impl SealKey {
             b"portcullis recovery codes v1",
         );
         let digest_key = hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref());
-        Ok(SealKey(LessSafeKey::new(unbound), digest_key))
+        Ok(SealKey(LessSafeKey::new(unbound), digest_key, None))
+    }
+
+    /// This key with `previous` (the one being rotated out) as a fallback for opening
+    /// secrets and checking recovery codes; only this key seals.
+    pub fn with_previous(self, previous: SealKey) -> SealKey {
+        let SealKey(seal, digest, _) = previous;
+        SealKey(self.0, self.1, Some(Box::new(SealKey(seal, digest, None))))
+    }
+
+    /// The stored forms `code` may have: under this key, then under the previous one.
+    pub fn recovery_digests(&self, user: &str, code: &str) -> Vec<String> {
+        let mut digests = vec![self.recovery_digest(user, code)];
+        if let Some(previous) = &self.2 {
+            digests.push(previous.recovery_digest(user, code));
+        }
+        digests
+    }
+
+    /// Whether `sealed` opens with this key itself (not only with the previous one).
+    pub fn opens_with_current(&self, user: &str, sealed: &str) -> bool {
+        self.open_here(user, sealed).is_ok()
     }
 
     /// The stored form of a recovery code of `user`: 32 hex digits of a keyed digest, so a
@@ -71,9 +93,16 @@ impl SealKey {
         Ok(format!("{VERSION}{}", URL_SAFE_NO_PAD.encode(out)))
     }
 
-    /// The secret `sealed` holds for `user`; an error for another key, another user or a
-    /// value that was altered.
+    /// The secret `sealed` holds for `user` (under this key or the previous one); an error
+    /// for another key, another user or a value that was altered.
     pub fn open(&self, user: &str, sealed: &str) -> Result<Vec<u8>, &'static str> {
+        match (self.open_here(user, sealed), &self.2) {
+            (Err(_), Some(previous)) => previous.open_here(user, sealed),
+            (opened, _) => opened,
+        }
+    }
+
+    fn open_here(&self, user: &str, sealed: &str) -> Result<Vec<u8>, &'static str> {
         let unreadable = "a sealed second-factor secret does not open with this key";
         let body = sealed.strip_prefix(VERSION).ok_or(unreadable)?;
         let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| unreadable)?;
@@ -131,6 +160,39 @@ mod tests {
             key.seal("alice", b"12345678901234567890").unwrap(),
             "fresh nonce"
         );
+    }
+
+    #[test]
+    fn during_a_rotation_the_previous_key_opens_and_checks_but_never_seals() {
+        const NEW: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+        let old = SealKey::from_text(KEY).unwrap();
+        let sealed_old = old.seal("alice", b"secret-under-old-key").unwrap();
+        let old_digest = old.recovery_digest("alice", "ABCDEFGHJK");
+        let rotating = SealKey::from_text(NEW)
+            .unwrap()
+            .with_previous(SealKey::from_text(KEY).unwrap());
+        assert_eq!(
+            rotating.open("alice", &sealed_old).unwrap(),
+            b"secret-under-old-key"
+        );
+        assert!(!rotating.opens_with_current("alice", &sealed_old));
+        let sealed_new = rotating.seal("alice", b"secret-under-new-key").unwrap();
+        assert!(rotating.opens_with_current("alice", &sealed_new));
+        assert!(
+            old.open("alice", &sealed_new).is_err(),
+            "sealed with the new key only"
+        );
+        let digests = rotating.recovery_digests("alice", "ABCDEFGHJK");
+        assert_eq!(digests.len(), 2);
+        assert_eq!(digests[1], old_digest);
+        assert_ne!(digests[0], old_digest);
+        assert_eq!(rotating.recovery_digest("alice", "ABCDEFGHJK"), digests[0]);
+        let after = SealKey::from_text(NEW).unwrap();
+        assert!(
+            after.open("alice", &sealed_old).is_err(),
+            "old key removed: old seals fail"
+        );
+        assert_eq!(after.recovery_digests("alice", "ABCDEFGHJK").len(), 1);
     }
 
     #[test]

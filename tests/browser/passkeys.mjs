@@ -1,8 +1,9 @@
 // Drives Debian's chromium through passkeys with a virtual authenticator (DevTools
 // protocol): sign in with the password, register a passkey, sign out, sign in with the
-// passkey alone. Then attacks on the passkey sign-in, each refused with a 401: a replayed
-// assertion, a forged signature, assertions signed with the real key for another origin
-// and another RP id, and a counter that went backwards. Called by tests/it/browser.rs with
+// passkey alone, then use it as the second factor after a password. Then attacks on the
+// passkey sign-in, each refused with a 401: a replayed assertion, a forged signature,
+// assertions signed with the real key for another origin and another RP id, and a counter
+// that went backwards. Called by tests/it/browser.rs with
 // GATEWAY=https://127.0.0.1:PORT; WebAuthn needs a host name, so the pages are opened on
 // https://localhost:PORT (RP id "localhost"). Prints one line per step.
 import { createHash, createPrivateKey, sign } from "node:crypto";
@@ -143,6 +144,40 @@ try {
   await page.goto(hardware);
   const onHardware = page.url() === hardware ? JSON.parse(await body(page)).headers : {};
   check(onHardware["x-auth-user"] === "alice", "the passkey session opens an mfa + amr_any = [hwk] route", page.url());
+
+  // The passkey as the second factor: a password session sent to the second-factor page by
+  // the hwk route proves the passkey there and comes back with amr pwd+hwk+mfa.
+  await page.goto(`${gateway}/auth/sign-out`);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForLoadState();
+  await page.goto(wanted);
+  await page.getByLabel("Username").fill("alice");
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.waitForURL(wanted);
+  await page.goto(hardware);
+  check(page.url().startsWith(`${gateway}/auth/second-factor?rd=`) && (await body(page)).includes("Use your passkey"),
+    "a password session on the hwk route is offered its passkey on the second-factor page", page.url() + " " + (await body(page)));
+  const stepUpPost = async (path, credential, withCsrf) => page.evaluate(async ({ path, credential, withCsrf }) => {
+    const data = document.getElementById("passkeys").dataset;
+    const headers = { "Content-Type": "application/json" };
+    if (withCsrf) headers[data.header] = data.csrf;
+    const r = await fetch("/auth/passkeys/" + path, { method: "POST", headers, body: JSON.stringify(credential ? { credential, rd: "" } : {}) });
+    return { status: r.status, text: await r.text() };
+  }, { path, credential, withCsrf });
+  const noCsrf = await stepUpPost("step-up-options", null, false);
+  check(noCsrf.status === 403 && noCsrf.text.includes("CSRF"), "step-up options without the CSRF header are refused (403)", JSON.stringify(noCsrf));
+  // An assertion answering a sign-in challenge cannot finish a step-up: the ceremony kinds differ.
+  const signInAnswer = await realAssertion(page);
+  const crossed = await stepUpPost("step-up", signInAnswer, true);
+  check(crossed.status === 401 && crossed.text.includes("no passkey step-up in progress"), "a sign-in assertion posted as a step-up is refused (401)", JSON.stringify(crossed));
+  await page.getByRole("button", { name: "Use your passkey" }).click();
+  await page.waitForURL(hardware, { timeout: 10000 }).catch(async () => { throw new Error("passkey step-up: " + page.url() + " " + (await body(page))); });
+  const stepped = JSON.parse(await body(page)).headers;
+  const steppedAccess = (await context.cookies()).find((c) => c.name.includes("access"));
+  const steppedClaims = JSON.parse(Buffer.from(steppedAccess.value.split(".")[1], "base64url"));
+  check(stepped["x-auth-user"] === "alice" && JSON.stringify(steppedClaims.amr) === '["pwd","hwk","mfa"]',
+    "the passkey as second factor opens the hwk route with amr pwd+hwk+mfa", JSON.stringify(steppedClaims));
 
   // Attacks, each from the gateway's own origin so that only the passkey check can refuse.
   const first = await realAssertion(page);

@@ -55,6 +55,7 @@ mod register;
 mod reload;
 mod second_factor;
 mod second_factor_redis;
+mod second_factor_rotation;
 mod sign_in;
 mod sign_in_password;
 mod sign_in_proxies;

@@ -1,7 +1,8 @@
 //! A provider's token endpoint answering with a forged or wrong ID token: the real
 //! `oidc-provider` rewrites its next ID token as each test asks (tests/oidc/provider.mjs,
 //! `/test/tamper`), after a real sign-in with real `state`, PKCE and code. Each is refused
-//! with a page that says so, no session, and an audit line with the reason.
+//! with a page that says so, no session, and an audit line with the reason. So is a code
+//! injected into another browser's pending sign-in (PKCE).
 
 use serde_json::{json, Value};
 
@@ -111,4 +112,61 @@ async fn an_expired_id_token_is_refused() {
 #[tokio::test]
 async fn an_id_token_without_iat_is_refused() {
     assert_refused(json!({ "unset": ["iat"] }), "iat").await;
+}
+
+/// `url` with query parameter `name` set to `value`.
+fn with_param(url: &str, name: &str, value: &str) -> String {
+    let (base, query) = url.split_once('?').expect("a query");
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key == name => format!("{key}={value}"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
+fn param<'a>(url: &'a str, name: &str) -> &'a str {
+    url.split_once('?')
+        .map_or("", |(_, q)| q)
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .expect("the parameter")
+}
+
+#[tokio::test]
+async fn a_code_injected_into_another_browsers_pending_sign_in_fails_pkce() {
+    // A code leaked from the victim's sign-in (a log, a Referer) carried to the attacker's
+    // own callback with the attacker's own state: PKCE binds it to the victim's verifier,
+    // which the attacker's pending sign-in does not hold, so the exchange is refused.
+    let s = OidcSetup::corp().await;
+    let victim = CurlBrowser::new();
+    let stolen = s.to_callback(&victim, "/", "alice");
+    let attacker = CurlBrowser::new();
+    let own = s.to_callback(&attacker, "/", "alice");
+    let injected = with_param(&own, "code", param(&stolen, "code"));
+    assert_ne!(injected, own);
+    let page = attacker.get_once(&injected);
+    assert_ne!(page.status, 200, "{page:?}\n{}", s.gw.log());
+    assert!(
+        !attacker.jar().contains("portcullis-access"),
+        "no session: {}",
+        attacker.jar()
+    );
+    let refused =
+        s.gw.audit_events_at_least("provider_sign_in_refused", 1)
+            .await;
+    assert_eq!(page.status, 403, "{page:?}");
+    assert!(
+        refused
+            .iter()
+            .any(|l| l.contains("token endpoint refused: invalid_grant")),
+        "{refused:?}"
+    );
+    let provider_log = s.provider().log();
+    assert!(
+        provider_log.contains("PKCE verification failed"),
+        "the provider's reason: {provider_log}"
+    );
 }

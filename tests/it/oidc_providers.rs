@@ -1,5 +1,6 @@
 //! Two real OpenID providers at once: a button each, each provider's people kept apart, and
-//! the mix-up attack (RFC 9207) between them refused.
+//! the mix-up attack (RFC 9207) between them refused, and a route that only one of them
+//! opens (`idp_any`).
 
 use crate::common::*;
 
@@ -139,6 +140,38 @@ async fn a_pending_sign_in_at_one_provider_does_not_open_the_others_callback() {
             .await;
     assert!(
         refused.iter().any(|l| l.contains("no sign-in pending")),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_route_with_idp_any_opens_only_to_sessions_from_those_providers() {
+    let routes = "[[routes]]\npath = \"/corp-only/**\"\nupstream = \"api\"\nidp_any = [\"corp\"]\n";
+    let s = OidcSetup::start_with_routes(
+        vec![
+            ProviderSpec::new("corp", "Corporate login"),
+            ProviderSpec::new("partner", "Partner login"),
+        ],
+        "",
+        routes,
+    )
+    .await;
+    let at_corp = CurlBrowser::new();
+    s.sign_in_at("corp", &at_corp, "alice");
+    let at_partner = CurlBrowser::new();
+    s.sign_in_at("partner", &at_partner, "alice");
+    assert_eq!(
+        s.who(&at_corp, "/corp-only/x"),
+        Ok("corp:alice".to_string())
+    );
+    assert_eq!(
+        s.who(&at_partner, "/api/me"),
+        Ok("partner:alice".to_string())
+    );
+    let refused = at_partner.get_once(&s.url("/corp-only/x"));
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert!(
+        refused.body.contains("insufficient_user_authentication"),
         "{refused:?}"
     );
 }

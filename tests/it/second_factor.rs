@@ -6,13 +6,13 @@ use http::StatusCode;
 
 use crate::common::*;
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 /// Base64 of 32 bytes, as `openssl rand -base64 32` prints it.
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n";
+pub(crate) const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n";
 const SECOND_FACTOR: &str =
     "[second_factor]\nkey_file = \"second-factor.key\"\nissuer = \"Test Co\"\n";
 
-async fn gateway(extra: &str) -> (Gateway, Upstream) {
+pub(crate) async fn gateway(extra: &str) -> (Gateway, Upstream) {
     let echo = Upstream::echo().await;
     let gw = AuthSetup::new(&echo.url())
         .user("alice", PASSWORD, &["reader"])
@@ -25,7 +25,7 @@ async fn gateway(extra: &str) -> (Gateway, Upstream) {
     (gw, echo)
 }
 
-fn cli(gw: &Gateway, args: &[&str]) -> CliOutput {
+pub(crate) fn cli(gw: &Gateway, args: &[&str]) -> CliOutput {
     let config = gw.config_path.to_str().expect("utf-8 path").to_string();
     let mut all = args.to_vec();
     all.extend_from_slice(&["--config", &config]);
@@ -33,7 +33,7 @@ fn cli(gw: &Gateway, args: &[&str]) -> CliOutput {
 }
 
 /// RFC 4648 base32 (no padding) back to bytes.
-fn unbase32(text: &str) -> Vec<u8> {
+pub(crate) fn unbase32(text: &str) -> Vec<u8> {
     let (mut out, mut buffer, mut bits) = (Vec::new(), 0u32, 0u32);
     for c in text.bytes() {
         let value = match c {
@@ -52,7 +52,7 @@ fn unbase32(text: &str) -> Vec<u8> {
 }
 
 /// Enrols alice and returns her secret as the app would read it from the URI.
-fn enrol(gw: &Gateway) -> Vec<u8> {
+pub(crate) fn enrol(gw: &Gateway) -> Vec<u8> {
     let out = cli(gw, &["user", "totp", "alice"]);
     assert_eq!(out.code, Some(0), "{out:?}");
     let uri = out
@@ -79,13 +79,13 @@ fn enrol(gw: &Gateway) -> Vec<u8> {
     unbase32(secret)
 }
 
-fn code(secret: &[u8], offset_steps: i64) -> String {
+pub(crate) fn code(secret: &[u8], offset_steps: i64) -> String {
     let now = portcullis::runtime::unix_now() as i64;
     let step = (now / 30 + offset_steps) as u64;
     format!("{:06}", portcullis::users::totp::code_at(secret, step))
 }
 
-async fn login(gw: &Gateway, user: &str, otp: Option<&str>) -> Response {
+pub(crate) async fn login(gw: &Gateway, user: &str, otp: Option<&str>) -> Response {
     let mut body = serde_json::json!({ "username": user, "password": PASSWORD });
     if let Some(otp) = otp {
         body["otp"] = otp.into();
@@ -99,7 +99,12 @@ fn error_of(resp: &Response) -> String {
 }
 
 /// A login right after an edit of users.toml may still see the old file (2 s watcher).
-async fn until_status(gw: &Gateway, user: &str, otp: Option<&str>, want: StatusCode) -> Response {
+pub(crate) async fn until_status(
+    gw: &Gateway,
+    user: &str,
+    otp: Option<&str>,
+    want: StatusCode,
+) -> Response {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let resp = login(gw, user, otp).await;
@@ -289,4 +294,31 @@ async fn enrolment_without_a_key_and_a_hand_written_secret_are_refused_clearly()
         "{check:?}"
     );
     assert!(check.stderr.contains("users.toml:"), "file:line: {check:?}");
+}
+
+#[tokio::test]
+async fn a_password_change_keeps_the_second_factor_and_the_sign_in_time_of_the_session() {
+    let (gw, _echo) = gateway("").await;
+    let secret = enrol(&gw);
+    until_status(&gw, "alice", None, StatusCode::UNAUTHORIZED).await;
+    let ok = login(&gw, "alice", Some(&code(&secret, 0))).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    let pair = Pair::from_response(&ok);
+    let before = pair.access_claims();
+    let body = serde_json::json!({
+        "current_password": PASSWORD,
+        "new_password": "a different long passphrase",
+    });
+    let changed = gw
+        .client()
+        .post("/auth/password")
+        .bearer(&pair.access)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send_h1()
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text());
+    let after = Pair::from_response(&changed).access_claims();
+    assert_eq!(after["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    assert_eq!(after["auth_time"], before["auth_time"], "not a new sign-in");
 }

@@ -122,6 +122,10 @@ async function configure(setup) {
       };
     },
   });
+  // Why a token request was refused, for tests that assert the provider's reason.
+  provider.on('grant.error', (_ctx, err) => {
+    console.log(`grant.error ${err.error}: ${err.error_description} (${err.error_detail})`);
+  });
   provider.use(async (ctx, next) => {
     await next();
     if (tamper && ctx.oidc?.route === 'token' && ctx.body?.id_token) {

@@ -23,8 +23,8 @@ use crate::control::app::App;
 use crate::reject::Reject;
 use crate::request::client::ConnInfo;
 use crate::runtime::unix_now;
-use crate::token::verify;
 use crate::token::TokenType;
+use crate::token::{verify, Authn, Claims};
 use crate::users::{ChangeError, LoginError, User};
 use crate::Body;
 
@@ -46,7 +46,7 @@ pub async fn change(
     let request_id = super::request_id(&request);
     let user_agent = super::login::user_agent(request.headers()).to_string();
     let in_body = crate::cookies::tokens_in_body(snap.auth.cookies.as_ref(), request.headers());
-    let sub = signed_in(app, snap, &request).await?;
+    let session = signed_in(app, snap, &request).await?;
     if !app.users.can_change() {
         return Err(Reject::NotSupported(
             "passwords are managed by the http user store's backend",
@@ -54,7 +54,8 @@ pub async fn change(
     }
     let form: PasswordChange = body::read_json(request, app.listen.idle_timeout).await?;
     let change = Change {
-        sub: &sub,
+        sub: &session.sub,
+        session: Authn::of(&session),
         current: &form.current_password,
         new: &form.new_password,
         request_id: &request_id,
@@ -68,6 +69,8 @@ pub async fn change(
 pub(super) struct Change<'a> {
     /// The signed-in user.
     pub sub: &'a str,
+    /// How the session asking for the change signed in.
+    pub session: Authn,
     /// The password as typed now.
     pub current: &'a str,
     /// The password to set.
@@ -104,7 +107,7 @@ pub(super) async fn change_password(
         })?;
     tracing::info!(target: "audit", event = "password_changed", user = %sub, client = %conn.client, request_id = change.request_id);
     let issued = revoke_earlier_tokens(app, sub).await?;
-    let authn = crate::token::Authn::password(issued);
+    let authn = after_change(&change.session, issued);
     let subject = Subject {
         name: &user.name,
         roles: &user.roles,
@@ -123,13 +126,28 @@ pub(super) async fn change_password(
     Ok(pair)
 }
 
-/// The subject of a valid, unrevoked access token of this gateway (bearer, or by cookie
+/// The new session's sign-in: the old session's methods (a second factor it proved stays
+/// proved) plus the password just checked, and the old sign-in time (typing the password
+/// again is not a new sign-in, or it would refresh a second factor's `max_auth_age`).
+fn after_change(session: &Authn, now: u64) -> Authn {
+    let mut amr = session.amr.clone();
+    if !amr.iter().any(|m| m == "pwd") {
+        amr.insert(0, "pwd".to_owned());
+    }
+    Authn {
+        amr,
+        auth_time: session.auth_time.or(Some(now)),
+        idp: None,
+    }
+}
+
+/// The claims of a valid, unrevoked access token of this gateway (bearer, or by cookie
 /// with the CSRF double submit). Tokens of external issuers name no user of this store.
 async fn signed_in(
     app: &App,
     snap: &Snapshot,
     request: &Request<Incoming>,
-) -> Result<String, Reject> {
+) -> Result<Claims, Reject> {
     let now = unix_now();
     let cookies = snap.auth.cookies.as_ref();
     let headers = request.headers();
@@ -152,7 +170,7 @@ async fn signed_in(
         .map_err(|_| Reject::Unavailable("revocation store unavailable"))?;
     match revoked {
         true => Err(Reject::Revoked),
-        false => Ok(claims.sub),
+        false => Ok(claims),
     }
 }
 

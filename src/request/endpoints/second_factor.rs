@@ -83,12 +83,18 @@ async fn spend_recovery_code(
     request_id: &str,
 ) -> Result<Authn, Reject> {
     let now = unix_now();
-    let digest = settings.key.recovery_digest(&user.name, code);
-    let struck = app.users.strike_recovery(&user.name, &digest).await;
-    let struck = struck.map_err(|err| {
-        tracing::error!(error = %err, user = %user.name, "a recovery code could not be checked: sign-in refused");
-        Reject::Unavailable("user store unavailable")
-    })?;
+    let mut struck = false;
+    // During a key rotation a code may still be stored under the previous key.
+    for digest in settings.key.recovery_digests(&user.name, code) {
+        let strike = app.users.strike_recovery(&user.name, &digest).await;
+        struck = strike.map_err(|err| {
+            tracing::error!(error = %err, user = %user.name, "a recovery code could not be checked: sign-in refused");
+            Reject::Unavailable("user store unavailable")
+        })?;
+        if struck {
+            break;
+        }
+    }
     if !struck {
         app.throttle
             .record_failure(&user.name, conn.client, now)

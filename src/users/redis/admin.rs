@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use super::{parse, RedisUsers, TIMEOUT, UNAVAILABLE};
+use super::{parse, RedisUsers, UNAVAILABLE};
 use crate::store::within;
 use crate::users::{hash, name, Change, ChangeError, RegisterError, User};
 
@@ -61,7 +61,7 @@ impl RedisUsers {
         let mut invocation = STRIKE.key(self.key(&name));
         invocation.arg(digest);
         let mut conn = self.conn.clone();
-        let struck: i64 = within(TIMEOUT, invocation.invoke_async(&mut conn))
+        let struck: i64 = within(self.timeout, invocation.invoke_async(&mut conn))
             .await
             .map_err(|_| ChangeError::Unavailable(UNAVAILABLE))?;
         Ok(struck == 1)
@@ -95,7 +95,7 @@ impl RedisUsers {
         let mut invocation = UPDATE.key(self.key(&name));
         invocation.arg(field).arg(value);
         let mut conn = self.conn.clone();
-        let set: i64 = within(TIMEOUT, invocation.invoke_async(&mut conn))
+        let set: i64 = within(self.timeout, invocation.invoke_async(&mut conn))
             .await
             .map_err(|_| ChangeError::Unavailable(UNAVAILABLE))?;
         match set {
@@ -108,7 +108,7 @@ impl RedisUsers {
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("DEL");
         cmd.arg(self.key(name));
-        let deleted: i64 = within(TIMEOUT, cmd.query_async(&mut conn))
+        let deleted: i64 = within(self.timeout, cmd.query_async(&mut conn))
             .await
             .map_err(|_| ChangeError::Unavailable(UNAVAILABLE))?;
         match deleted {
@@ -126,7 +126,7 @@ impl RedisUsers {
         let mut conn = self.conn.clone();
         let keys = self
             .conn
-            .scan(&pattern, SCAN_COUNT, TIMEOUT)
+            .scan(&pattern, SCAN_COUNT, self.timeout)
             .await
             .map_err(unavailable)?;
         // SCAN may return a key twice; the set keeps it once.
@@ -139,7 +139,7 @@ impl RedisUsers {
         for name in names {
             let mut cmd = redis::cmd("HGETALL");
             cmd.arg(self.key(&name));
-            let fields: HashMap<String, String> = within(TIMEOUT, cmd.query_async(&mut conn))
+            let fields: HashMap<String, String> = within(self.timeout, cmd.query_async(&mut conn))
                 .await
                 .map_err(unavailable)?;
             if fields.is_empty() {

@@ -34,6 +34,8 @@ use crate::store::{within, Conn, Target};
 
 /// Longest one read or write waits for Redis.
 const TIMEOUT: Duration = Duration::from_millis(500);
+/// Longest one command of the CLI waits.
+const CLI_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest `connect` waits for the first connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The reason given for every Redis failure (safe to log: no URL, no name).
@@ -77,6 +79,8 @@ struct Stored {
 pub struct RedisUsers {
     conn: Conn,
     prefix: String,
+    /// How long one command may take: short for logins, longer for the CLI.
+    timeout: Duration,
 }
 
 impl fmt::Debug for RedisUsers {
@@ -93,10 +97,25 @@ impl RedisUsers {
     /// `prefix`. `InvalidUrl` for a URL the client cannot use, `Unavailable` when Redis does
     /// not answer within a few seconds. Must run inside a tokio runtime.
     pub async fn connect(target: &Target, prefix: &str) -> Result<RedisUsers, StoreError> {
-        let conn = Conn::connect(target, TIMEOUT, CONNECT_TIMEOUT).await?;
+        RedisUsers::connect_within(target, prefix, TIMEOUT).await
+    }
+
+    /// [`RedisUsers::connect`] for the CLI: each command may take `CLI_TIMEOUT`, since an
+    /// operator's command on a busy Redis should wait rather than fail.
+    pub async fn connect_patient(target: &Target, prefix: &str) -> Result<RedisUsers, StoreError> {
+        RedisUsers::connect_within(target, prefix, CLI_TIMEOUT).await
+    }
+
+    async fn connect_within(
+        target: &Target,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<RedisUsers, StoreError> {
+        let conn = Conn::connect(target, timeout, CONNECT_TIMEOUT).await?;
         Ok(RedisUsers {
             conn,
             prefix: prefix.to_owned(),
+            timeout,
         })
     }
 
@@ -149,7 +168,7 @@ impl RedisUsers {
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("EXISTS");
         cmd.arg(self.key(canonical));
-        within(TIMEOUT, cmd.query_async(&mut conn))
+        within(self.timeout, cmd.query_async(&mut conn))
             .await
             .map_err(|_| RegisterError::Unavailable(UNAVAILABLE))
     }
@@ -183,7 +202,7 @@ impl RedisUsers {
             .arg("{}")
             .arg("0");
         let mut conn = self.conn.clone();
-        let created: i64 = within(TIMEOUT, invocation.invoke_async(&mut conn))
+        let created: i64 = within(self.timeout, invocation.invoke_async(&mut conn))
             .await
             .map_err(|_| RegisterError::Unavailable(UNAVAILABLE))?;
         if created == 1 {
@@ -205,7 +224,7 @@ impl RedisUsers {
         let mut invocation = SET_HASH.key(self.key(&stored.user.name));
         invocation.arg(&stored.phc).arg(new_phc);
         let mut conn = self.conn.clone();
-        let result: Result<i64, _> = within(TIMEOUT, invocation.invoke_async(&mut conn)).await;
+        let result: Result<i64, _> = within(self.timeout, invocation.invoke_async(&mut conn)).await;
         if let Err(error) = result {
             tracing::warn!(user = %stored.user.name, %error, "password hash upgrade skipped");
         }
@@ -216,7 +235,7 @@ impl RedisUsers {
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("HGETALL");
         cmd.arg(self.key(canonical));
-        let fields: HashMap<String, String> = within(TIMEOUT, cmd.query_async(&mut conn))
+        let fields: HashMap<String, String> = within(self.timeout, cmd.query_async(&mut conn))
             .await
             .map_err(|_| LoginError::Unavailable(UNAVAILABLE))?;
         if fields.is_empty() {

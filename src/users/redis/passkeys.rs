@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use super::{RedisUsers, TIMEOUT, UNAVAILABLE};
+use super::{RedisUsers, UNAVAILABLE};
 use crate::store::within;
 use crate::users::passkeys::{PasskeyChange, StoredPasskey, MAX_PER_USER};
 use crate::users::{name, ChangeError};
@@ -56,7 +56,7 @@ impl RedisUsers {
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("HGETALL");
         cmd.arg(self.passkeys_key(name));
-        let fields: HashMap<String, String> = within(TIMEOUT, cmd.query_async(&mut conn))
+        let fields: HashMap<String, String> = within(self.timeout, cmd.query_async(&mut conn))
             .await
             .map_err(|_| ChangeError::Unavailable(UNAVAILABLE))?;
         let mut records = Vec::new();
@@ -78,7 +78,7 @@ impl RedisUsers {
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.owner_key(id));
-        within(TIMEOUT, cmd.query_async(&mut conn))
+        within(self.timeout, cmd.query_async(&mut conn))
             .await
             .map_err(|_| ChangeError::Unavailable(UNAVAILABLE))
     }
@@ -113,7 +113,7 @@ impl RedisUsers {
             }
         };
         let mut conn = self.conn.clone();
-        let done: i64 = within(TIMEOUT, invocation.invoke_async(&mut conn))
+        let done: i64 = within(self.timeout, invocation.invoke_async(&mut conn))
             .await
             .map_err(|_| ChangeError::Unavailable(UNAVAILABLE))?;
         match done {
@@ -138,7 +138,7 @@ impl RedisUsers {
             cmd.arg(self.owner_key(id));
         }
         let mut conn = self.conn.clone();
-        within(TIMEOUT, cmd.query_async::<i64>(&mut conn))
+        within(self.timeout, cmd.query_async::<i64>(&mut conn))
             .await
             .map(|_| ())
             .map_err(|_| ChangeError::Unavailable(UNAVAILABLE))

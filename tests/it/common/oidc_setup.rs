@@ -66,6 +66,15 @@ impl OidcSetup {
     /// One provider process per spec, then the gateway (`gateway_toml` appended to its
     /// configuration), then each provider told its client's callback URLs.
     pub async fn start(specs: Vec<ProviderSpec>, gateway_toml: &str) -> OidcSetup {
+        OidcSetup::start_with_routes(specs, gateway_toml, "").await
+    }
+
+    /// [`OidcSetup::start`] with `routes` added to the gateway's routes.toml.
+    pub async fn start_with_routes(
+        specs: Vec<ProviderSpec>,
+        gateway_toml: &str,
+        routes: &str,
+    ) -> OidcSetup {
         let echo = Upstream::echo().await;
         let mut providers = Vec::new();
         let mut toml =
@@ -88,6 +97,7 @@ impl OidcSetup {
         let gw = AuthSetup::new(&echo.url())
             .env("OIDC_CLIENT_SECRET", OIDC_SECRET)
             .extra(&toml)
+            .routes(routes)
             .start()
             .await;
         let base = format!("https://127.0.0.1:{}/auth", gw.https.port());

@@ -32,9 +32,22 @@ pub(super) struct Shown<'a> {
     pub snap: &'a Snapshot,
     pub settings: &'a SignInSettings,
     pub csrf: &'a str,
+    /// The "use your passkey" block above the code form; empty when the user has none.
+    pub passkey: String,
 }
 
 impl Shown<'_> {
+    /// The page with `body` under the passkey block (and the CSP its script needs).
+    pub(super) fn page(&self, status: StatusCode, heading: &str, body: &str) -> Response<Body> {
+        if self.passkey.is_empty() {
+            return page::html(self.settings, status, heading, body);
+        }
+        let body = format!("{}{body}", self.passkey);
+        let mut response = page::html(self.settings, status, heading, &body);
+        super::passkeys::allow_script(&mut response);
+        response
+    }
+
     /// A page that says why no code can be taken, with the ways on.
     pub(super) fn refused(&self, status: StatusCode, text: &str, rd: &str) -> Response<Body> {
         let prefix = &self.snap.auth.prefix;
@@ -53,6 +66,8 @@ impl Shown<'_> {
 pub(super) struct Stepped<'a> {
     pub user: &'a User,
     pub code: &'a Authn,
+    /// What the audit calls the factor: "otp", "recovery" or "hwk".
+    pub method: &'static str,
     pub request_id: &'a str,
     pub user_agent: &'a str,
 }
@@ -78,7 +93,7 @@ pub(super) async fn upgrade(
     )
     .await?;
     retire(app, snap, page.claims).await;
-    tracing::info!(target: "audit", event = "step_up_ok", user = %user.name, client = %page.conn.client, request_id = stepped.request_id, method = "otp");
+    tracing::info!(target: "audit", event = "step_up_ok", user = %user.name, client = %page.conn.client, request_id = stepped.request_id, method = stepped.method);
     let target = redirect::target(rd, page.origin, &page.shown.settings.allowed_hosts)
         .unwrap_or_else(|| page.origin.home());
     Ok((pair, target))

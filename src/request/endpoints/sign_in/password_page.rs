@@ -15,6 +15,7 @@ use crate::control::app::App;
 use crate::reject::Reject;
 use crate::request::client::ConnInfo;
 use crate::request::endpoints::password::{change_password, Change};
+use crate::token::{Authn, Claims};
 use crate::Body;
 
 const HEADING: &str = "Change password";
@@ -49,7 +50,7 @@ pub async fn password_page(
     let shown = Shown {
         snap,
         settings,
-        user: &claims.sub,
+        claims: &claims,
         csrf: &csrf,
     };
     match *request.method() {
@@ -63,7 +64,7 @@ pub async fn password_page(
 struct Shown<'a> {
     snap: &'a Snapshot,
     settings: &'a SignInSettings,
-    user: &'a str,
+    claims: &'a Claims,
     csrf: &'a str,
 }
 
@@ -86,7 +87,7 @@ other session.</p>{message}<form method=\"post\" action=\"{prefix}/change-passwo
 <label for=\"confirm\">New password again</label>\
 <input id=\"confirm\" name=\"confirm\" type=\"password\" autocomplete=\"new-password\" required>\
 <button type=\"submit\">Change password</button></form>",
-            user = page::escape(self.user),
+            user = page::escape(&self.claims.sub),
             prefix = page::escape(&self.snap.auth.prefix),
             csrf = page::escape(self.csrf),
         );
@@ -121,7 +122,8 @@ async fn submit(
         return Ok(shown.form(StatusCode::BAD_REQUEST, Some(text)));
     }
     let change = Change {
-        sub: shown.user,
+        sub: &shown.claims.sub,
+        session: Authn::of(shown.claims),
         current: &form.password,
         new: &form.new_password,
         request_id: &request_id,

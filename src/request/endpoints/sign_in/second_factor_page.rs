@@ -1,8 +1,9 @@
 //! `{prefix}/second-factor`: a signed-in person whose session lacks the second factor a
-//! route demands (`mfa = true`) adds it here with a one-time code, then goes back.
+//! route demands (`mfa = true`) adds it here with a one-time code or a registered passkey
+//! (the passkey half is `passkeys/step_up.rs`), then goes back.
 //!
-//! The session is replaced by one whose `amr` adds `otp` and `mfa`, and the old one is
-//! revoked. Its `auth_time` stays the first sign-in's: a code alone is not a new sign-in,
+//! The session is replaced by one whose `amr` adds `otp` (or `hwk`) and `mfa`, and the old
+//! one is revoked. Its `auth_time` stays the first sign-in's: a code alone is not a new sign-in,
 //! so only signing in again satisfies a route's `max_auth_age`.
 
 use http::{Method, Request, Response, StatusCode};
@@ -41,15 +42,22 @@ pub async fn second_factor_page(
         Err(way_in) => return Ok(way_in),
     };
     let rd = query_param(&request, "rd").unwrap_or_default();
-    let shown = Shown {
+    let mut shown = Shown {
         snap,
         settings,
         csrf: &csrf,
+        passkey: String::new(),
     };
     let mode = match factor_of(app, snap, &claims).await {
         Ok(mode) => mode,
         Err(NoCode { status, text }) => return Ok(shown.refused(status, &text, &rd)),
     };
+    shown.passkey = passkey_block(app, snap, mode.user(), &csrf, &rd).await;
+    if matches!(mode, Mode::Passkey(_)) && shown.passkey.is_empty() {
+        let text = "No second factor is set up for your account: register a passkey on your \
+                    passkeys page first.";
+        return Ok(shown.refused(StatusCode::CONFLICT, text, &rd));
+    }
     let page = Page {
         app,
         conn,
@@ -67,6 +75,8 @@ pub async fn second_factor_page(
         (true, Mode::Enrol(user)) => Ok(totp_enrol::show(&shown, &user, &rd, None, None)),
         (false, Mode::Code(user)) => submit(&page, &user, request).await,
         (false, Mode::Enrol(user)) => totp_enrol::submit(&page, &user, request).await,
+        (true, Mode::Passkey(_)) => Ok(shown.page(StatusCode::OK, HEADING, "")),
+        (false, Mode::Passkey(_)) => Err(Reject::MethodNotAllowed),
     }
 }
 
@@ -76,6 +86,39 @@ enum Mode {
     Code(User),
     /// The user has none yet and the store can save one.
     Enrol(User),
+    /// No codes on this gateway (no `[second_factor]`), but passkeys are on.
+    Passkey(User),
+}
+
+impl Mode {
+    fn user(&self) -> &User {
+        match self {
+            Mode::Code(user) | Mode::Enrol(user) | Mode::Passkey(user) => user,
+        }
+    }
+}
+
+/// The "use your passkey" button when passkeys are on and the user registered one.
+async fn passkey_block(app: &App, snap: &Snapshot, user: &User, csrf: &str, rd: &str) -> String {
+    let (Some(_), Some(cookies)) = (&snap.auth.passkeys, &snap.auth.cookies) else {
+        return String::new();
+    };
+    match app.users.passkeys(&user.name).await {
+        Ok(records) if !records.is_empty() => {
+            let data = super::passkeys::Script {
+                prefix: &snap.auth.prefix,
+                rd,
+                csrf,
+                header: cookies.csrf_header.as_str(),
+            };
+            super::passkeys::step_up_button(&data)
+        }
+        Ok(_) => String::new(),
+        Err(err) => {
+            tracing::warn!(error = %err, user = %user.name, "passkeys not offered: the user store did not list them");
+            String::new()
+        }
+    }
 }
 
 /// Why a session cannot add a code here, said on the page.
@@ -95,13 +138,16 @@ async fn factor_of(app: &App, snap: &Snapshot, claims: &Claims) -> Result<Mode, 
                     factor: sign in there again.";
         return Err(refuse(StatusCode::CONFLICT, text));
     }
-    if snap.auth.second_factor.is_none() {
+    let codes = snap.auth.second_factor.is_some();
+    if !codes && snap.auth.passkeys.is_none() {
         let text = "Second factors are not configured on this gateway.";
         return Err(refuse(StatusCode::NOT_IMPLEMENTED, text));
     }
     match app.users.lookup(&claims.sub).await {
+        Ok(Some(user)) if !codes => Ok(Mode::Passkey(user)),
         Ok(Some(user)) if user.totp.is_some() => Ok(Mode::Code(user)),
         Ok(Some(user)) if app.users.can_change() => Ok(Mode::Enrol(user)),
+        Ok(Some(user)) if snap.auth.passkeys.is_some() => Ok(Mode::Passkey(user)),
         Ok(Some(_)) => {
             let text = "No second factor is set up for your account: ask an administrator.";
             Err(refuse(StatusCode::CONFLICT, text))
@@ -136,7 +182,7 @@ pattern=\"[0-9 ]*\" maxlength=\"8\" required autofocus>\
             csrf = page::escape(self.csrf),
             rd = page::escape(rd),
         );
-        page::html(self.settings, status, HEADING, &body)
+        self.page(status, HEADING, &body)
     }
 }
 
@@ -164,6 +210,7 @@ async fn submit(
     let stepped = Stepped {
         user,
         code: &code_authn,
+        method: "otp",
         request_id: &request_id,
         user_agent: &user_agent,
     };

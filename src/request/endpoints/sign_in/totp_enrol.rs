@@ -79,7 +79,7 @@ pattern=\"[0-9 ]*\" maxlength=\"8\" required>\
         sealed = page::escape(&sealed),
         user = page::escape(&user.name),
     );
-    page::html(shown.settings, status, HEADING, &body)
+    shown.page(status, HEADING, &body)
 }
 
 /// Checks password and first code against the shown secret, saves it, upgrades the session.
@@ -131,6 +131,7 @@ pub(super) async fn submit(
     let stepped = Stepped {
         user,
         code: &code_authn,
+        method: "otp",
         request_id: &request_id,
         user_agent: &user_agent,
     };

@@ -11,6 +11,7 @@ use super::ceremony::{self, Ceremony};
 use super::{refused, Ctx};
 use crate::reject::Reject;
 use crate::runtime::unix_now;
+use crate::token::Claims;
 use crate::users::passkeys::{user_handle, PasskeyChange, StoredPasskey};
 use crate::users::ChangeError;
 use crate::Body;
@@ -37,8 +38,8 @@ struct Removal {
     id: String,
 }
 
-/// The signed-in user whose own store record can hold passkeys, or why not.
-async fn user_of(ctx: &Ctx<'_>, headers: &HeaderMap) -> Result<String, Response<Body>> {
+/// The session of a signed-in user whose own store record can hold passkeys, or why not.
+async fn claims_of(ctx: &Ctx<'_>, headers: &HeaderMap) -> Result<Claims, Response<Body>> {
     let Some(claims) = session(ctx.app, ctx.snap, headers).await else {
         return Err(refused(
             StatusCode::UNAUTHORIZED,
@@ -50,7 +51,7 @@ async fn user_of(ctx: &Ctx<'_>, headers: &HeaderMap) -> Result<String, Response<
         let reason = "passkeys need an account in the gateway's own user store";
         return Err(refused(StatusCode::NOT_IMPLEMENTED, "unsupported", reason));
     }
-    Ok(claims.sub)
+    Ok(claims)
 }
 
 /// GET: the list, with the buttons the script drives.
@@ -110,18 +111,21 @@ pub(super) async fn page(
     Ok(response)
 }
 
-/// Checks a POST from the passkeys page: same origin, CSRF header, session.
-async fn checked(ctx: &Ctx<'_>, request: &Request<Incoming>) -> Result<String, Response<Body>> {
+/// Checks a POST from a page with the passkey script: same origin, CSRF header, session.
+pub(super) async fn checked(
+    ctx: &Ctx<'_>,
+    request: &Request<Incoming>,
+) -> Result<Claims, Response<Body>> {
     if cross_site(request, ctx.origin) {
         let reason = "this request came from another site";
         return Err(refused(StatusCode::FORBIDDEN, "cross_site", reason));
     }
-    let user = user_of(ctx, request.headers()).await?;
+    let claims = claims_of(ctx, request.headers()).await?;
     if !super::csrf_ok(ctx, request.headers()) {
         let reason = "missing or wrong CSRF token";
         return Err(refused(StatusCode::FORBIDDEN, "csrf", reason));
     }
-    Ok(user)
+    Ok(claims)
 }
 
 /// POST `/register-options`: a registration challenge for the signed-in user.
@@ -130,7 +134,7 @@ pub(super) async fn register_options(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
     let user = match checked(ctx, &request).await {
-        Ok(user) => user,
+        Ok(claims) => claims.sub,
         Err(response) => return Ok(response),
     };
     let existing = ctx
@@ -154,9 +158,8 @@ pub(super) async fn register_options(
         tracing::error!(error = %err, "passkey registration could not start");
         Reject::Unavailable("passkeys unavailable")
     })?;
-    let Some(id) = ceremony::start(Ceremony::Register { user, state }, unix_now()) else {
-        return Err(Reject::Unavailable("too many passkey ceremonies in flight"));
-    };
+    let ceremony = Ceremony::Register { user, state };
+    let id = ceremony::start(ctx.app, ctx.conn.client, ceremony, unix_now()).await?;
     let value = serde_json::to_value(&options).map_err(|_| Reject::Unavailable("passkeys"))?;
     let mut response = body::json(StatusCode::OK, &value);
     ceremony::set_cookie(response.headers_mut(), Some(&id));
@@ -169,14 +172,14 @@ pub(super) async fn register(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
     let user = match checked(ctx, &request).await {
-        Ok(user) => user,
+        Ok(claims) => claims.sub,
         Err(response) => return Ok(response),
     };
     let now = unix_now();
     let request_id = super::super::super::request_id(&request);
     let client = ctx.conn.client;
     // Taken before the body is read: whatever follows, this challenge is spent.
-    let ceremony = ceremony::take(request.headers(), now);
+    let ceremony = ceremony::take(ctx.app, request.headers(), now).await?;
     let answer: Registration = body::read_json(request, ctx.app.listen.idle_timeout).await?;
     let state = match ceremony {
         Some(Ceremony::Register { user: owner, state }) if owner == user => state,
@@ -234,7 +237,7 @@ pub(super) async fn remove(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
     let user = match checked(ctx, &request).await {
-        Ok(user) => user,
+        Ok(claims) => claims.sub,
         Err(response) => return Ok(response),
     };
     let request_id = super::super::super::request_id(&request);

@@ -9,10 +9,12 @@
 //! | GET  `/passkeys/script.js`     | anyone          | the page script                       |
 //! | POST `/passkeys/register-options`, `/register`, `/remove` | signed in + CSRF | registration, removal |
 //! | POST `/passkeys/sign-in-options`, `/sign-in` | anyone (same origin) | username-less sign-in |
+//! | POST `/passkeys/step-up-options`, `/step-up` | signed in + CSRF | the passkey as second factor |
 
 mod ceremony;
 mod manage;
 mod sign_in;
+mod step_up;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_SECURITY_POLICY, X_CONTENT_TYPE_OPTIONS};
@@ -78,8 +80,10 @@ pub async fn passkeys(
         "/remove" if post => manage::remove(&ctx, request).await,
         "/sign-in-options" if post => sign_in::options(&ctx, request).await,
         "/sign-in" if post => sign_in::finish(&ctx, request).await,
+        "/step-up-options" if post => step_up::options(&ctx, request).await,
+        "/step-up" if post => step_up::finish(&ctx, request).await,
         "" | "/script.js" | "/register-options" | "/register" | "/remove" | "/sign-in-options"
-        | "/sign-in" => Err(Reject::MethodNotAllowed),
+        | "/sign-in" | "/step-up-options" | "/step-up" => Err(Reject::MethodNotAllowed),
         _ => Err(Reject::NoRoute),
     }
 }
@@ -93,6 +97,35 @@ pub fn sign_in_button(prefix: &str, rd: &str) -> String {
 <script src=\"{prefix}/passkeys/script.js\"></script>",
         prefix = super::page::escape(prefix),
         rd = super::page::escape(rd),
+    )
+}
+
+/// What the page script reads from the page: where the gateway's paths are, where to go
+/// afterwards, and the CSRF value and header its POSTs carry.
+pub struct Script<'a> {
+    /// The gateway's `[auth] prefix`.
+    pub prefix: &'a str,
+    /// Where the browser goes afterwards (checked again by the gateway).
+    pub rd: &'a str,
+    /// The session's CSRF value.
+    pub csrf: &'a str,
+    /// The header that carries it.
+    pub header: &'a str,
+}
+
+/// The second-factor page's passkey button (the page script drives it).
+pub fn step_up_button(data: &Script<'_>) -> String {
+    format!(
+        "<p>Use the passkey you registered:</p>\
+<div id=\"passkeys\" data-prefix=\"{prefix}\" data-rd=\"{rd}\" data-csrf=\"{csrf}\" \
+data-header=\"{header}\"></div>\
+<button type=\"button\" id=\"passkey-step-up\">Use your passkey</button>\
+<p id=\"passkey-status\" role=\"status\"></p><p class=\"or\">or</p>\
+<script src=\"{prefix}/passkeys/script.js\"></script>",
+        prefix = super::page::escape(data.prefix),
+        rd = super::page::escape(data.rd),
+        csrf = super::page::escape(data.csrf),
+        header = super::page::escape(data.header),
     )
 }
 

@@ -1,4 +1,5 @@
-// portcullis passkeys: registration on {prefix}/passkeys, sign-in on {prefix}/sign-in.
+// portcullis passkeys: registration on {prefix}/passkeys, sign-in on {prefix}/sign-in, the
+// second factor on {prefix}/second-factor.
 // Served by the gateway itself (same origin), so the pages' CSP allows no inline script.
 "use strict";
 (function () {
@@ -63,9 +64,11 @@
     location.reload();
   }
 
-  async function signIn() {
+  // One assertion ceremony: a challenge from `optionsPath`, the browser's answer posted to
+  // `answerPath`, then on to where the gateway says.
+  async function assertWith(optionsPath, answerPath) {
     say("Follow your browser's prompt…");
-    const options = (await post("sign-in-options")).publicKey;
+    const options = (await post(optionsPath)).publicKey;
     options.challenge = fromB64(options.challenge);
     options.allowCredentials = (options.allowCredentials || []).map((c) => ({ ...c, id: fromB64(c.id) }));
     const got = await navigator.credentials.get({ publicKey: options });
@@ -80,7 +83,7 @@
       },
       extensions: {},
     };
-    const done = await post("sign-in", { credential, rd: root.dataset.rd || "" });
+    const done = await post(answerPath, { credential, rd: root.dataset.rd || "" });
     location.assign(done.redirect);
   }
 
@@ -89,7 +92,8 @@
     if (button) button.addEventListener("click", () => action().catch((e) => say("Passkey refused: " + e.message)));
   }
   wire("add-passkey", register);
-  wire("passkey-sign-in", signIn);
+  wire("passkey-sign-in", () => assertWith("sign-in-options", "sign-in"));
+  wire("passkey-step-up", () => assertWith("step-up-options", "step-up"));
   for (const button of document.querySelectorAll("button.remove-passkey")) {
     button.addEventListener("click", () => remove(button.dataset.id).catch((e) => say("Not removed: " + e.message)));
   }

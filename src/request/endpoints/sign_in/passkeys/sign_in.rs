@@ -7,7 +7,9 @@
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
-use webauthn_rs::prelude::{DiscoverableAuthentication, PublicKeyCredential, WebauthnError};
+use webauthn_rs::prelude::{
+    AuthenticationResult, DiscoverableAuthentication, PublicKeyCredential, WebauthnError,
+};
 
 use super::ceremony::{self, Ceremony};
 use super::{refused, Ctx};
@@ -20,15 +22,15 @@ use crate::Body;
 
 use super::super::{body, cross_site, login, redirect};
 
-/// The answer to `/sign-in`.
+/// The answer to `/sign-in` and `/step-up`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Assertion {
+pub(super) struct Assertion {
     /// The browser's `navigator.credentials.get` result.
-    credential: PublicKeyCredential,
+    pub credential: PublicKeyCredential,
     /// Where to go afterwards, checked like the sign-in form's.
     #[serde(default)]
-    rd: String,
+    pub rd: String,
 }
 
 /// POST `/sign-in-options`: a challenge for any discoverable passkey of this RP.
@@ -47,9 +49,8 @@ pub(super) async fn options(
     })?;
     // A button press, not autofill: the browser shows its own passkey chooser.
     options.mediation = None;
-    let Some(id) = ceremony::start(Ceremony::SignIn(state), unix_now()) else {
-        return Err(Reject::Unavailable("too many passkey ceremonies in flight"));
-    };
+    let ceremony = Ceremony::SignIn(state);
+    let id = ceremony::start(ctx.app, ctx.conn.client, ceremony, unix_now()).await?;
     let value = serde_json::to_value(&options).map_err(|_| Reject::Unavailable("passkeys"))?;
     let mut response = body::json(StatusCode::OK, &value);
     ceremony::set_cookie(response.headers_mut(), Some(&id));
@@ -57,7 +58,12 @@ pub(super) async fn options(
 }
 
 /// A refusal, audited with the account it claimed (if any).
-fn denied(ctx: &Ctx<'_>, request_id: &str, user: &str, reason: &'static str) -> Response<Body> {
+pub(super) fn denied(
+    ctx: &Ctx<'_>,
+    request_id: &str,
+    user: &str,
+    reason: &'static str,
+) -> Response<Body> {
     let client = ctx.conn.client;
     tracing::info!(target: "audit", event = "passkey_sign_in_refused", user, %client, request_id, reason);
     refused(StatusCode::UNAUTHORIZED, "passkey_refused", reason)
@@ -75,7 +81,7 @@ pub(super) async fn finish(
     let now = unix_now();
     let request_id = super::super::super::request_id(&request);
     let user_agent = login::user_agent(request.headers()).to_string();
-    let ceremony = ceremony::take(request.headers(), now);
+    let ceremony = ceremony::take(ctx.app, request.headers(), now).await?;
     let answer: Assertion = body::read_json(request, ctx.app.listen.idle_timeout).await?;
     let Some(Ceremony::SignIn(state)) = ceremony else {
         let reason = "no passkey sign-in in progress (it expired or was used)";
@@ -132,29 +138,13 @@ async fn check(
         None => return Ok(Err(denied(ctx, request_id, "", "unknown passkey"))),
     };
     let client = ctx.conn.client;
-    if let Err(retry_after) = ctx.app.throttle.check(&user.name, client, now).await {
-        tracing::info!(target: "audit", event = "login_throttled", user = %user.name, %client, request_id, retry_after);
-        return Err(Reject::Throttled(retry_after));
-    }
+    throttle(ctx, &user.name, request_id, now).await?;
     let result =
         match webauthn.finish_discoverable_authentication_v2(credential, state, &record.passkey) {
             Ok(result) => result,
-            Err(err) => {
-                ctx.app
-                    .throttle
-                    .record_failure(&user.name, client, now)
-                    .await;
-                return Ok(Err(denied(ctx, request_id, &user.name, reason(&err))));
-            }
+            Err(err) => return Ok(Err(failed(ctx, &user.name, request_id, now, &err).await)),
         };
-    let mut updated = record.clone();
-    if updated.passkey.update_credential(&result) == Some(true) {
-        let change = PasskeyChange::Update(Box::new(updated));
-        if let Err(err) = ctx.app.users.change_passkey(&user.name, change).await {
-            // The counter check stays as strict as the stored value: never weaker.
-            tracing::warn!(error = %err, user = %user.name, "passkey counter not stored");
-        }
-    }
+    store_counter(ctx, &user.name, &record, &result).await;
     let amr: &[&str] = match result.user_verified() {
         true => &["hwk", "mfa"],
         false => &["hwk"],
@@ -166,6 +156,51 @@ async fn check(
         idp: None,
     };
     Ok(Ok((user, authn)))
+}
+
+/// 429 (audited) while `user` or the client is over the login throttle.
+pub(super) async fn throttle(
+    ctx: &Ctx<'_>,
+    user: &str,
+    request_id: &str,
+    now: u64,
+) -> Result<(), Reject> {
+    let client = ctx.conn.client;
+    if let Err(retry_after) = ctx.app.throttle.check(user, client, now).await {
+        tracing::info!(target: "audit", event = "login_throttled", user, %client, request_id, retry_after);
+        return Err(Reject::Throttled(retry_after));
+    }
+    Ok(())
+}
+
+/// A failed check: counted against `user`'s throttle, refused with its reason.
+pub(super) async fn failed(
+    ctx: &Ctx<'_>,
+    user: &str,
+    request_id: &str,
+    now: u64,
+    err: &WebauthnError,
+) -> Response<Body> {
+    let client = ctx.conn.client;
+    ctx.app.throttle.record_failure(user, client, now).await;
+    denied(ctx, request_id, user, reason(err))
+}
+
+/// Stores the passkey's signature counter (and backup state) when the assertion moved it.
+pub(super) async fn store_counter(
+    ctx: &Ctx<'_>,
+    user: &str,
+    record: &StoredPasskey,
+    result: &AuthenticationResult,
+) {
+    let mut updated = record.clone();
+    if updated.passkey.update_credential(result) == Some(true) {
+        let change = PasskeyChange::Update(Box::new(updated));
+        if let Err(err) = ctx.app.users.change_passkey(user, change).await {
+            // The counter check stays as strict as the stored value: never weaker.
+            tracing::warn!(error = %err, user, "passkey counter not stored");
+        }
+    }
 }
 
 /// The enabled user who registered credential `id`, and its record.
