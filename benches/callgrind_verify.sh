@@ -5,7 +5,7 @@
 #   benches/callgrind_verify.sh            # builds the bench (cargo bench --no-run), runs each case
 #   CASES="bare_hmac uncached" N1=500 N2=2500 benches/callgrind_verify.sh
 #
-# Each case runs at N1 and at N2 iterations (HOT_PATH_REPEAT in benches/hot_path.rs, same set-up
+# Each case runs at N1 and at N2 iterations (HOT_PATH_REPEAT in benches/hot_path/first.rs, same set-up
 # both times); (Ir(N2) - Ir(N1)) / (N2 - N1) is the per-iteration count, set-up cancelled out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
