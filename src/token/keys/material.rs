@@ -57,7 +57,6 @@ fn load_secret(alg: Alg, secret: &[u8]) -> Result<Loaded, String> {
     })
 }
 
-/// "an EdDSA (Ed25519)": what a fitting key is, for error messages.
 /// The aws-lc-rs HMAC key for an HS* verifier; None for the other algorithms.
 pub(super) fn hmac_key(alg: Alg, key: &DecodingKey) -> Option<hmac::Key> {
     let algorithm = match alg {
@@ -70,6 +69,7 @@ pub(super) fn hmac_key(alg: Alg, key: &DecodingKey) -> Option<hmac::Key> {
     Some(hmac::Key::new(algorithm, secret))
 }
 
+/// "an EdDSA (Ed25519)": what a fitting key is, for error messages.
 fn key_kind(alg: Alg) -> &'static str {
     match alg {
         Alg::EdDSA => "an EdDSA (Ed25519)",
