@@ -18,9 +18,10 @@
 # h2c); tls = wrk with `Connection: close`, so every request is a new TCP + full TLS handshake;
 # idle = RSS of each proxy while it holds $IDLE idle keep-alive TLS connections
 # (benches/idle_conns.py, RSS read IDLE_SETTLE s after the last answer: portcullis parks idle
-# HTTP/1.1 connections after 1 s and trims its heap at most every 10 s); profile (not in the
+# HTTP/1.1 connections after 1 s and trims its heap at most every 10 s; IDLE_MODE=h2 holds HTTP/2
+# connections instead, portcullis and HAProxy only); profile (not in the
 # default PHASES) = `perf record` of the memory gateway under the HS256 wrk load, top symbols to
-# stdout or $PROFILE_OUT. Runs alternate between cases; the table shows the median of $RUNS.
+# stdout or $PROFILE_OUT (without PORTCULLIS_BIN it builds and runs `--profile profiling`). Runs alternate between cases; the table shows the median of $RUNS.
 # The h1 and tls tables carry the server's CPU time per request (user + system, all its threads
 # or processes, from /proc/PID/stat): on 2 shared cores it is steadier than req/s.
 # The gateways run as shipped: PORTCULLIS_LOG=info, the access log on, written to a file
@@ -59,6 +60,10 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 # PORTCULLIS_BIN measures a binary built elsewhere (e.g. the commit before a change).
 if [ -n "${PORTCULLIS_BIN:-}" ]; then
   bin=$(realpath "$PORTCULLIS_BIN")
+elif [[ " $phases " == *" profile "* ]]; then
+  # Cargo.toml's profiling profile: the release code plus line tables, for perf report.
+  cargo build --profile profiling --quiet
+  bin=$PWD/target/profiling/portcullis
 else
   cargo build --release --quiet
   bin=$PWD/target/release/portcullis
@@ -318,11 +323,15 @@ fi
 if [[ " $phases " == *" idle "* ]]; then
   gw_pid=$(pgrep -f "run --config $dir/memory.toml" | head -1)
   ha_pid=$(pgrep -f "haproxy -db -f $dir/haproxy.cfg" | head -1)
-  load python3 benches/idle_conns.py --count "$idle" --pid "$gw_pid" --port 18443 --token "$hs_token" --settle "$idle_settle" \
-    --name "portcullis memory" >> "$results"
-  load python3 benches/idle_conns.py --count "$ha_idle" --pid "$ha_pid" --port 18445 --token "$hs_token" --settle "$idle_settle" \
-    --name "haproxy jwt_verify HS256" >> "$results"
-  if [ "$have_nginx" = 1 ]; then
+  # IDLE_MODE=h2: the connections speak HTTP/2 (ALPN h2) instead of HTTP/1.1. One mode per run:
+  # memory a proxy freed from closed connections would serve the next ones and hide their cost.
+  mode=${IDLE_MODE:-h1}
+  suffix=$([ "$mode" = h1 ] || echo " $mode")
+  load python3 benches/idle_conns.py --mode "$mode" --count "$idle" --pid "$gw_pid" --port 18443 --token "$hs_token" \
+    --settle "$idle_settle" --name "portcullis memory$suffix" >> "$results"
+  load python3 benches/idle_conns.py --mode "$mode" --count "$ha_idle" --pid "$ha_pid" --port 18445 --token "$hs_token" \
+    --settle "$idle_settle" --name "haproxy jwt_verify HS256$suffix" >> "$results"
+  if [ "$have_nginx" = 1 ] && [ "$mode" = h1 ]; then
     # nginx's memory is spread over its master and workers: their sum is what counts.
     ng_pids=$(pgrep -f "nginx: .*$dir/proxy/nginx.conf"; pgrep -P "$(cat "$dir/proxy/nginx.pid")")
     load python3 benches/idle_conns.py --count "$idle" --pid $ng_pids --port 18444 --token "$hs_token" --settle "$idle_settle" \

@@ -4,6 +4,9 @@
 # connections, sends one authorized request on each (/api/x, EdDSA token), holds them idle and
 # reads the gateway's VmRSS. A fresh gateway per case, so one case's heap does not serve the next.
 #
+# Cases: plain (HTTP/1.1), tls (HTTP/1.1 over TLS), h2 (HTTP/2 over TLS, ALPN h2), ws and
+# ws-plain (a WebSocket tunnel to `portcullis echo` over TLS or plain, held open; the RSS is the
+# gateway's alone, the upstream's side of each tunnel is not in it).
 # Usage: [COUNT=5000] [ROUNDS=1] [CASES="plain tls"] [SETTLE=12] [PORTCULLIS_BIN=path ...]
 #        benches/idle_mem.sh
 # PORTCULLIS_BIN may name several binaries (space-separated; e.g. the commit before a change and
@@ -59,7 +62,14 @@ for round in $(seq "$rounds"); do
       gw=$!
       pids+=("$gw")
       for _ in $(seq 100); do curl -sf http://127.0.0.1:19091/readyz >/dev/null 2>&1 && break; sleep 0.1; done
-      if [ "$case" = plain ]; then args=(--plain --port 18090); else args=(--port 18443); fi
+      case "$case" in
+        plain) args=(--plain --port 18090) ;;
+        tls) args=(--port 18443) ;;
+        h2) args=(--mode h2 --port 18443) ;;
+        ws) args=(--mode ws --port 18443) ;;
+        ws-plain) args=(--mode ws --plain --port 18090) ;;
+        *) echo "unknown case $case" >&2; exit 1 ;;
+      esac
       row=$(python3 benches/idle_conns.py --count "$count" --pid "$gw" "${args[@]}" --path /api/x \
         --token "$token" --name "$case" --settle "$settle")
       kill "$gw"; wait "$gw" 2>/dev/null || true

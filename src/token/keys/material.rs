@@ -1,6 +1,7 @@
 //! Turning one key's configured material into jsonwebtoken keys, checking that it fits the
 //! key's pinned algorithm.
 
+use aws_lc_rs::hmac;
 use jsonwebtoken::crypto;
 use jsonwebtoken::{DecodingKey, DecodingKeyKind, EncodingKey};
 
@@ -54,6 +55,18 @@ fn load_secret(alg: Alg, secret: &[u8]) -> Result<Loaded, String> {
         verify: DecodingKey::from_secret(secret),
         sign: Some(EncodingKey::from_secret(secret)),
     })
+}
+
+/// The aws-lc-rs HMAC key for an HS* verifier; None for the other algorithms.
+pub(super) fn hmac_key(alg: Alg, key: &DecodingKey) -> Option<hmac::Key> {
+    let algorithm = match alg {
+        Alg::HS256 => hmac::HMAC_SHA256,
+        Alg::HS384 => hmac::HMAC_SHA384,
+        Alg::HS512 => hmac::HMAC_SHA512,
+        _ => return None,
+    };
+    let secret = key.try_get_hmac_secret().ok()?;
+    Some(hmac::Key::new(algorithm, secret))
 }
 
 /// "an EdDSA (Ed25519)": what a fitting key is, for error messages.

@@ -1,13 +1,11 @@
 //! Bearer extraction and token checks: the key by kid, the algorithm pinned by the key,
 //! then times, issuer, audience and type against a caller-supplied clock.
 
-use http::header::AUTHORIZATION;
-use http::HeaderMap;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::Validation;
-
 use super::keys::{KeyRing, VerifyKey};
 use super::{Claims, TokenType};
+use compact::Compact;
+use http::header::AUTHORIZATION;
+use http::HeaderMap;
 
 /// Longest token accepted; anything bigger is refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -183,10 +181,20 @@ pub fn verify(
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
     }
-    let key = pick_key(ring, token)?;
-    let mut claims = decode_claims(token, key)?;
+    let mut compact = Compact::split(token)?;
+    let (key, header_extras) = pick_key(ring, &compact)?;
+    compact.check(key)?;
+    compact.decode_payload()?;
+    let mut claims = parse_claims(compact.payload_json())?;
     // serde keeps the last copy of a repeated custom claim; another reader may keep the first.
-    if !super::dupkeys::token_members_unique(token) {
+    // A repeated known member serde refuses itself (duplicate field), and the known claims
+    // and header members hold no objects (but jwk), so only a payload with custom claims and
+    // a header with extra members or a jwk need the full scan.
+    let unique = super::dupkeys::unique_members;
+    let custom = !claims.extra.is_empty();
+    if (header_extras && !unique(compact.header_json()))
+        || (custom && !unique(compact.payload_json()))
+    {
         return Err(TokenError::Malformed);
     }
     // The identity headers must say what the token says, as providers' tokens must.
@@ -198,44 +206,32 @@ pub fn verify(
     Ok(claims)
 }
 
-/// Chooses the key by kid and holds the header's alg to the key's pinned alg.
-fn pick_key<'r>(ring: &'r KeyRing, token: &str) -> Result<&'r VerifyKey, TokenError> {
+/// Chooses the key by kid and holds the header's alg to the key's pinned alg; also says
+/// whether the header has members beyond jsonwebtoken's plain fields (extras or a jwk).
+fn pick_key<'r>(ring: &'r KeyRing, compact: &Compact) -> Result<(&'r VerifyKey, bool), TokenError> {
     // The header is unauthenticated here: it only selects a key, never how to verify.
     // An alg jsonwebtoken does not know ("none" included) fails to parse: Malformed.
-    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    let header = compact.header()?;
     // We implement no JWS extensions, so any critical one must be refused (RFC 7515 4.1.11).
     if header.crit.is_some() {
         return Err(TokenError::Malformed);
     }
+    let extras = !header.extras.is_empty() || header.jwk.is_some();
     let kid = header.kid.ok_or(TokenError::MissingKid)?;
     let key = ring.verifier(&kid).ok_or(TokenError::UnknownKid)?;
     if header.alg != key.alg.jwt() {
         return Err(TokenError::AlgMismatch);
     }
-    Ok(key)
+    Ok((key, extras))
 }
 
-/// Checks the signature with the pinned alg and parses the claims.
-fn decode_claims(token: &str, key: &VerifyKey) -> Result<Claims, TokenError> {
-    let mut validation = Validation::new(key.alg.jwt());
-    // jsonwebtoken would read the system clock for exp/nbf; we check times, issuer and
-    // audience ourselves against `now`, so verification stays pure and testable.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    // One parse, straight into Claims: every required claim is a field without a default,
-    // so serde reports its absence as "missing field"; repeats are refused by the caller.
-    let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|e| match e
-        .kind()
-    {
-        ErrorKind::InvalidSignature => TokenError::BadSignature,
-        ErrorKind::Json(json) => {
-            missing_field(&json.to_string()).map_or(TokenError::Malformed, TokenError::MissingClaim)
-        }
-        _ => TokenError::Malformed,
-    })?;
-    Ok(data.claims)
+/// Parses the (authenticated) payload straight into Claims, in one pass: every required
+/// claim is a field without a default, so serde reports its absence as "missing field";
+/// repeats are refused by the caller.
+fn parse_claims(payload: &[u8]) -> Result<Claims, TokenError> {
+    serde_json::from_slice(payload).map_err(|json| {
+        missing_field(&json.to_string()).map_or(TokenError::Malformed, TokenError::MissingClaim)
+    })
 }
 
 /// The required claim serde says is missing ("missing field `exp` at line 1 column 9").
@@ -275,7 +271,11 @@ pub(crate) fn check_claims(
     Ok(())
 }
 
+mod compact;
+
 #[cfg(test)]
 mod claim_tests;
+#[cfg(test)]
+mod compact_tests;
 #[cfg(test)]
 mod tests;
