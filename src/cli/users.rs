@@ -71,8 +71,9 @@ pub(super) enum UserCommand {
         config: ConfigArg,
         /// User name.
         name: String,
-        /// Remove the passkey with this id (as listed) instead.
-        #[arg(long, value_name = "ID")]
+        /// Remove the passkey with this id (as listed) instead. Ids are base64url and may
+        /// start with '-', so the value is taken as is.
+        #[arg(long, value_name = "ID", allow_hyphen_values = true)]
         remove: Option<String>,
     },
     /// Print a new set of ten recovery codes for a user with a second factor; the old set

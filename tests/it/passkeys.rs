@@ -78,6 +78,12 @@ fn remove(config: &str, id: &str) {
         "user", "passkeys", "alice", "--remove", id, "--config", config,
     ]);
     assert_ne!(again.code, Some(0), "{again:?}");
+    // An id may start with '-' (base64url): taken as the value, not as a flag.
+    let dashed = run_cli(&[
+        "user", "passkeys", "alice", "--remove", "-Kx", "--config", config,
+    ]);
+    assert_ne!(dashed.code, Some(0), "{dashed:?}");
+    assert!(!dashed.stderr.contains("unexpected argument"), "{dashed:?}");
 }
 
 #[tokio::test]
