@@ -274,6 +274,15 @@ async fn on_redis_a_passkey_ceremony_begun_on_one_instance_is_taken_once_on_any(
         again.text()
     );
 
+    // A cookie naming another key under the prefix (the per-client counter) takes nothing:
+    // were it taken, the count below would start again and go past 600.
+    let forged = answer(&a, "__Host-portcullis-passkey=ip:127.0.0.1").await;
+    assert!(
+        forged.text().contains("no passkey sign-in in progress"),
+        "{}",
+        forged.text()
+    );
+
     // 600 per client in all (a's one above, then b's): the next is refused as too many.
     // A 503 of a Redis that was slow under the test load is not the cap: tried again.
     let (mut ok, mut capped) = (1, None);

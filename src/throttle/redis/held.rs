@@ -4,7 +4,7 @@
 //!
 //! | key                       | type    | content                                        |
 //! |---------------------------|---------|------------------------------------------------|
-//! | `{p}held:<id>`            | string  | the value, TTL = its lifetime                  |
+//! | `{p}held:c:<id>`          | string  | the value, TTL = its lifetime                  |
 //! | `{p}held:ip:<addr>`       | counter | holds by the address (IPv6: its /64), TTL = the lifetime of its first |
 //!
 //! Unlike the failure counters these fail closed: a ceremony that cannot be stored or
@@ -79,6 +79,7 @@ impl RedisThrottle {
     }
 
     fn held_key(&self, id: &str) -> String {
-        format!("{}held:{id}", self.prefix)
+        // Apart from the counters' `held:ip:` names, whatever id a caller passes.
+        format!("{}held:c:{id}", self.prefix)
     }
 }

@@ -7,7 +7,7 @@
 //! | `{p}throttle:user:<name>`     | counter | failures of the (lowercased) username, TTL window |
 //! | `{p}throttle:ip:<addr>`       | counter | failures of the address (IPv6: `<prefix>/64`)     |
 //! | `{p}totp:spent:<name>`        | string  | latest TOTP step the user spent a code of, 90 s   |
-//! | `{p}held:<id>`, `{p}held:ip:<addr>` | string, counter | passkey ceremonies in flight (`held.rs`) |
+//! | `{p}held:c:<id>`, `{p}held:ip:<addr>` | string, counter | passkey ceremonies in flight (`held.rs`) |
 //!
 //! A failure is one script per counter (`INCR`, and `PEXPIRE` when the counter was just
 //! created), so a key's window starts at its first failure and later failures do not extend

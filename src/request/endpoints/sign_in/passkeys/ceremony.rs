@@ -112,6 +112,11 @@ pub async fn take(app: &App, headers: &HeaderMap, now: u64) -> Result<Option<Cer
     let Some(id) = crate::cookies::find(headers, COOKIE).ok().flatten() else {
         return Ok(None);
     };
+    // Only an id this gateway could have issued names a key: any other cookie value could
+    // name another key under the prefix (the per-client counter, for one) and take it.
+    if !is_ceremony_id(id) {
+        return Ok(None);
+    }
     let Some(redis) = app.throttle.shared() else {
         let mut pending = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
         let held = pending.remove(id);
@@ -127,6 +132,11 @@ pub async fn take(app: &App, headers: &HeaderMap, now: u64) -> Result<Option<Cer
     }
 }
 
+/// The shape of `new_id`: 32 lowercase hex digits.
+fn is_ceremony_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Sets the ceremony cookie (`Some(id)`) or clears it (`None`).
 pub fn set_cookie(headers: &mut HeaderMap, id: Option<&str>) {
     let cookie = match id {
@@ -137,5 +147,24 @@ pub fn set_cookie(headers: &mut HeaderMap, id: Option<&str>) {
     };
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         headers.append(SET_COOKIE, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_ceremony_id;
+
+    #[test]
+    fn only_ids_the_gateway_issues_name_a_ceremony() {
+        assert!(is_ceremony_id(&crate::token::mint::new_id()));
+        for forged in [
+            "ip:127.0.0.1",
+            "",
+            "A".repeat(32).as_str(),
+            &"0".repeat(33),
+            "../x",
+        ] {
+            assert!(!is_ceremony_id(forged), "{forged}");
+        }
     }
 }
