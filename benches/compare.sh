@@ -3,7 +3,7 @@
 #
 # Usage: [SECS=10] [CONNS=32] [RUNS=3] [WRK_THREADS=1] [H2_STREAMS=1] [IDLE=10000] [IDLE_SETTLE=12]
 #        [PHASES="h1 h2 tls idle"] [SERVER_CPUS=0] [LOAD_CPUS=1] [PORTCULLIS_BIN=path] [ONLY=regex]
-#        [PORTCULLIS_LOG=info]
+#        [PORTCULLIS_LOG=info] [LATENCY_PCTS="50 80"] [LATENCY_PEAK=req/s]
 #        benches/compare.sh
 #
 # Upstream: nginx `return 200` (plain HTTP/1.1 on 18080, h2c on 18081), or `portcullis echo`
@@ -21,7 +21,12 @@
 # HTTP/1.1 connections after 1 s and trims its heap at most every 10 s; IDLE_MODE=h2 holds HTTP/2
 # connections instead, portcullis and HAProxy only); profile (not in the
 # default PHASES) = `perf record` of the memory gateway under the HS256 wrk load, top symbols to
-# stdout or $PROFILE_OUT (without PORTCULLIS_BIN it builds and runs `--profile profiling`). Runs alternate between cases; the table shows the median of $RUNS.
+# stdout or $PROFILE_OUT (PROFILE_LOAD=h2: h2load instead of wrk; without PORTCULLIS_BIN it builds and runs `--profile profiling`). Runs alternate between cases; the table shows the median of $RUNS.
+# latency (not in the default PHASES) = open-loop HTTP/1.1 load at fixed rates, LATENCY_PCTS per
+# cent of HAProxy jwt_verify HS256's peak (LATENCY_PEAK, else measured here with wrk first): `oha`
+# with -q RATE and --latency-correction, so a request waiting behind a slow one counts from when
+# it was due (coordinated omission corrected); p50/p99/p99.9 per case. oha comes from crates.io
+# (`cargo install --locked oha`, done here when missing).
 # The h1 and tls tables carry the server's CPU time per request (user + system, all its threads
 # or processes, from /proc/PID/stat): on 2 shared cores it is steadier than req/s.
 # The gateways run as shipped: PORTCULLIS_LOG=info, the access log on, written to a file
@@ -47,6 +52,10 @@ command -v h2load >/dev/null || missing+=(nghttp2-client)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v redis-server >/dev/null || missing+=(redis-server)
+if [[ " $phases " == *" latency "* ]] && ! command -v oha >/dev/null; then
+  echo "installing oha from crates.io" >&2
+  cargo install --locked --quiet oha
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   [ "$(id -u)" = 0 ] || { echo "not root: apt-get install -y ${missing[*]}" >&2; exit 1; }
@@ -293,6 +302,13 @@ h2_case() { # h2_case NAME URL TOKEN
   python3 benches/compare_table.py h2load h2 "$name" "$dir/h2.log" <<<"$out" >> "$results"
 }
 
+latency_case() { # latency_case PHASE NAME URL TOKEN RATE
+  local phase=$1 name=$2 url=$3 token=$4 rate=$5
+  load oha -z "${secs}s" -w -c "$conns" -q "$rate" --latency-correction --no-tui --insecure \
+    --output-format json -H "Authorization: Bearer $token" "$url" > "$dir/oha.json"
+  python3 benches/compare_table.py oha "$phase" "$name" "$rate" < "$dir/oha.json" >> "$results"
+}
+
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo);" \
   "load average before: $(cut -d' ' -f1-3 /proc/loadavg); upstream: $upstream"
 echo "wrk/h2load: ${conns} connections, ${secs}s, ${threads} thread(s); runs: $runs;" \
@@ -309,12 +325,36 @@ for run in $(seq "$runs"); do
   echo "run $run done; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 done
 
+if [[ " $phases " == *" latency "* ]]; then
+  peak=${LATENCY_PEAK:-}
+  if [ -z "$peak" ]; then
+    # HAProxy's closed-loop peak, the same wrk run as the h1 phase.
+    peak=$(load wrk -t"$threads" -c"$conns" -d"${secs}s" -H "Authorization: Bearer $hs_token" \
+      https://127.0.0.1:18445/admin/x | awk '/Requests\/sec/ {printf "%.0f", $2}')
+  fi
+  echo "latency: HAProxy jwt_verify HS256 peak $peak req/s; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  for run in $(seq "$runs"); do
+    for pct in ${LATENCY_PCTS:-50 80}; do
+      for c in "${cases[@]}"; do
+        IFS='|' read -r name url token <<<"$c"
+        case "$name" in floor | nginx* | *ES256) continue ;; esac
+        latency_case "lat$pct" "$name" "$url" "$token" $(( peak * pct / 100 ))
+      done
+    done
+    echo "latency run $run done; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  done
+fi
 if [[ " $phases " == *" profile "* ]]; then
   # perf of the gateway under the HS256 load: where a proxied request's CPU goes.
   gw_pid=$(pgrep -f "run --config $dir/memory.toml" | head -1)
   perf record -F 499 -g -p "$gw_pid" -o "$dir/perf.data" -- sleep "$secs" 2>"$dir/perf.log" &
-  load wrk -t"$threads" -c"$conns" -d"${secs}s" -H "Authorization: Bearer $hs_token" \
-    https://127.0.0.1:18443/admin/x >/dev/null
+  if [ "${PROFILE_LOAD:-h1}" = h2 ]; then
+    load h2load -c"$conns" -m"$streams" -t"$threads" -D"$secs" \
+      -H "Authorization: Bearer $hs_token" https://127.0.0.1:18443/admin/x >/dev/null
+  else
+    load wrk -t"$threads" -c"$conns" -d"${secs}s" -H "Authorization: Bearer $hs_token" \
+      https://127.0.0.1:18443/admin/x >/dev/null
+  fi
   wait $!
   perf report -i "$dir/perf.data" --no-children --percent-limit 0.7 --stdio -g none \
     --sort dso,symbol 2>/dev/null | grep -v "^$" | head -60 > "${PROFILE_OUT:-/dev/stdout}"
