@@ -33,6 +33,7 @@ pub async fn serve(
     settings: ListenSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
+    crate::server::fd_limit::raise(settings.max_connections);
     let tls_listener = bind(settings.addr, "listen.addr").await?.into_std()?;
     let plain_listener = match settings.plain_addr {
         Some(addr) => Some(bind(addr, "listen.plain_addr").await?.into_std()?),

@@ -3,6 +3,7 @@
 //! graceful drain.
 
 mod conn;
+mod fd_limit;
 mod idle;
 pub mod listen;
 mod park;

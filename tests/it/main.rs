@@ -19,6 +19,7 @@ mod curl;
 mod deploy;
 mod deploy_redis;
 mod explain;
+mod fd_limit;
 mod forward_auth;
 mod fuzz_seeds;
 mod headers;

@@ -35,6 +35,8 @@ pub struct GatewayConfig {
     pub env: Vec<(String, String)>,
     /// stderr is a pipe nobody reads (`Gateway::log` then has stdout only).
     pub stderr_unread: bool,
+    /// A command that execs the gateway (e.g. `prlimit --nofile=...  --`); empty: none.
+    pub launcher: Vec<String>,
 }
 
 impl GatewayConfig {
@@ -52,6 +54,7 @@ impl GatewayConfig {
             listen: String::new(),
             env: Vec::new(),
             stderr_unread: false,
+            launcher: Vec::new(),
         }
     }
     /// `standard_routes(upstream_url)`.
@@ -94,6 +97,10 @@ impl GatewayConfig {
     }
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+    pub fn launcher(mut self, command: &[&str]) -> Self {
+        self.launcher = command.iter().map(|part| part.to_string()).collect();
         self
     }
     pub fn stderr_unread(mut self) -> Self {
@@ -206,7 +213,14 @@ impl Gateway {
             let log = fresh_log_path(&dir);
             let cfg_arg = config_path.to_str().expect("utf-8 temp path").to_string();
             let args = ["run", "--config", &cfg_arg];
-            let mut proc = Proc::spawn_with("gateway", &args, &cfg.env, log, cfg.stderr_unread);
+            let mut proc = Proc::spawn_via(
+                &cfg.launcher,
+                "gateway",
+                &args,
+                &cfg.env,
+                log,
+                cfg.stderr_unread,
+            );
 
             let ready = wait_ready(&mut proc, admin, !cfg.stderr_unread).await;
             match ready {
@@ -245,6 +259,11 @@ impl Gateway {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -s {name} failed");
+    }
+
+    /// The gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
     }
 
     /// The exit status once the process has ended, None while it runs.

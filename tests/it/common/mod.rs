@@ -239,12 +239,33 @@ impl Proc {
         log: PathBuf,
         stderr_unread: bool,
     ) -> Proc {
+        Proc::spawn_via(&[], what, args, env, log, stderr_unread)
+    }
+
+    /// As `spawn_with`, through `launcher` (a command that execs the rest, e.g. `prlimit`)
+    /// when it is not empty; the child's pid is then the binary's.
+    fn spawn_via(
+        launcher: &[String],
+        what: &str,
+        args: &[&str],
+        env: &[(String, String)],
+        log: PathBuf,
+        stderr_unread: bool,
+    ) -> Proc {
         let out = File::create(&log).expect("create log file");
         let err = match stderr_unread {
             true => Stdio::piped(),
             false => Stdio::from(out.try_clone().expect("clone log file handle")),
         };
-        let mut child = Command::new(BIN)
+        let mut command = match launcher.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .args(args)
             .env(
                 "RUST_LOG",
