@@ -18,6 +18,7 @@ mod cookies;
 mod curl;
 mod deploy;
 mod deploy_redis;
+mod deploy_schema;
 mod explain;
 mod fd_limit;
 mod forward_auth;
