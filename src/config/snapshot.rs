@@ -96,24 +96,38 @@ impl Snapshot {
     /// (pattern and origin) are unchanged shares its old counters, and an upstream of the
     /// same name starts from its old stall count. A route that moved in routes.toml is a
     /// new series and starts at zero.
+    ///
+    /// An upstream whose name and address are unchanged also keeps its connection pool (see
+    /// `Upstream::with_pool_of`), and with it its stall count.
     pub fn adopt_counters(&mut self, old: &Snapshot) {
         let mut stats = std::collections::HashMap::new();
-        let mut stalls = std::collections::HashMap::new();
+        let mut upstreams = std::collections::HashMap::new();
         for route in (0..old.routes.len()).filter_map(|i| old.routes.get(i)) {
             stats.insert(
                 (route.pattern.as_str(), route.origin.as_str()),
                 &route.stats,
             );
-            stalls.insert(route.upstream.name.as_str(), route.upstream.stalls());
+            upstreams.insert(route.upstream.name.clone(), Arc::clone(&route.upstream));
         }
+        // One replacement per upstream, so that the routes sharing it still share one.
+        let mut adopted: std::collections::HashMap<String, Arc<Upstream>> = Default::default();
         for route in self.routes.values_mut() {
             if let Some(old) = stats.get(&(route.pattern.as_str(), route.origin.as_str())) {
                 route.stats = Arc::clone(old);
             }
-            // Routes share their upstream: each old count is added once.
-            if let Some(count) = stalls.remove(route.upstream.name.as_str()) {
-                route.upstream.add_stalls(count);
+            let name = route.upstream.name.clone();
+            if let Some(replacement) = adopted.get(&name) {
+                route.upstream = Arc::clone(replacement);
+                continue;
             }
+            // Routes share their upstream: each old count is carried over once.
+            if let Some(old) = upstreams.remove(&name) {
+                match route.upstream.with_pool_of(&old) {
+                    Some(kept) => route.upstream = Arc::new(kept),
+                    None => route.upstream.add_stalls(old.stalls()),
+                }
+            }
+            adopted.insert(name, Arc::clone(&route.upstream));
         }
     }
 }

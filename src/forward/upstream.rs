@@ -136,6 +136,25 @@ impl Upstream {
             .map_err(|_| Reject::BadRequest("request target cannot be forwarded"))
     }
 
+    /// This upstream with `old`'s pool, when both have the same name and address: a reload
+    /// then keeps the open keep-alive connections (and the stall count) instead of making
+    /// every worker connect anew. None when they differ.
+    pub fn with_pool_of(&self, old: &Upstream) -> Option<Upstream> {
+        (self.name == old.name && self.authority == old.authority).then(|| Upstream {
+            name: self.name.clone(),
+            authority: self.authority.clone(),
+            base_path: self.base_path.clone(),
+            connect_timeout: self.connect_timeout,
+            timeout: self.timeout,
+            pool: Arc::clone(&old.pool),
+        })
+    }
+
+    /// Whether this upstream and `other` lend connections from the same pool.
+    pub fn shares_pool_with(&self, other: &Upstream) -> bool {
+        Arc::ptr_eq(&self.pool, &other.pool)
+    }
+
     /// Counts `count` stalls from before a reload, so the metric goes on from there.
     pub fn add_stalls(&self, count: u64) {
         self.pool.add_stalls(count);
