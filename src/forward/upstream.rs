@@ -150,11 +150,6 @@ impl Upstream {
         })
     }
 
-    /// Whether this upstream and `other` lend connections from the same pool.
-    pub fn shares_pool_with(&self, other: &Upstream) -> bool {
-        Arc::ptr_eq(&self.pool, &other.pool)
-    }
-
     /// Counts `count` stalls from before a reload, so the metric goes on from there.
     pub fn add_stalls(&self, count: u64) {
         self.pool.add_stalls(count);
