@@ -244,7 +244,8 @@ fn auth_settings(diag: &mut Diag<'_>, base: &Path, file: &GatewayFile) -> Option
         prefix: trimmed.to_string(),
         registration: file.users.registration,
         default_roles: file.users.default_roles.clone(),
-        reuse_grace: file.tokens.refresh_reuse_grace.get().as_secs(),
+        reuse_grace_ms: u64::try_from(file.tokens.refresh_reuse_grace.get().as_millis())
+            .unwrap_or(u64::MAX),
         refresh_limit: crate::revoke::RefreshLimit {
             max: limit.refresh_limit,
             window: limit.refresh_limit_window.get().as_secs(),

@@ -188,7 +188,7 @@ impl RevocationStore {
     /// - the family's current token (or, before its first rotation, any of its tokens):
     ///   `Mint` with fresh successor ids, recorded as the family's next current token;
     ///   `Throttled` instead when the family has rotated `r.limit.max` times this window;
-    /// - the previous token within `r.grace` seconds of that rotation: `Mint` with the same
+    /// - the previous token within `r.grace_ms` of that rotation: `Mint` with the same
     ///   successor, so the caller signs the same pair again (a second tab, a retry);
     /// - any other token of the family, or a revoked family: revokes the whole family until
     ///   `r.until` and returns `Reuse`.
@@ -257,7 +257,8 @@ mod tests {
             fam: "fam1",
             until: NOW + 1000,
             now,
-            grace: 10,
+            now_ms: now * 1000,
+            grace_ms: 10_000,
             limit: LIMIT,
         };
         store.redeem(&r).await.unwrap()
