@@ -65,18 +65,14 @@ impl RevocationStore {
     }
 
     /// A Redis store: connects, subscribes and loads the mirror (see
-    /// [`redis::RedisStore::connect`]); the mirror decides alone for `max_mirror_staleness`
-    /// after losing sync, and revocations wait for `min_replica_acks` replicas.
+    /// [`redis::RedisStore::connect`]); the mirror keeps to `timers` (ping period,
+    /// `max_mirror_staleness`), and revocations wait for `min_replica_acks` replicas.
     pub async fn redis(
         target: &crate::store::Target,
         prefix: &str,
-        max_staleness: std::time::Duration,
+        timers: redis::Timers,
         replica_acks: Option<(u32, std::time::Duration)>,
     ) -> Result<Self, StoreError> {
-        let timers = redis::Timers {
-            max_staleness,
-            ..redis::Timers::default()
-        };
         let store = redis::RedisStore::connect_with(target, prefix, timers).await?;
         Ok(RevocationStore::Redis(
             store.with_replica_acks(replica_acks),

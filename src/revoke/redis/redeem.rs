@@ -96,7 +96,8 @@ impl RedisStore {
             .arg(r.issued)
             .arg(r.now_ms);
         let mut conn = self.conn.clone();
-        let reply: Vec<String> = within(WRITE_TIMEOUT, invocation.invoke_async(&mut conn)).await?;
+        let reply = within(WRITE_TIMEOUT, invocation.invoke_async(&mut conn)).await;
+        let reply: Vec<String> = self.noticed(reply)?;
         let rotation = parse(&reply, r.until)?;
         if let Rotation::Reuse = rotation {
             let until = reply.get(1).and_then(|u| u.parse::<f64>().ok());

@@ -241,6 +241,30 @@ async fn a_subscription_that_stops_answering_is_noticed_and_recovered() {
     assert!(back, "never back in sync after the pause");
 }
 
+/// A silent partition is noticed at the first command that fails, not at the next ping
+/// (an hour away here): the failed write has the subscriber ping at once.
+#[tokio::test]
+async fn a_failed_write_has_the_mirror_check_its_subscription_at_once() {
+    let server = Redis::start_volatile().await;
+    let hour = Duration::from_secs(3600);
+    let timers = Timers {
+        resync_every: hour,
+        ping_every: hour,
+        ..QUICK
+    };
+    let b = RedisStore::connect_with(&server.target(), DEFAULT_PREFIX, timers)
+        .await
+        .expect("the test redis-server answers");
+    // Every connection stays open and nothing is answered for 3 s.
+    command(&server, &["CLIENT", "PAUSE", "3000", "ALL"]).await;
+    let written = b.revoke_jti("j1", now() + 60).await;
+    assert_eq!(written, Err(StoreError::Unavailable));
+    let noticed = eventually(Duration::from_secs(2), || !b.in_sync()).await;
+    assert!(noticed, "the failed write left the mirror in sync");
+    let back = eventually(Duration::from_secs(10), || b.in_sync()).await;
+    assert!(back, "never back in sync once Redis answers again");
+}
+
 #[tokio::test]
 async fn the_remote_check_answers_like_the_mirror() {
     let server = Redis::start_volatile().await;
