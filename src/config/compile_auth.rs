@@ -50,6 +50,9 @@ impl std::fmt::Debug for UsersChoice {
     }
 }
 
+/// The shortest `[store] ping_interval`: more often only loads Redis.
+const MIN_PING_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// `[store]`, checked.
 #[derive(Debug)]
 pub struct StoreSettings {
@@ -59,6 +62,8 @@ pub struct StoreSettings {
     pub on_error: raw::OnError,
     /// How long the mirror still decides alone after losing sync.
     pub max_staleness: std::time::Duration,
+    /// How often the mirror pings its subscription.
+    pub ping_interval: std::time::Duration,
     /// Replicas a revocation must reach, and how long to wait for them (None: no WAIT).
     pub replica_acks: Option<(u32, std::time::Duration)>,
 }
@@ -79,10 +84,15 @@ fn store_settings(diag: &mut Diag<'_>, base: &Path, store: &raw::Store) -> Optio
             }
         },
     };
+    if store.ping_interval.0 < MIN_PING_INTERVAL {
+        diag.at(0..0, "store.ping_interval must be at least 100ms");
+        return None;
+    }
     Some(StoreSettings {
         choice,
         on_error: store.on_error,
         max_staleness: store.max_mirror_staleness.0,
+        ping_interval: store.ping_interval.0,
         replica_acks: (store.min_replica_acks > 0)
             .then_some((store.min_replica_acks, store.replica_ack_timeout.0)),
     })
@@ -244,7 +254,8 @@ fn auth_settings(diag: &mut Diag<'_>, base: &Path, file: &GatewayFile) -> Option
         prefix: trimmed.to_string(),
         registration: file.users.registration,
         default_roles: file.users.default_roles.clone(),
-        reuse_grace: file.tokens.refresh_reuse_grace.get().as_secs(),
+        reuse_grace_ms: u64::try_from(file.tokens.refresh_reuse_grace.get().as_millis())
+            .unwrap_or(u64::MAX),
         refresh_limit: crate::revoke::RefreshLimit {
             max: limit.refresh_limit,
             window: limit.refresh_limit_window.get().as_secs(),

@@ -590,6 +590,10 @@ pub struct Store {
     /// How long the revocation mirror still decides alone after losing sync with Redis.
     #[serde(default = "default_max_mirror_staleness")]
     pub max_mirror_staleness: HumanDuration,
+    /// How often the mirror pings its subscription: a connection gone silent (a network
+    /// partition) is noticed within this and a second.
+    #[serde(default = "default_ping_interval")]
+    pub ping_interval: HumanDuration,
     /// Replicas that must hold a revocation (`WAIT`) before it is acknowledged; 0: none.
     #[serde(default)]
     pub min_replica_acks: u32,
@@ -609,6 +613,7 @@ impl Default for Store {
             prefix: default_redis_prefix(),
             on_error: OnError::Deny,
             max_mirror_staleness: default_max_mirror_staleness(),
+            ping_interval: default_ping_interval(),
             min_replica_acks: 0,
             replica_ack_timeout: default_replica_ack_timeout(),
         }
@@ -621,6 +626,10 @@ fn default_store_backend() -> Spanned<StoreBackend> {
 
 fn default_max_mirror_staleness() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(10))
+}
+
+fn default_ping_interval() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(5))
 }
 
 fn default_replica_ack_timeout() -> HumanDuration {

@@ -141,8 +141,8 @@ pub struct AuthSettings {
     pub registration: bool,
     /// Roles given to self-registered users.
     pub default_roles: Vec<String>,
-    /// Seconds within which a just-spent refresh token returns the same successor pair.
-    pub reuse_grace: u64,
+    /// Milliseconds within which a just-spent refresh token returns the same successor pair.
+    pub reuse_grace_ms: u64,
     /// Rotations allowed per token family and window.
     pub refresh_limit: crate::revoke::RefreshLimit,
     /// The forward-auth endpoint, when enabled.

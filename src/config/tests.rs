@@ -307,3 +307,14 @@ fn a_cluster_store_loads_and_a_prefix_that_cannot_be_a_hash_tag_is_placed() {
     let db = errors(&store("").replace("7002\"", "7002/1\""), ROUTES);
     assert!(db[0].contains("names no database"), "{db:?}");
 }
+
+#[test]
+fn a_store_ping_interval_under_100ms_is_refused() {
+    let store = |every: &str| format!("{GATEWAY}\n[store]\nping_interval = \"{every}\"\n");
+    assert_eq!(try_load(&store("200ms"), ROUTES), Ok(vec![]));
+    let errs = errors(&store("50ms"), ROUTES);
+    assert!(
+        errs[0].contains("store.ping_interval must be at least 100ms"),
+        "{errs:?}"
+    );
+}

@@ -62,7 +62,11 @@ impl App {
                 RevocationStore::redis(
                     target,
                     prefix,
-                    loaded.store.max_staleness,
+                    crate::revoke::redis::Timers {
+                        max_staleness: loaded.store.max_staleness,
+                        ping_every: loaded.store.ping_interval,
+                        ..Default::default()
+                    },
                     loaded.store.replica_acks,
                 )
                 .await?,

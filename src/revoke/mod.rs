@@ -65,18 +65,14 @@ impl RevocationStore {
     }
 
     /// A Redis store: connects, subscribes and loads the mirror (see
-    /// [`redis::RedisStore::connect`]); the mirror decides alone for `max_mirror_staleness`
-    /// after losing sync, and revocations wait for `min_replica_acks` replicas.
+    /// [`redis::RedisStore::connect`]); the mirror keeps to `timers` (ping period,
+    /// `max_mirror_staleness`), and revocations wait for `min_replica_acks` replicas.
     pub async fn redis(
         target: &crate::store::Target,
         prefix: &str,
-        max_staleness: std::time::Duration,
+        timers: redis::Timers,
         replica_acks: Option<(u32, std::time::Duration)>,
     ) -> Result<Self, StoreError> {
-        let timers = redis::Timers {
-            max_staleness,
-            ..redis::Timers::default()
-        };
         let store = redis::RedisStore::connect_with(target, prefix, timers).await?;
         Ok(RevocationStore::Redis(
             store.with_replica_acks(replica_acks),
@@ -188,7 +184,7 @@ impl RevocationStore {
     /// - the family's current token (or, before its first rotation, any of its tokens):
     ///   `Mint` with fresh successor ids, recorded as the family's next current token;
     ///   `Throttled` instead when the family has rotated `r.limit.max` times this window;
-    /// - the previous token within `r.grace` seconds of that rotation: `Mint` with the same
+    /// - the previous token within `r.grace_ms` of that rotation: `Mint` with the same
     ///   successor, so the caller signs the same pair again (a second tab, a retry);
     /// - any other token of the family, or a revoked family: revokes the whole family until
     ///   `r.until` and returns `Reuse`.
@@ -257,7 +253,8 @@ mod tests {
             fam: "fam1",
             until: NOW + 1000,
             now,
-            grace: 10,
+            now_ms: now * 1000,
+            grace_ms: 10_000,
             limit: LIMIT,
         };
         store.redeem(&r).await.unwrap()

@@ -63,8 +63,11 @@ pub struct Redemption<'a> {
     pub until: u64,
     /// The caller's clock, unix seconds.
     pub now: u64,
-    /// Seconds during which the previous token still gets the successor.
-    pub grace: u64,
+    /// The same clock in milliseconds: the grace interval counts in them, as whole seconds
+    /// would shorten it by up to one (a 1 s grace to nothing for a race across a second).
+    pub now_ms: u64,
+    /// Milliseconds during which the previous token still gets the successor.
+    pub grace_ms: u64,
     /// The per-family rotation limit.
     pub limit: RefreshLimit,
 }
@@ -89,7 +92,8 @@ struct Family {
     current: Box<str>,
     previous: Box<str>,
     next: Successor,
-    grace_until: u64,
+    /// Unix milliseconds.
+    grace_until_ms: u64,
     keep_until: u64,
     window_start: u64,
     rotations: u32,
@@ -115,7 +119,7 @@ impl Families {
         if *family.current == *r.jti {
             return family.rotate(r);
         }
-        if *family.previous == *r.jti && r.now < family.grace_until {
+        if *family.previous == *r.jti && r.now_ms < family.grace_until_ms {
             return Rotation::Mint(family.next.clone());
         }
         Rotation::Reuse
@@ -145,7 +149,7 @@ impl Family {
             current: next.refresh_jti.as_str().into(),
             previous: r.jti.into(),
             next,
-            grace_until: r.now.saturating_add(r.grace),
+            grace_until_ms: r.now_ms.saturating_add(r.grace_ms),
             keep_until: r.until,
             window_start: r.now,
             rotations: 1,
@@ -163,7 +167,7 @@ impl Family {
         let next = Successor::new(r.now);
         self.previous = std::mem::replace(&mut self.current, next.refresh_jti.as_str().into());
         self.next = next.clone();
-        self.grace_until = r.now.saturating_add(r.grace);
+        self.grace_until_ms = r.now_ms.saturating_add(r.grace_ms);
         self.keep_until = self.keep_until.max(r.until);
         self.rotations += 1;
         Rotation::Mint(next)
@@ -178,13 +182,19 @@ mod tests {
     const LIMIT: RefreshLimit = RefreshLimit { max: 3, window: 60 };
 
     fn redemption(jti: &str, now: u64) -> Redemption<'_> {
+        at_ms(jti, now * 1000)
+    }
+
+    fn at_ms(jti: &str, now_ms: u64) -> Redemption<'_> {
+        let now = now_ms / 1000;
         Redemption {
             jti,
             issued: now,
             fam: "fam1",
             until: now + 1000,
             now,
-            grace: 10,
+            now_ms,
+            grace_ms: 10_000,
             limit: LIMIT,
         }
     }
@@ -213,6 +223,24 @@ mod tests {
             families.redeem(&redemption("login", NOW + 11)),
             Rotation::Reuse
         );
+    }
+
+    #[test]
+    fn a_one_second_grace_lasts_a_second_across_a_second_boundary() {
+        let mut families = Families::default();
+        let one_second = |jti, now_ms| Redemption {
+            grace_ms: 1000,
+            ..at_ms(jti, now_ms)
+        };
+        let spent = NOW * 1000 + 990;
+        let next = minted(families.redeem(&one_second("login", spent)));
+        // 20 ms later, in the next second: the other tab still gets the same pair.
+        let again = families.redeem(&one_second("login", spent + 20));
+        assert_eq!(again, Rotation::Mint(next.clone()));
+        let last = families.redeem(&one_second("login", spent + 999));
+        assert_eq!(last, Rotation::Mint(next));
+        let late = families.redeem(&one_second("login", spent + 1000));
+        assert_eq!(late, Rotation::Reuse);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! A Redis Cluster master killed under load (three masters, one replica each): the
 //! replica takes its slots over, two gateways keep answering proxied requests from their
 //! mirrors, no revocation acknowledged before the kill and replicated is lost, and a
-//! revocation after the failover is written to the new master. (Without
+//! revocation after the failover is written to the new master. Meanwhile a second client
+//! logs in, refreshes and logs out on both gateways: each step answers 2xx or, while no
+//! master serves the revocation slot, 503, and every logout answered 204 holds on both
+//! gateways afterwards. (Without
 //! `min_replica_acks`: the promoted replica has no replica of its own, so `WAIT 1` would
 //! refuse every revocation after the failover, by design, until one joins.)
 //! The test prints the figures BENCHMARKS.md quotes.
@@ -16,13 +19,17 @@ use http::StatusCode;
 /// Where the revocation store keeps revoked jtis on a cluster: the prefix is the hash tag.
 const JTIS: &str = "{portcullis:}revoked:jti";
 
-fn config(cluster: &Cluster, upstream: &str) -> GatewayConfig {
+const ALICE_PW: &str = "correct horse battery";
+
+fn setup(cluster: &Cluster, upstream: &str) -> AuthSetup {
     let store = format!(
         "[store]\nbackend = \"redis\"\nredis_url = \"{}\"\non_error = \"deny\"\n\
          max_mirror_staleness = \"60s\"\n",
         cluster.url()
     );
-    GatewayConfig::standard(upstream).extra(&store)
+    AuthSetup::new(upstream)
+        .user("alice", ALICE_PW, &["user"])
+        .extra(&store)
 }
 
 fn jti_of(token: &str) -> String {
@@ -105,11 +112,7 @@ fn load(
 async fn a_killed_cluster_master_loses_no_revocation_and_the_next_goes_to_its_replica() {
     let mut cluster = Cluster::start_with_replicas().await;
     let up = Upstream::echo().await;
-    let a = Gateway::start(config(&cluster, &up.url())).await;
-    let dir = TestDir::new();
-    dir.write("main.pem", &a.signing_key_pem);
-    dir.write("main.pub.pem", &a.public_key_pem);
-    let b = Gateway::start_in(dir, config(&cluster, &up.url())).await;
+    let (a, b) = setup(&cluster, &up.url()).start_two().await;
     let (old, live, new) = (
         a.token("alice", &["user"]),
         a.token("bob", &["user"]),
@@ -144,7 +147,11 @@ async fn a_killed_cluster_master_loses_no_revocation_and_the_next_goes_to_its_re
     let (a, b) = (Arc::new(a), Arc::new(b));
     let stop = Arc::new(AtomicBool::new(false));
     let (tally, running) = load([a.clone(), b.clone()], old.clone(), live, stop.clone());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (sessions, cycling) =
+        session_cycles([a.clone(), b.clone()], "alice", ALICE_PW, stop.clone());
+    // Both loads run a while first: a cycle each way at least.
+    let cycled = sessions.more_cycles(2, Duration::from_secs(10)).await;
+    cycled.expect("sessions run before the kill");
     let killed = Instant::now();
     cluster.kill(owner);
     let promoted = eventually(Duration::from_secs(30), || async {
@@ -169,8 +176,11 @@ async fn a_killed_cluster_master_loses_no_revocation_and_the_next_goes_to_its_re
     refused_everywhere(&[&a, &b], &new)
         .await
         .expect("both enforce the new revocation");
+    let cycled = sessions.more_cycles(2, Duration::from_secs(10)).await;
+    cycled.expect("sessions go on after the failover");
     stop.store(true, Ordering::Relaxed);
     running.await.expect("the load ran");
+    cycling.await.expect("the sessions ran");
 
     let through = tally.revoked_let_through.load(Ordering::Relaxed);
     let errors = tally.server_errors.load(Ordering::Relaxed);
@@ -180,11 +190,19 @@ async fn a_killed_cluster_master_loses_no_revocation_and_the_next_goes_to_its_re
          acknowledged after {acknowledged:?}; {requests} requests, {errors} answered 5xx, \
          {through} revoked let through"
     );
+    println!("cluster failover sessions: {}", sessions.figures(killed));
     assert_eq!(
         through, 0,
         "a revoked token got through during the failover"
     );
     assert!(tally.live_ok.load(Ordering::Relaxed) > 0);
+    let faults = sessions.fault_samples();
+    assert_eq!(sessions.faults(), 0, "neither 2xx nor 503: {faults:?}");
+    for access in sessions.logged_out() {
+        refused_everywhere(&[&a, &b], &access)
+            .await
+            .expect("a logout answered 204 holds on both gateways");
+    }
     refused_everywhere(&[&a, &b], &old)
         .await
         .expect("the revocation from before the kill holds");

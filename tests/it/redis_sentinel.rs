@@ -1,7 +1,9 @@
 //! Two gateways on a real Sentinel deployment (master, replica, three sentinels, an ACL user
 //! whose password is read from a file): a failover loses no revocation and answers no
-//! proxied request 5xx (the mirror decides within `max_mirror_staleness`), later revocations
-//! go to the new master, and nothing is ever written to a replica.
+//! proxied request 5xx (the mirror decides within `max_mirror_staleness`), logins, refreshes
+//! and logouts answer 2xx or, while no master is reachable, 503 (a logout answered 204 holds
+//! afterwards), later revocations go to the new master, and nothing is ever written to a
+//! replica.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use http::StatusCode;
 
 const JTIS: &str = "portcullis:revoked:jti";
 const EVENTS: &str = "portcullis:events";
+const ALICE_PW: &str = "correct horse battery";
 
 fn store(set: &SentinelSet, extra: &str) -> String {
     format!(
@@ -21,19 +24,17 @@ fn store(set: &SentinelSet, extra: &str) -> String {
     )
 }
 
-/// Both gateways, the second verifying the first one's tokens, and their upstream; with
-/// a TLS set, trusting its certificate.
+/// Both gateways, the second verifying the first one's tokens and logging in the same
+/// users, and their upstream; with a TLS set, trusting its certificate.
 async fn pair(set: &SentinelSet, extra: &str) -> (Gateway, Gateway, Upstream) {
     let up = Upstream::echo().await;
-    let mut cfg = GatewayConfig::standard(&up.url()).extra(&store(set, extra));
+    let mut setup = AuthSetup::new(&up.url())
+        .user("alice", ALICE_PW, &["user"])
+        .extra(&store(set, extra));
     if let Some(ca) = set.tls_cert_file() {
-        cfg = cfg.env("SSL_CERT_FILE", ca.to_str().expect("a UTF-8 path"));
+        setup = setup.env("SSL_CERT_FILE", ca.to_str().expect("a UTF-8 path"));
     }
-    let a = Gateway::start(cfg.clone()).await;
-    let dir = TestDir::new();
-    dir.write("main.pem", &a.signing_key_pem);
-    dir.write("main.pub.pem", &a.public_key_pem);
-    let b = Gateway::start_in(dir, cfg).await;
+    let (a, b) = setup.start_two().await;
     (a, b, up)
 }
 
@@ -180,7 +181,11 @@ async fn a_killed_master_loses_no_revocation_and_the_next_goes_to_the_new_master
         live.clone(),
         stop.clone(),
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (sessions, cycling) =
+        session_cycles([a.clone(), b.clone()], "alice", ALICE_PW, stop.clone());
+    // Both loads run a while first: a cycle each way at least.
+    let cycled = sessions.more_cycles(2, Duration::from_secs(10)).await;
+    cycled.expect("sessions run before the kill");
     let killed = Instant::now();
     set.kill_master();
     set.wait_for_master(set.replica_port(), Duration::from_secs(30))
@@ -202,8 +207,11 @@ async fn a_killed_master_loses_no_revocation_and_the_next_goes_to_the_new_master
         let synced = eventually(Duration::from_secs(15), || in_sync(gw)).await;
         assert!(synced.is_ok(), "mirror never resynced:\n{}", gw.log());
     }
+    let cycled = sessions.more_cycles(2, Duration::from_secs(10)).await;
+    cycled.expect("sessions go on after the failover");
     stop.store(true, Ordering::Relaxed);
     running.await.expect("the load ran");
+    cycling.await.expect("the sessions ran");
 
     let through = tally.revoked_let_through.load(Ordering::Relaxed);
     let errors = tally.server_errors.load(Ordering::Relaxed);
@@ -212,11 +220,19 @@ async fn a_killed_master_loses_no_revocation_and_the_next_goes_to_the_new_master
         "failover: new master after {promoted:?}, first revocation acknowledged after \
          {acknowledged:?}; {requests} requests, {errors} answered 5xx, {through} revoked let through"
     );
+    println!("failover sessions: {}", sessions.figures(killed));
     assert_eq!(
         through, 0,
         "a revoked token got through during the failover"
     );
     assert!(tally.live_ok.load(Ordering::Relaxed) > 0);
+    let faults = sessions.fault_samples();
+    assert_eq!(sessions.faults(), 0, "neither 2xx nor 503: {faults:?}");
+    for access in sessions.logged_out() {
+        refused_everywhere(&[&a, &b], &access, Duration::from_secs(10))
+            .await
+            .expect("a logout answered 204 holds on both gateways");
+    }
     refused_everywhere(&[&a, &b], &old, Duration::from_secs(1))
         .await
         .expect("the revocation from before the kill is still enforced");

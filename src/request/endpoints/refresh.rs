@@ -16,7 +16,7 @@ use crate::control::app::App;
 use crate::reject::Reject;
 use crate::request::client::ConnInfo;
 use crate::revoke::{Redemption, Rotation};
-use crate::runtime::unix_now;
+use crate::runtime::unix_now_ms;
 use crate::token::verify::{self, Claim, TokenError};
 use crate::token::{Claims, TokenType};
 use crate::users::User;
@@ -117,7 +117,8 @@ async fn rotate(
     request_id: &str,
     user_agent: &str,
 ) -> Result<crate::revoke::Pair, Reject> {
-    let now = unix_now();
+    let now_ms = unix_now_ms();
+    let now = now_ms / 1000;
     let claims = verified_refresh(app, snap, token, now).await?;
     let fam = claims
         .fam
@@ -138,7 +139,8 @@ async fn rotate(
         fam: &fam,
         until,
         now,
-        grace: snap.auth.reuse_grace,
+        now_ms,
+        grace_ms: snap.auth.reuse_grace_ms,
         limit: snap.auth.refresh_limit,
     };
     let rotation = app

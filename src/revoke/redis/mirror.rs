@@ -3,8 +3,11 @@
 //! One dedicated pub/sub connection (a subscribed connection can run nothing else) follows
 //! `{p}events`; the shared `ConnectionManager` runs the reloads. The task owns `in_sync`:
 //! true only between "subscribed, then reloaded" and the first sign the subscription is gone
-//! (stream closed, or a ping unanswered for a second). Reconnecting backs off from 50 ms to
-//! 2 s, so a restarted redis-server is followed within about two seconds.
+//! (stream closed, or a ping unanswered for a second). The subscription is pinged every
+//! `ping_interval` (5 s), and at once when a command on the shared connection failed: a
+//! silent partition is then noticed at the first write or remote check it fails, not up to
+//! six seconds later. Reconnecting backs off from 50 ms to 2 s, so a restarted
+//! redis-server is followed within about two seconds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -229,14 +232,24 @@ impl Subscriber {
                     }
                 }
                 _ = ping.tick() => {
-                    let answered = timeout(ping_timeout, sink.ping::<redis::Value>()).await;
-                    if !matches!(answered, Ok(Ok(_))) {
+                    if !answers(&mut sink, ping_timeout).await {
                         return "subscription ping unanswered";
+                    }
+                }
+                _ = self.shared.suspected() => {
+                    if !answers(&mut sink, ping_timeout).await {
+                        return "subscription ping unanswered after a failed command";
                     }
                 }
             }
         }
     }
+}
+
+/// True when the subscription answers a ping within `limit`.
+async fn answers(sink: &mut PubSubSink, limit: Duration) -> bool {
+    let answered = timeout(limit, sink.ping::<redis::Value>()).await;
+    matches!(answered, Ok(Ok(_)))
 }
 
 #[cfg(test)]

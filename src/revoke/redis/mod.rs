@@ -35,7 +35,8 @@
 //!
 //! The mirror is a [`MemoryStore`]: `is_revoked` is the same local, sharded read as with the
 //! memory store, behind one atomic load of `in_sync`. A subscriber task (see `mirror.rs`)
-//! follows `{p}events`, reloads everything every 30 s, and pings its connection every 5 s.
+//! follows `{p}events`, reloads everything every 30 s, and pings its connection every
+//! `ping_interval` (5 s) and whenever a command to Redis failed.
 //! When that connection drops, `in_sync` turns false at once and the task reconnects with
 //! backoff, resubscribes, reloads, and only then sets `in_sync` again (subscribing before
 //! loading, so no change falls between the two). While out of sync `is_revoked` answers
@@ -296,7 +297,8 @@ impl RedisStore {
             pipe.cmd("ZSCORE").arg(&self.keys.fam).arg(fam);
         }
         let mut conn = self.conn.clone();
-        let times: Vec<Option<f64>> = within(CHECK_TIMEOUT, pipe.query_async(&mut conn)).await?;
+        let times = within(CHECK_TIMEOUT, pipe.query_async(&mut conn)).await;
+        let times: Vec<Option<f64>> = self.noticed(times)?;
         let after_now = |time: &Option<f64>| time.is_some_and(|t| to_secs(t) > now);
         let subject_cut = times.get(1).copied().flatten();
         Ok(times.first().is_some_and(after_now)
@@ -328,7 +330,8 @@ impl RedisStore {
             .arg(time)
             .arg(&self.keys.channel);
         let mut conn = self.conn.clone();
-        let _: i64 = within(WRITE_TIMEOUT, invocation.invoke_async(&mut conn)).await?;
+        let written = within(WRITE_TIMEOUT, invocation.invoke_async(&mut conn)).await;
+        let _: i64 = self.noticed(written)?;
         kind.apply(&self.shared.mirror, id, time);
         self.replicated().await
     }
@@ -353,6 +356,15 @@ impl RedisStore {
             return Err(StoreError::Unavailable);
         }
         Ok(())
+    }
+
+    /// Passes `result` on; a failure (Redis did not answer in time, or the connection is
+    /// lost) also has the subscriber check its subscription at once.
+    fn noticed<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() {
+            self.shared.suspect();
+        }
+        result
     }
 
     /// Drops the mirror's expired entries (Redis's are dropped by the periodic resync).

@@ -11,7 +11,10 @@
 //! unfilled turned the client's retry into reuse and revoked its session. Here the late
 //! claim only records a successor, which the retry, presenting the same token, gets back.
 //! The grace interval counts from when the script ran (the later of the caller's clock and
-//! Redis's), so a stall cannot eat it.
+//! Redis's), so a stall cannot eat it, and in milliseconds: in whole seconds a 1 s grace
+//! was anywhere from 0 to 1 s, and two instances racing across a second boundary turned a
+//! second tab's refresh into reuse. `grace_until` holds fractional seconds, which an
+//! older instance's script compares correctly too.
 
 use std::sync::LazyLock;
 
@@ -22,8 +25,8 @@ use crate::revoke::{Redemption, Rotation, Successor};
 use crate::store::StoreError;
 
 /// KEYS: revoked families, the family's record, the data-loss marker. ARGV: jti, fam,
-/// until, now, grace, proposed access jti, proposed refresh jti, channel, max rotations,
-/// window, the token's iat.
+/// until, now, grace (ms), proposed access jti, proposed refresh jti, channel, max
+/// rotations, window, the token's iat, now (ms).
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -32,7 +35,9 @@ local revoked = redis.call('ZSCORE', KEYS[1], fam)
 if revoked and tonumber(revoked) > now then
   return {'reuse', revoked}
 end
-local clock = math.max(now, tonumber(redis.call('TIME')[1]))
+local time = redis.call('TIME')
+local clock = math.max(now, tonumber(time[1]))
+local precise = math.max(tonumber(ARGV[12]), time[1] * 1000 + math.floor(time[2] / 1000)) / 1000
 local r = redis.call('HMGET', KEYS[2], 'current', 'previous', 'access', 'refresh', 'iat',
   'grace_until', 'window_start', 'rotations')
 if not r[1] and tonumber(ARGV[11]) <= tonumber(redis.call('HGET', KEYS[3], 'lost_at') or '0') then
@@ -48,12 +53,13 @@ if not r[1] or r[1] == jti then
     return {'throttled', tostring(start + window - clock)}
   end
   redis.call('HSET', KEYS[2], 'current', ARGV[7], 'previous', jti, 'access', ARGV[6],
-    'refresh', ARGV[7], 'iat', ARGV[4], 'grace_until', clock + tonumber(ARGV[5]),
+    'refresh', ARGV[7], 'iat', ARGV[4],
+    'grace_until', string.format('%.3f', precise + tonumber(ARGV[5]) / 1000),
     'window_start', start, 'rotations', count + 1)
   redis.call('EXPIREAT', KEYS[2], until_)
   return {'mint', ARGV[6], ARGV[7], ARGV[4]}
 end
-if r[2] == jti and clock < tonumber(r[6]) then
+if r[2] == jti and precise < tonumber(r[6]) then
   return {'mint', r[3], r[4], r[5]}
 end
 redis.call('ZADD', KEYS[1], 'GT', until_, fam)
@@ -81,15 +87,17 @@ impl RedisStore {
             .arg(r.fam)
             .arg(r.until)
             .arg(r.now)
-            .arg(r.grace)
+            .arg(r.grace_ms)
             .arg(&proposed.access_jti)
             .arg(&proposed.refresh_jti)
             .arg(&self.keys.channel)
             .arg(r.limit.max)
             .arg(r.limit.window)
-            .arg(r.issued);
+            .arg(r.issued)
+            .arg(r.now_ms);
         let mut conn = self.conn.clone();
-        let reply: Vec<String> = within(WRITE_TIMEOUT, invocation.invoke_async(&mut conn)).await?;
+        let reply = within(WRITE_TIMEOUT, invocation.invoke_async(&mut conn)).await;
+        let reply: Vec<String> = self.noticed(reply)?;
         let rotation = parse(&reply, r.until)?;
         if let Rotation::Reuse = rotation {
             let until = reply.get(1).and_then(|u| u.parse::<f64>().ok());

@@ -26,6 +26,8 @@ pub(super) struct Shared {
     /// `NEVER_SYNCED` before the first sync).
     left_sync_ms: AtomicU64,
     epoch: Instant,
+    /// Raised when a command to Redis failed: the subscriber pings at once.
+    suspect: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -37,7 +39,19 @@ impl Shared {
             in_sync: AtomicBool::new(false),
             left_sync_ms: AtomicU64::new(NEVER_SYNCED),
             epoch: Instant::now(),
+            suspect: tokio::sync::Notify::new(),
         }
+    }
+
+    /// A command to Redis failed (no answer in time, connection lost): the subscription
+    /// may be gone silent too, so the subscriber checks it now rather than at its next ping.
+    pub(super) fn suspect(&self) {
+        self.suspect.notify_one();
+    }
+
+    /// Resolves once a command failed since the last call (`suspect`).
+    pub(super) async fn suspected(&self) {
+        self.suspect.notified().await;
     }
 
     pub(super) fn mark_in_sync(&self) {

@@ -111,6 +111,20 @@ impl AuthSetup {
         }
         Gateway::start_in(dir, cfg).await
     }
+
+    /// Two gateways of this setup, the second with the first one's signing key and users
+    /// file: either verifies the other's tokens and logs the same users in.
+    pub async fn start_two(self) -> (Gateway, Gateway) {
+        let cfg = self.config();
+        let a = self.start().await;
+        let dir = TestDir::new();
+        dir.write("main.pem", &a.signing_key_pem);
+        dir.write("main.pub.pem", &a.public_key_pem);
+        let users = std::fs::read_to_string(a.dir.join("users.toml")).expect("A's users.toml");
+        dir.write("users.toml", &users);
+        let b = Gateway::start_in(dir, cfg).await;
+        (a, b)
+    }
 }
 
 /// `portcullis user add NAME --role R... --config CONFIG`, the password on stdin.

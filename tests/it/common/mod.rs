@@ -16,6 +16,8 @@
 //! - `nginx`: `Nginx`, a real nginx with `auth_request` in front of the gateway.
 //! - `redis`: `Redis`, a real redis-server per test.
 //! - `sentinel`: `SentinelSet`, a real master, replica and three sentinels.
+//! - `sessions`: `session_cycles`, login -> refresh -> logout on two gateways through a
+//!   failover, and `SessionTally`, what each step answered.
 //! - `backend`: `CredentialBackend`, an existing password checker for the http user store.
 //! - `idp`: `Idp`, an external identity provider (discovery + JWK Set) for `[[issuers]]`.
 //! - `oidc`: `OidcProvider`, a real OpenID provider (node + `oidc-provider`), and
@@ -37,6 +39,7 @@ mod raw;
 mod redis;
 mod scripted;
 mod sentinel;
+mod sessions;
 mod tokens;
 mod upstream;
 
@@ -53,6 +56,7 @@ pub use raw::*;
 pub use redis::*;
 pub use scripted::*;
 pub use sentinel::*;
+pub use sessions::*;
 pub use tokens::*;
 pub use upstream::*;
 

@@ -2,5 +2,6 @@
 //! harness: two or three stores on one server stand for as many gateway instances.
 
 mod revoke_redis;
+mod rotation_redis;
 mod throttle_redis;
 mod users_redis;
