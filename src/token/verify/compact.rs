@@ -9,14 +9,41 @@
 //! included, a non-string extra member or a repeated field is malformed), and the
 //! signature is checked by aws-lc-rs (HMAC compared in constant time) or by jsonwebtoken.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::Header;
+use jsonwebtoken::{Algorithm, Header};
+use serde::Deserialize;
 
 use super::TokenError;
 use crate::token::keys::VerifyKey;
+
+/// What the header says about the key, before anything is authenticated.
+pub(super) struct KeyHint<'h> {
+    /// The header's `alg`.
+    pub alg: Algorithm,
+    /// The header's `kid`, if any.
+    pub kid: Option<Cow<'h, str>>,
+    /// Whether the header names critical extensions.
+    pub crit: bool,
+    /// Whether it has members beyond jsonwebtoken's plain fields (extras or a jwk): then
+    /// only a full scan can rule out a repeated member.
+    pub extras: bool,
+}
+
+/// The plain header shape: `alg`, then optionally `kid` and `typ` as strings without escapes
+/// (or null, as `Header` allows); anything else fails here and is parsed as `Header`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainHeader<'h> {
+    alg: Algorithm,
+    kid: Option<&'h str>,
+    /// Read only so that a non-string typ is left to `Header` to judge.
+    #[serde(rename = "typ")]
+    _typ: Option<&'h str>,
+}
 
 /// The three segments of a compact JWS, and their decoded bytes.
 pub(super) struct Compact<'t> {
@@ -63,9 +90,35 @@ impl<'t> Compact<'t> {
         &self.buf[self.header.clone()]
     }
 
-    /// The header, parsed as jsonwebtoken parses it; unauthenticated until [`Self::check`].
-    pub(super) fn header(&self) -> Result<Header, TokenError> {
-        serde_json::from_slice(self.header_json()).map_err(|_| TokenError::Malformed)
+    /// The header, read as jsonwebtoken's `Header` reads it; unauthenticated until
+    /// [`Self::check`].
+    ///
+    /// A header of only `alg`, `kid` and `typ` (what every token minted here has) is read
+    /// into borrowed fields, without the allocations of `Header` and its flattened extras;
+    /// whatever that shape refuses (any other member, a repeat, an escape in a string, not
+    /// an object) is parsed as `Header`, so exactly the same headers are refused.
+    pub(super) fn header(&self) -> Result<KeyHint<'_>, TokenError> {
+        let json = self.header_json();
+        // serde reads a struct from a JSON array too; `Header` (flattened) only from an object.
+        if json.trim_ascii_start().first() == Some(&b'{') {
+            if let Ok(plain) = serde_json::from_slice::<PlainHeader>(json) {
+                let kid = plain.kid.map(Cow::Borrowed);
+                let (crit, extras) = (false, false);
+                return Ok(KeyHint {
+                    alg: plain.alg,
+                    kid,
+                    crit,
+                    extras,
+                });
+            }
+        }
+        let header: Header = serde_json::from_slice(json).map_err(|_| TokenError::Malformed)?;
+        Ok(KeyHint {
+            alg: header.alg,
+            kid: header.kid.map(Cow::Owned),
+            crit: header.crit.is_some(),
+            extras: !header.extras.is_empty() || header.jwk.is_some(),
+        })
     }
 
     /// Checks the signature with `key` (its pinned alg, which the header was held to).

@@ -213,16 +213,15 @@ fn pick_key<'r>(ring: &'r KeyRing, compact: &Compact) -> Result<(&'r VerifyKey, 
     // An alg jsonwebtoken does not know ("none" included) fails to parse: Malformed.
     let header = compact.header()?;
     // We implement no JWS extensions, so any critical one must be refused (RFC 7515 4.1.11).
-    if header.crit.is_some() {
+    if header.crit {
         return Err(TokenError::Malformed);
     }
-    let extras = !header.extras.is_empty() || header.jwk.is_some();
     let kid = header.kid.ok_or(TokenError::MissingKid)?;
     let key = ring.verifier(&kid).ok_or(TokenError::UnknownKid)?;
     if header.alg != key.alg.jwt() {
         return Err(TokenError::AlgMismatch);
     }
-    Ok((key, extras))
+    Ok((key, header.extras))
 }
 
 /// Parses the (authenticated) payload straight into Claims, in one pass: every required
