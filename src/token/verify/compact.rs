@@ -12,12 +12,10 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use jsonwebtoken::{Algorithm, Header};
 use serde::Deserialize;
 
-use super::TokenError;
+use super::{b64url, TokenError};
 use crate::token::keys::VerifyKey;
 
 /// What the header says about the key, before anything is authenticated.
@@ -100,8 +98,12 @@ impl<'t> Compact<'t> {
     pub(super) fn header(&self) -> Result<KeyHint<'_>, TokenError> {
         let json = self.header_json();
         // serde reads a struct from a JSON array too; `Header` (flattened) only from an object.
-        if json.trim_ascii_start().first() == Some(&b'{') {
-            if let Ok(plain) = serde_json::from_slice::<PlainHeader>(json) {
+        // Text checked as UTF-8 once spares serde_json checking every string again.
+        let text = std::str::from_utf8(json)
+            .ok()
+            .filter(|t| t.trim_ascii_start().starts_with('{'));
+        if let Some(text) = text {
+            if let Ok(plain) = serde_json::from_str::<PlainHeader>(text) {
                 let kid = plain.kid.map(Cow::Borrowed);
                 let (crit, extras) = (false, false);
                 return Ok(KeyHint {
@@ -157,7 +159,6 @@ impl<'t> Compact<'t> {
     /// Appends the decoded `segment` to the buffer and returns where it landed.
     fn decode(&mut self, segment: &str) -> Option<Range<usize>> {
         let start = self.buf.len();
-        URL_SAFE_NO_PAD.decode_vec(segment, &mut self.buf).ok()?;
-        Some(start..self.buf.len())
+        b64url::decode_into(segment.as_bytes(), &mut self.buf).then_some(start..self.buf.len())
     }
 }

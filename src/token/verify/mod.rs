@@ -228,7 +228,13 @@ fn pick_key<'r>(ring: &'r KeyRing, compact: &Compact) -> Result<(&'r VerifyKey, 
 /// claim is a field without a default, so serde reports its absence as "missing field";
 /// repeats are refused by the caller.
 fn parse_claims(payload: &[u8]) -> Result<Claims, TokenError> {
-    serde_json::from_slice(payload).map_err(|json| {
+    // UTF-8 checked once for the whole text (serde_json would check each string); text that
+    // is not UTF-8 is read as bytes as before, so it is refused with the same reason.
+    let parsed = match std::str::from_utf8(payload) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(payload),
+    };
+    parsed.map_err(|json| {
         missing_field(&json.to_string()).map_or(TokenError::Malformed, TokenError::MissingClaim)
     })
 }
@@ -270,6 +276,7 @@ pub(crate) fn check_claims(
     Ok(())
 }
 
+mod b64url;
 mod compact;
 
 #[cfg(test)]
