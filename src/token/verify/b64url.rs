@@ -28,19 +28,22 @@ const fn sextets() -> [u8; 256] {
 pub(super) fn decode_into(segment: &[u8], out: &mut Vec<u8>) -> bool {
     let groups = segment.chunks_exact(4);
     let tail = groups.remainder();
-    out.reserve(segment.len() / 4 * 3 + 2);
-    for group in groups {
-        let [a, b, c, d] = [group[0], group[1], group[2], group[3]].map(|x| SEXTETS[x as usize]);
+    let start = out.len();
+    // Sized once and written by index: no capacity check per group.
+    out.resize(start + segment.len() / 4 * 3, 0);
+    for (group, bytes) in groups.zip(out[start..].chunks_exact_mut(3)) {
+        let sextet = |i: usize| u32::from(SEXTETS[usize::from(group[i])]);
+        let (a, b, c, d) = (sextet(0), sextet(1), sextet(2), sextet(3));
         // INVALID is the only value with its top bit set.
         if (a | b | c | d) & 0x80 != 0 {
             return false;
         }
-        let bits = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
-        out.extend_from_slice(&bits.to_be_bytes()[1..]);
+        let bits = a << 18 | b << 12 | c << 6 | d;
+        bytes.copy_from_slice(&bits.to_be_bytes()[1..]);
     }
-    let tail = tail.iter().map(|&x| SEXTETS[x as usize]);
     let mut bits = 0u32;
-    for sextet in tail.clone() {
+    for &x in tail {
+        let sextet = SEXTETS[usize::from(x)];
         if sextet == INVALID {
             return false;
         }
