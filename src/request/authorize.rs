@@ -1,6 +1,8 @@
 //! What a route demands of a request: token -> revocation -> policy, with every denial
 //! audited once. Shared by the proxy and forward-auth, so both decide the same way.
 
+use std::sync::Arc;
+
 use crate::config::snapshot::{Route, Snapshot};
 use crate::control::app::App;
 use crate::policy::Policy;
@@ -36,7 +38,7 @@ pub async fn authorize_route(
     route: &Route,
     method: &http::Method,
     headers: &http::HeaderMap,
-) -> Result<Option<Claims>, Reject> {
+) -> Result<Option<Arc<Claims>>, Reject> {
     if !route.policy.requires_token() {
         return Ok(None);
     }
@@ -57,7 +59,7 @@ async fn authorize(
     conn: &ConnInfo,
     route: &Route,
     headers: &http::HeaderMap,
-) -> Result<Claims, Reject> {
+) -> Result<Arc<Claims>, Reject> {
     let now = unix_now();
     let verified = crate::cookies::access_token(snap.auth.cookies.as_ref(), headers)
         .and_then(|token| crate::issuers::verify_access(snap, token, now));

@@ -107,7 +107,7 @@ async fn proxy<'s>(
         conn,
         &mut request,
         host.as_deref(),
-        claims.as_ref(),
+        claims.as_deref(),
         upgrade,
     );
     if let (Some(claims), Some(assertion)) = (&claims, &route.assertion) {
@@ -120,7 +120,7 @@ async fn proxy<'s>(
             unix_now(),
         )?;
     }
-    trace.sub = claims.map(|claims| claims.sub);
+    trace.sub = claims.map(|claims| claims.sub.clone());
     trace.request_id = request.headers().get(&X_REQUEST_ID).cloned();
     *request.uri_mut() = target;
     *request.version_mut() = Version::HTTP_11;

@@ -1,6 +1,7 @@
 //! Tokens: the key ring, bearer verification and minting, plus the claim types they share.
 
 pub mod cache;
+mod claims_json;
 pub mod dupkeys;
 pub mod jwks;
 pub mod keys;
@@ -119,7 +120,10 @@ pub enum TokenType {
 }
 
 /// The `aud` claim: one audience string or an array of them (RFC 7519 allows both).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Read by a hand-written `Deserialize` (in `claims_json`), which accepts what
+/// `#[serde(untagged)]` did without buffering the value first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Audience {
     /// A single audience string.
@@ -139,7 +143,10 @@ impl Audience {
 }
 
 /// Claims carried by every portcullis token.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+///
+/// Read by a hand-written `Deserialize` (in `claims_json`): one pass, no buffering of the
+/// flattened `extra`.
+#[derive(Clone, Debug, Serialize)]
 pub struct Claims {
     /// Issuer.
     pub iss: String,
@@ -156,21 +163,20 @@ pub struct Claims {
     /// Unique token id, the handle for revocation.
     pub jti: String,
     /// Roles granted to the subject.
-    #[serde(default)]
     pub roles: Vec<String>,
     /// Access or refresh.
     pub typ: TokenType,
     /// Refresh family id, shared by every refresh token of one login.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fam: Option<String>,
     /// Authentication methods (RFC 8176) of the sign-in this token descends from.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
     /// When that sign-in happened, seconds since the Unix epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<u64>,
     /// The identity provider that signed the person in, when it was not this gateway.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub idp: Option<String>,
     /// Any further claims, kept for policy checks on custom claims.
     #[serde(flatten)]

@@ -2,6 +2,7 @@
 //! verify only with that issuer's keys and map its claims into [`Claims`].
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -22,7 +23,9 @@ use crate::token::{
 /// With no `[[issuers]]` this is exactly the gateway's own check. Otherwise the token's
 /// `iss` (read before any signature check, only to choose the keys) picks the gateway's own
 /// path, an external issuer, or "wrong issuer".
-pub fn verify_access(snap: &Snapshot, token: &str, now: u64) -> Result<Claims, TokenError> {
+///
+/// The claims are shared with the per-thread cache of verified tokens, not copied.
+pub fn verify_access(snap: &Snapshot, token: &str, now: u64) -> Result<Arc<Claims>, TokenError> {
     // The gateway's own tokens go through the per-thread cache of verified tokens.
     let own = || cache::verify(&snap.keys, &snap.expect, token, TokenType::Access, now);
     if snap.issuers.is_empty() {
@@ -36,7 +39,7 @@ pub fn verify_access(snap: &Snapshot, token: &str, now: u64) -> Result<Claims, T
         return own();
     }
     let issuer = snap.issuers.find(&iss).ok_or(TokenError::WrongIssuer)?;
-    verify_external(issuer, token, snap.expect.leeway_secs, now)
+    verify_external(issuer, token, snap.expect.leeway_secs, now).map(Arc::new)
 }
 
 /// The `iss` of an unverified token; it only selects keys, it is checked again after.

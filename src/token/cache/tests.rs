@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use super::*;
 use crate::token::keys::{KeyMaterial, KeySpec};
 use crate::token::mint::mint;
@@ -12,7 +14,7 @@ fn access(ring: &KeyRing, now: u64) -> String {
         .0
 }
 
-fn check(ring: &KeyRing, token: &str, now: u64) -> Result<Claims, TokenError> {
+fn check(ring: &KeyRing, token: &str, now: u64) -> Result<Arc<Claims>, TokenError> {
     verify(ring, &expect(), token, TokenType::Access, now)
 }
 
@@ -166,4 +168,78 @@ fn long_tokens_are_verified_every_time() {
     assert!(token.len() > MAX_CACHED_LEN);
     check(&ring, &token, NOW).unwrap();
     assert_eq!(cached(&ring), 0);
+}
+
+#[test]
+fn a_token_in_a_cached_tokens_slot_is_verified_in_full() {
+    let ring = ring_for(Alg::HS256);
+    let token = access(&ring, NOW);
+    check(&ring, &token, NOW).unwrap();
+    // Another payload under the cached token's signature: the same last bytes, so the same
+    // slot; the entry is not its own, so it is verified, and the MAC refuses it.
+    let (header, rest) = token.split_once('.').unwrap();
+    let (_, sig) = rest.split_once('.').unwrap();
+    let other = access(&ring, NOW + 1);
+    let (_, other_rest) = other.split_once('.').unwrap();
+    let (other_payload, _) = other_rest.split_once('.').unwrap();
+    let forged = format!("{header}.{other_payload}.{sig}");
+    let slot = |t: &str| CACHE.with_borrow(|cache| cache.slot(t));
+    assert_eq!(slot(&forged), slot(&token));
+    for _ in 0..2 {
+        assert_eq!(
+            check(&ring, &forged, NOW).unwrap_err(),
+            TokenError::BadSignature
+        );
+    }
+    // The cached token still hits, with its own claims.
+    assert_eq!(check(&ring, &token, NOW).unwrap().iat, NOW);
+    assert_eq!(cached(&ring), 1);
+}
+
+#[test]
+fn two_tokens_in_one_slot_never_share_claims() {
+    let ring = ring_for(Alg::HS256);
+    let (alice, bob) = (access(&ring, NOW), access(&ring, NOW + 5));
+    let claims = |token: &str| {
+        Arc::new(verify::verify(&ring, &expect(), token, TokenType::Access, NOW + 5).unwrap())
+    };
+    let (alice_claims, bob_claims) = (claims(&alice), claims(&bob));
+    assert_ne!(alice_claims.jti, bob_claims.jti);
+    // Both forced into one slot, as a hash collision would put them.
+    let mut cache = ThreadCache {
+        generation: ring.generation().get(),
+        keys: RandomState::new(),
+        entries: HashMap::default(),
+    };
+    let slot = 7;
+    cache.store(slot, &alice, Arc::clone(&alice_claims), NOW);
+    assert_eq!(cache.lookup(slot, &alice).unwrap().jti, alice_claims.jti);
+    assert!(cache.lookup(slot, &bob).is_none(), "bob's token is a miss");
+    cache.store(slot, &bob, Arc::clone(&bob_claims), NOW);
+    assert!(
+        cache.lookup(slot, &alice).is_none(),
+        "alice's entry was replaced"
+    );
+    assert_eq!(cache.lookup(slot, &bob).unwrap().jti, bob_claims.jti);
+    assert_eq!(cache.entries.len(), 1);
+    // A prefix, an extension or a one-byte change of the cached token is a miss too.
+    let mut changed = bob.clone().into_bytes();
+    changed[10] ^= 1;
+    let changed = String::from_utf8(changed).unwrap();
+    for other in [&bob[..bob.len() - 1], &format!("{bob}A"), &changed] {
+        assert!(cache.lookup(slot, other).is_none(), "{other}");
+    }
+}
+
+#[test]
+fn each_verification_gets_the_claims_of_its_own_token() {
+    let ring = ring_for(Alg::HS256);
+    let tokens: Vec<String> = (0..64).map(|i| access(&ring, NOW + i)).collect();
+    for round in 0..2 {
+        for (i, token) in tokens.iter().enumerate() {
+            let claims = check(&ring, token, NOW + 64).unwrap();
+            assert_eq!(claims.iat, NOW + i as u64, "round {round}");
+        }
+    }
+    assert_eq!(cached(&ring), tokens.len());
 }

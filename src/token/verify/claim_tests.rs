@@ -106,3 +106,46 @@ fn roles_the_roles_header_cannot_carry_are_dropped() {
     let token = sign_text(&ring, "", &payload(NOW, "alice", roles, ""));
     assert_eq!(check(&ring, &token).unwrap().roles, vec!["dev".to_string()]);
 }
+
+/// Signs header and payload bytes as they are, UTF-8 or not.
+fn sign_bytes(ring: &KeyRing, header: &[u8], payload: &[u8]) -> String {
+    let signer = ring.signer();
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &signer.key, signer.alg.jwt()).unwrap();
+    format!("{input}.{sig}")
+}
+
+#[test]
+fn text_that_is_not_utf8_is_refused_with_the_reason_it_had() {
+    let ring = ring_for(Alg::HS256);
+    let header = format!(r#"{{"alg":"HS256","kid":"{}"}}"#, ring.signer().kid);
+    let valid = payload(NOW, "alice", r#"["dev"]"#, "");
+    let sub_bytes = valid.replace("alice", "al\u{1}ce").into_bytes();
+    let bad_sub: Vec<u8> = sub_bytes
+        .iter()
+        .map(|&b| if b == 1 { 0xff } else { b })
+        .collect();
+    let mut after_object = b"{}".to_vec();
+    after_object.push(0xff);
+    for (payload, want) in [
+        (bad_sub, TokenError::Malformed),
+        // serde_json reports the missing claim before it reaches the byte after the object.
+        (after_object, TokenError::MissingClaim(Claim::Iss)),
+    ] {
+        let token = sign_bytes(&ring, header.as_bytes(), &payload);
+        assert_eq!(check(&ring, &token).unwrap_err(), want);
+    }
+    let mut bad_typ = header.trim_end_matches('}').as_bytes().to_vec();
+    bad_typ.extend_from_slice(b",\"typ\":\"\xff\"}");
+    let token = sign_bytes(&ring, &bad_typ, valid.as_bytes());
+    assert_eq!(check(&ring, &token).unwrap_err(), TokenError::Malformed);
+    assert!(check(
+        &ring,
+        &sign_bytes(&ring, header.as_bytes(), valid.as_bytes())
+    )
+    .is_ok());
+}

@@ -9,14 +9,39 @@
 //! included, a non-string extra member or a repeated field is malformed), and the
 //! signature is checked by aws-lc-rs (HMAC compared in constant time) or by jsonwebtoken.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use jsonwebtoken::Header;
+use jsonwebtoken::{Algorithm, Header};
+use serde::Deserialize;
 
-use super::TokenError;
+use super::{b64url, TokenError};
 use crate::token::keys::VerifyKey;
+
+/// What the header says about the key, before anything is authenticated.
+pub(super) struct KeyHint<'h> {
+    /// The header's `alg`.
+    pub alg: Algorithm,
+    /// The header's `kid`, if any.
+    pub kid: Option<Cow<'h, str>>,
+    /// Whether the header names critical extensions.
+    pub crit: bool,
+    /// Whether it has members beyond jsonwebtoken's plain fields (extras or a jwk): then
+    /// only a full scan can rule out a repeated member.
+    pub extras: bool,
+}
+
+/// The plain header shape: `alg`, then optionally `kid` and `typ` as strings without escapes
+/// (or null, as `Header` allows); anything else fails here and is parsed as `Header`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainHeader<'h> {
+    alg: Algorithm,
+    kid: Option<&'h str>,
+    /// Read only so that a non-string typ is left to `Header` to judge.
+    #[serde(rename = "typ")]
+    _typ: Option<&'h str>,
+}
 
 /// The three segments of a compact JWS, and their decoded bytes.
 pub(super) struct Compact<'t> {
@@ -63,9 +88,39 @@ impl<'t> Compact<'t> {
         &self.buf[self.header.clone()]
     }
 
-    /// The header, parsed as jsonwebtoken parses it; unauthenticated until [`Self::check`].
-    pub(super) fn header(&self) -> Result<Header, TokenError> {
-        serde_json::from_slice(self.header_json()).map_err(|_| TokenError::Malformed)
+    /// The header, read as jsonwebtoken's `Header` reads it; unauthenticated until
+    /// [`Self::check`].
+    ///
+    /// A header of only `alg`, `kid` and `typ` (what every token minted here has) is read
+    /// into borrowed fields, without the allocations of `Header` and its flattened extras;
+    /// whatever that shape refuses (any other member, a repeat, an escape in a string, not
+    /// an object) is parsed as `Header`, so exactly the same headers are refused.
+    pub(super) fn header(&self) -> Result<KeyHint<'_>, TokenError> {
+        let json = self.header_json();
+        // serde reads a struct from a JSON array too; `Header` (flattened) only from an object.
+        // Text checked as UTF-8 once spares serde_json checking every string again.
+        let text = std::str::from_utf8(json)
+            .ok()
+            .filter(|t| t.trim_ascii_start().starts_with('{'));
+        if let Some(text) = text {
+            if let Ok(plain) = serde_json::from_str::<PlainHeader>(text) {
+                let kid = plain.kid.map(Cow::Borrowed);
+                let (crit, extras) = (false, false);
+                return Ok(KeyHint {
+                    alg: plain.alg,
+                    kid,
+                    crit,
+                    extras,
+                });
+            }
+        }
+        let header: Header = serde_json::from_slice(json).map_err(|_| TokenError::Malformed)?;
+        Ok(KeyHint {
+            alg: header.alg,
+            kid: header.kid.map(Cow::Owned),
+            crit: header.crit.is_some(),
+            extras: !header.extras.is_empty() || header.jwk.is_some(),
+        })
     }
 
     /// Checks the signature with `key` (its pinned alg, which the header was held to).
@@ -104,7 +159,6 @@ impl<'t> Compact<'t> {
     /// Appends the decoded `segment` to the buffer and returns where it landed.
     fn decode(&mut self, segment: &str) -> Option<Range<usize>> {
         let start = self.buf.len();
-        URL_SAFE_NO_PAD.decode_vec(segment, &mut self.buf).ok()?;
-        Some(start..self.buf.len())
+        b64url::decode_into(segment.as_bytes(), &mut self.buf).then_some(start..self.buf.len())
     }
 }

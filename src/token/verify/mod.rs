@@ -213,23 +213,28 @@ fn pick_key<'r>(ring: &'r KeyRing, compact: &Compact) -> Result<(&'r VerifyKey, 
     // An alg jsonwebtoken does not know ("none" included) fails to parse: Malformed.
     let header = compact.header()?;
     // We implement no JWS extensions, so any critical one must be refused (RFC 7515 4.1.11).
-    if header.crit.is_some() {
+    if header.crit {
         return Err(TokenError::Malformed);
     }
-    let extras = !header.extras.is_empty() || header.jwk.is_some();
     let kid = header.kid.ok_or(TokenError::MissingKid)?;
     let key = ring.verifier(&kid).ok_or(TokenError::UnknownKid)?;
     if header.alg != key.alg.jwt() {
         return Err(TokenError::AlgMismatch);
     }
-    Ok((key, extras))
+    Ok((key, header.extras))
 }
 
 /// Parses the (authenticated) payload straight into Claims, in one pass: every required
 /// claim is a field without a default, so serde reports its absence as "missing field";
 /// repeats are refused by the caller.
 fn parse_claims(payload: &[u8]) -> Result<Claims, TokenError> {
-    serde_json::from_slice(payload).map_err(|json| {
+    // UTF-8 checked once for the whole text (serde_json would check each string); text that
+    // is not UTF-8 is read as bytes as before, so it is refused with the same reason.
+    let parsed = match std::str::from_utf8(payload) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(payload),
+    };
+    parsed.map_err(|json| {
         missing_field(&json.to_string()).map_or(TokenError::Malformed, TokenError::MissingClaim)
     })
 }
@@ -271,6 +276,7 @@ pub(crate) fn check_claims(
     Ok(())
 }
 
+mod b64url;
 mod compact;
 
 #[cfg(test)]
