@@ -22,6 +22,8 @@
 # connections instead, portcullis and HAProxy only); profile (not in the
 # default PHASES) = `perf record` of the memory gateway under the HS256 wrk load, top symbols to
 # stdout or $PROFILE_OUT (PROFILE_LOAD=h2: h2load instead of wrk; without PORTCULLIS_BIN it builds and runs `--profile profiling`). Runs alternate between cases; the table shows the median of $RUNS.
+# counts (not in the default PHASES) = mallocs, system calls and context switches per request of
+# the memory gateway and HAProxy (perf stat with a uprobe on libc's malloc; needs root);
 # latency (not in the default PHASES) = open-loop HTTP/1.1 load at fixed rates, LATENCY_PCTS per
 # cent of HAProxy jwt_verify HS256's peak (LATENCY_PEAK, else measured here with wrk first): `oha`
 # with -q RATE and --latency-correction, so a request waiting behind a slow one counts from when
@@ -342,6 +344,39 @@ if [[ " $phases " == *" latency "* ]]; then
       done
     done
     echo "latency run $run done; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  done
+fi
+if [[ " $phases " == *" counts "* ]]; then
+  # Events per request, which the machine's load does not change: libc malloc calls (uprobes),
+  # system calls and context switches of the HS256 gateway (memory store) and of HAProxy, over
+  # one wrk (HTTP/1.1) and one h2load run each.
+  libc=$(ldd "$bin" | awk '/libc.so.6/ {print $3}')
+  perf probe -q -x "$libc" malloc 2>/dev/null || true
+  gw_pid=$(pgrep -f "run --config $dir/memory.toml" | head -1)
+  ha_pid=$(pgrep -f "haproxy -db -f $dir/haproxy.cfg" | head -1)
+  for target in "portcullis memory HS256|$gw_pid|18443" "haproxy jwt_verify HS256|$ha_pid|18445"; do
+    IFS='|' read -r name pid port <<<"$target"
+    for proto in h1 h2; do
+      perf stat -x, -e probe_libc:malloc,raw_syscalls:sys_enter,context-switches -p "$pid" \
+        -o "$dir/counts.csv" &
+      stat_pid=$!
+      sleep 0.5
+      if [ "$proto" = h2 ]; then
+        done_reqs=$(load h2load -c"$conns" -m"$streams" -t"$threads" -D"$secs" \
+          -H "Authorization: Bearer $hs_token" "https://127.0.0.1:$port/admin/x" |
+          awk '/^requests:/ {print $8}')
+      else
+        done_reqs=$(load wrk -t"$threads" -c"$conns" -d"${secs}s" -H "Authorization: Bearer $hs_token" \
+          "https://127.0.0.1:$port/admin/x" | awk '/requests in/ {print $1}')
+      fi
+      sleep 0.5
+      kill -INT "$stat_pid"; wait "$stat_pid" || true
+      awk -F, -v name="$name" -v proto="$proto" -v n="$done_reqs" \
+        '$3 ~ /malloc|sys_enter|context/ { v[$3] = $1 }
+         END { printf "counts %s %s: %d requests, per request: %.1f mallocs, %.2f system calls, %.2f context switches\n",
+               name, proto, n, v["probe_libc:malloc"] / n, v["raw_syscalls:sys_enter"] / n, v["context-switches"] / n }' \
+        "$dir/counts.csv"
+    done
   done
 fi
 if [[ " $phases " == *" profile "* ]]; then
