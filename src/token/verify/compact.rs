@@ -59,16 +59,18 @@ impl<'t> Compact<'t> {
     /// Splits `token` into exactly three segments and decodes the header; anything else is
     /// malformed.
     pub(super) fn split(token: &'t str) -> Result<Compact<'t>, TokenError> {
-        let mut segments = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) = (
-            segments.next(),
-            segments.next(),
-            segments.next(),
-            segments.next(),
-        ) else {
+        // Exactly two dots, found by one vectorized scan (str::split went byte by byte).
+        let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
+        let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
             return Err(TokenError::Malformed);
         };
-        let signing_input = &token[..header.len() + 1 + payload.len()];
+        // A dot is ASCII, so each slice ends on a character boundary.
+        let (header, payload, signature) = (
+            &token[..first],
+            &token[first + 1..second],
+            &token[second + 1..],
+        );
+        let signing_input = &token[..second];
         // Every 4 base64 characters decode to at most 3 bytes.
         let capacity = (header.len() + payload.len() + signature.len()).div_ceil(4) * 3 + 6;
         let mut compact = Compact {
