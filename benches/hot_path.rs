@@ -283,10 +283,17 @@ fn access_log(c: &mut Criterion) {
         proto: "https",
         client: [127, 0, 0, 1].into(),
     };
+    let claims: std::sync::Arc<Claims> = std::sync::Arc::new(
+        serde_json::from_value(serde_json::json!({
+            "iss": "portcullis", "aud": "portcullis", "sub": "bench", "iat": 1, "nbf": 1, "exp": 2,
+            "jti": "j", "roles": ["admin"], "typ": "access",
+        }))
+        .unwrap(),
+    );
     let line = || {
         let mut trace = Trace::new();
         trace.path = trace.logging.then(|| "/api/orders/42".to_string());
-        trace.sub = Some("bench".into());
+        trace.claims = Some(claims.clone());
         trace.request_id = Some(HeaderValue::from_static("0123456789abcdef0123456789abcdef"));
         trace.upstream = Some(std::time::Duration::from_micros(412));
         let took = std::time::Duration::from_micros(655);

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::io::Write as _;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderValue, Method, StatusCode};
@@ -15,14 +16,15 @@ use http::{HeaderValue, Method, StatusCode};
 use crate::config::snapshot::Route;
 use crate::control::log;
 use crate::request::client::ConnInfo;
+use crate::token::Claims;
 
 /// Facts about a request the pipeline learns as it goes; logged when the answer is sent.
 #[derive(Debug, Default)]
 pub struct Trace<'s> {
     /// The route that matched.
     pub route: Option<&'s Route>,
-    /// The verified subject.
-    pub sub: Option<String>,
+    /// The verified claims (the log writes their subject).
+    pub claims: Option<Arc<Claims>>,
     /// The request id sent upstream.
     pub request_id: Option<HeaderValue>,
     /// Time to the upstream's response head.
@@ -68,7 +70,10 @@ impl Trace<'_> {
             status: status.as_u16(),
             took,
             upstream: self.upstream,
-            sub: self.sub.as_deref().unwrap_or("-"),
+            sub: self
+                .claims
+                .as_deref()
+                .map_or("-", |claims| claims.sub.as_str()),
             request_id: self
                 .request_id
                 .as_ref()

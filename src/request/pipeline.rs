@@ -120,7 +120,8 @@ async fn proxy<'s>(
             unix_now(),
         )?;
     }
-    trace.sub = claims.map(|claims| claims.sub.clone());
+    // The claims themselves, shared: the subject is read only if a line is written.
+    trace.claims = claims;
     trace.request_id = request.headers().get(&X_REQUEST_ID).cloned();
     *request.uri_mut() = target;
     *request.version_mut() = Version::HTTP_11;

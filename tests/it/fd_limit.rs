@@ -21,13 +21,19 @@ fn open_files(pid: u32) -> (u64, u64) {
 
 const SHORT: &str = "the open-file limit is below what max_connections needs";
 
+/// A gateway (and its upstream, kept alive) started by `prlimit --nofile=SOFT:HARD`.
+async fn start_limited(max_connections: usize, nofile: &str) -> (Gateway, Upstream) {
+    let up = Upstream::echo().await;
+    let limit = format!("--nofile={nofile}");
+    let cfg = GatewayConfig::standard(&up.url())
+        .max_connections(max_connections)
+        .launcher(&["prlimit", &limit, "--"]);
+    (Gateway::start(cfg).await, up)
+}
+
 #[tokio::test]
 async fn a_low_soft_limit_is_raised_to_what_max_connections_needs() {
-    let up = Upstream::echo().await;
-    let cfg = GatewayConfig::standard(&up.url())
-        .max_connections(1000)
-        .launcher(&["prlimit", "--nofile=512:4096", "--"]);
-    let gw = Gateway::start(cfg).await;
+    let (gw, _up) = start_limited(1000, "512:4096").await;
     // 1,000 connections with an upstream socket each, and 256 for everything else.
     assert_eq!(open_files(gw.pid()), (2256, 4096), "{}", gw.log());
     let log = gw.log();
@@ -39,11 +45,7 @@ async fn a_low_soft_limit_is_raised_to_what_max_connections_needs() {
 
 #[tokio::test]
 async fn a_hard_limit_too_low_is_reached_and_warned_about_by_name() {
-    let up = Upstream::echo().await;
-    let cfg = GatewayConfig::standard(&up.url())
-        .max_connections(1000)
-        .launcher(&["prlimit", "--nofile=512:1024", "--"]);
-    let gw = Gateway::start(cfg).await;
+    let (gw, _up) = start_limited(1000, "512:1024").await;
     assert_eq!(open_files(gw.pid()), (1024, 1024), "{}", gw.log());
     let log = gw.log();
     let warning = log
@@ -59,11 +61,7 @@ async fn a_hard_limit_too_low_is_reached_and_warned_about_by_name() {
 
 #[tokio::test]
 async fn a_limit_high_enough_is_left_as_it_is() {
-    let up = Upstream::echo().await;
-    let cfg = GatewayConfig::standard(&up.url())
-        .max_connections(100)
-        .launcher(&["prlimit", "--nofile=4000:8000", "--"]);
-    let gw = Gateway::start(cfg).await;
+    let (gw, _up) = start_limited(100, "4000:8000").await;
     assert_eq!(open_files(gw.pid()), (4000, 8000), "{}", gw.log());
     let log = gw.log();
     assert!(!log.contains("raised the open-file limit"), "{log}");

@@ -257,3 +257,37 @@ async fn a_stalled_log_reader_never_holds_up_a_request_and_lost_lines_are_counte
     let dropped = sample(&after, "portcullis_log_lines_dropped_total");
     assert!(dropped > 0.0, "no line counted as dropped:\n{after}");
 }
+
+#[tokio::test]
+async fn the_access_line_names_the_verified_subject_and_never_the_token() {
+    let up = MockUpstream::start(Mode::Record).await;
+    let gw = Gateway::start(GatewayConfig::standard(&up.url())).await;
+    let token = gw.token("alice", &["dev"]);
+    let resp = gw.client().get("/api/who").bearer(&token).send_h1().await;
+    assert_eq!(resp.status, 200);
+    let line = eventually(std::time::Duration::from_secs(5), || async {
+        gw.log()
+            .lines()
+            .find(|l| l.contains("access") && l.contains("path=\"/api/who\""))
+            .map(str::to_owned)
+            .ok_or("no access line yet".to_string())
+    })
+    .await
+    .expect("access line");
+    assert!(line.contains("sub=\"alice\""), "{line}");
+    assert!(line.contains("status=200"), "{line}");
+    assert!(!line.contains(&token), "{line}");
+    // An anonymous request on a public route logs no subject.
+    let resp = gw.client().get("/public/anon").send_h1().await;
+    assert_eq!(resp.status, 200);
+    let anon = eventually(std::time::Duration::from_secs(5), || async {
+        gw.log()
+            .lines()
+            .find(|l| l.contains("access") && l.contains("path=\"/public/anon\""))
+            .map(str::to_owned)
+            .ok_or("no access line yet".to_string())
+    })
+    .await
+    .expect("access line");
+    assert!(anon.contains("sub=\"-\""), "{anon}");
+}

@@ -248,20 +248,6 @@ async fn a_post_or_a_put_with_a_body_whose_pooled_connection_dies_is_never_sent_
     assert!(unanswered > 0, "no request met a dead pooled connection");
 }
 
-/// Rewrites routes.toml, sends SIGHUP and waits for the reload to be logged.
-async fn reload_routes(gw: &Gateway, routes: &str) {
-    let count = gw.log().matches("configuration reloaded").count();
-    gw.dir.write("routes.toml", routes);
-    gw.signal("HUP");
-    let done = eventually(Duration::from_secs(10), || async {
-        (gw.log().matches("configuration reloaded").count() > count)
-            .then_some(())
-            .ok_or("not reloaded yet".to_string())
-    })
-    .await;
-    assert!(done.is_ok(), "no reload:\n{}", gw.log());
-}
-
 #[tokio::test]
 async fn a_reload_keeps_the_connections_of_an_upstream_whose_address_is_unchanged() {
     let up = CountingUpstream::start(Duration::from_secs(60)).await;
@@ -277,13 +263,15 @@ async fn a_reload_keeps_the_connections_of_an_upstream_whose_address_is_unchange
     // A reload that leaves the upstream as it was (a route added; users.toml changes reload
     // the same way) goes on with the same upstream connection.
     let extra = "\n[[routes]]\npath = \"/extra/**\"\nupstream = \"api\"\nauth = \"none\"\n";
-    reload_routes(&gw, &(standard_routes(&up.url) + extra)).await;
+    gw.reload_with("routes.toml", &(standard_routes(&up.url) + extra))
+        .await;
     let resp = keep_alive_get(&mut client, "/extra/after").await;
     assert_eq!(resp.status, 200, "{}", resp.all);
     assert_eq!(up.connections(), 1, "the reload dropped the pool");
     // The upstream moved: the new address gets the requests, the old one nothing more.
     let moved = CountingUpstream::start(Duration::from_secs(60)).await;
-    reload_routes(&gw, &standard_routes(&moved.url)).await;
+    gw.reload_with("routes.toml", &standard_routes(&moved.url))
+        .await;
     let resp = keep_alive_get(&mut client, "/public/moved").await;
     assert_eq!(resp.status, 200, "{}", resp.all);
     assert!(resp.body.contains("/public/moved"), "{}", resp.all);

@@ -261,6 +261,21 @@ impl Gateway {
         assert!(status.success(), "kill -s {name} failed");
     }
 
+    /// Writes `text` to the file `name` of the gateway's directory, sends SIGHUP and waits
+    /// until the log says the configuration was reloaded.
+    pub async fn reload_with(&self, name: &str, text: &str) {
+        let count = self.log().matches("configuration reloaded").count();
+        self.dir.write(name, text);
+        self.signal("HUP");
+        let done = super::eventually(Duration::from_secs(10), || async {
+            (self.log().matches("configuration reloaded").count() > count)
+                .then_some(())
+                .ok_or("not reloaded yet".to_string())
+        })
+        .await;
+        assert!(done.is_ok(), "{name}: no reload:\n{}", self.log());
+    }
+
     /// The gateway's process id.
     pub fn pid(&self) -> u32 {
         self.proc.pid()
