@@ -22,6 +22,8 @@
 # connections instead, portcullis and HAProxy only); profile (not in the
 # default PHASES) = `perf record` of the memory gateway under the HS256 wrk load, top symbols to
 # stdout or $PROFILE_OUT (PROFILE_LOAD=h2: h2load instead of wrk; without PORTCULLIS_BIN it builds and runs `--profile profiling`). Runs alternate between cases; the table shows the median of $RUNS.
+# malloc_sites (not in the default PHASES) = the stacks of the memory gateway's mallocs under
+# the HS256 wrk load (perf, uprobe on libc's malloc; needs root).
 # counts (not in the default PHASES) = mallocs, system calls and context switches per request of
 # the memory gateway and HAProxy (perf stat with a uprobe on libc's malloc; needs root);
 # latency (not in the default PHASES) = open-loop HTTP/1.1 load at fixed rates, LATENCY_PCTS per
@@ -378,6 +380,22 @@ if [[ " $phases " == *" counts "* ]]; then
         "$dir/counts.csv"
     done
   done
+fi
+if [[ " $phases " == *" malloc_sites "* ]]; then
+  # Where the memory gateway's mallocs come from under the HS256 wrk load: each libc malloc
+  # call sampled with its stack (DWARF unwinding, so the release binary needs no frame
+  # pointers), reported by caller; MALLOC_SITES_OUT keeps the full report.
+  libc=$(ldd "$bin" | awk '/libc.so.6/ {print $3}')
+  perf probe -q -x "$libc" malloc 2>/dev/null || true
+  gw_pid=$(pgrep -f "run --config $dir/memory.toml" | head -1)
+  perf record -e probe_libc:malloc --call-graph dwarf,16384 -p "$gw_pid" -o "$dir/malloc.data" \
+    -- sleep 2 2>"$dir/perf.log" &
+  load wrk -t1 -c"$conns" -d2s -H "Authorization: Bearer $hs_token" \
+    https://127.0.0.1:18443/admin/x | awk '/requests in/ {print "malloc_sites: " $1 " requests"}'
+  wait $!
+  perf report -i "$dir/malloc.data" --no-children --stdio -G --percent-limit 0.5 \
+    2>/dev/null > "${MALLOC_SITES_OUT:-$dir/malloc_sites.txt}"
+  head -150 "${MALLOC_SITES_OUT:-$dir/malloc_sites.txt}"
 fi
 if [[ " $phases " == *" profile "* ]]; then
   # perf of the gateway under the HS256 load: where a proxied request's CPU goes.

@@ -21,6 +21,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 
 use portcullis::forward::headers::{self, IdentityHeaders};
+use portcullis::forward::values::ValueBuf;
 use portcullis::path;
 use portcullis::revoke::memory::MemoryStore;
 use portcullis::route::{Matcher, Pattern, Table};
@@ -224,7 +225,7 @@ fn identity_headers(c: &mut Criterion) {
             |h| {
                 headers::sanitize_request(h, &identity, false);
                 headers::add_forwarding(h, None, "https", Some(&host));
-                headers::add_identity(h, &identity, &claims);
+                headers::add_identity(h, &identity, &claims, &mut ValueBuf::new());
             },
             BatchSize::SmallInput,
         )
@@ -292,7 +293,9 @@ fn access_log(c: &mut Criterion) {
     );
     let line = || {
         let mut trace = Trace::new();
-        trace.path = trace.logging.then(|| "/api/orders/42".to_string());
+        trace.path = trace
+            .logging
+            .then(|| bytes::Bytes::from_static(b"/api/orders/42"));
         trace.claims = Some(claims.clone());
         trace.request_id = Some(HeaderValue::from_static("0123456789abcdef0123456789abcdef"));
         trace.upstream = Some(std::time::Duration::from_micros(412));

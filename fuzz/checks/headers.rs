@@ -5,6 +5,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::input::Input;
 use portcullis::forward::headers::{add_identity, sanitize_request, IdentityHeaders};
+use portcullis::forward::values::ValueBuf;
 use portcullis::token::{Audience, Claims, TokenType};
 
 pub(crate) const PREFIXES: [&str; 5] = ["X-Auth-", "x_auth_", "X.Auth.", "x-", "co"];
@@ -89,7 +90,7 @@ pub(crate) fn check_rewrite(
     sanitize_request(&mut headers, identity, upgrade);
     check_sanitized(&original, &headers, identity, upgrade);
     let sanitized = headers.clone();
-    add_identity(&mut headers, identity, claims);
+    add_identity(&mut headers, identity, claims, &mut ValueBuf::new());
     check_identity(&sanitized, &headers, identity, upgrade);
 }
 

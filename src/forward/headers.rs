@@ -1,8 +1,11 @@
 //! Header rewriting between client and upstream: hop-by-hop and forged identity out,
 //! the gateway's identity and forwarding headers in.
 
+use std::fmt::Write as _;
+
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use super::values::ValueBuf;
 use crate::token::{fits_roles_header, fits_user_header, Claims};
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) plus the non-standard ones proxies also drop.
@@ -140,16 +143,36 @@ fn remove_connection_listed(headers: &mut HeaderMap) {
     if !headers.contains_key(header::CONNECTION) {
         return;
     }
+    // `keep-alive` and `close`, what almost every Connection header says, are removed by
+    // their static names; only a name outside those is copied out of the map.
+    let (mut close, mut keep_alive) = (false, false);
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .filter(|name| name != header::UPGRADE)
+        .map(str::trim)
+        .filter(|token| {
+            if token.eq_ignore_ascii_case("close") {
+                close = true;
+                false
+            } else if token.eq_ignore_ascii_case("keep-alive") {
+                keep_alive = true;
+                false
+            } else {
+                !token.eq_ignore_ascii_case("upgrade")
+            }
+        })
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .collect();
     for name in listed {
         headers.remove(name);
+    }
+    if close {
+        headers.remove("close");
+    }
+    if keep_alive {
+        headers.remove("keep-alive");
     }
 }
 
@@ -167,7 +190,7 @@ pub fn is_valid_request_id(value: &HeaderValue) -> bool {
 /// Its 122 random bits come from SipHash, keyed per thread from the OS generator, over a
 /// per-thread counter: a request id has to be unique, not secret, and this costs no system
 /// call per request (uuid's `new_v4` made one).
-pub fn fresh_request_id() -> HeaderValue {
+pub fn fresh_request_id(values: &mut ValueBuf) -> HeaderValue {
     use std::cell::Cell;
     use std::hash::{BuildHasher, RandomState};
     thread_local! {
@@ -186,7 +209,9 @@ pub fn fresh_request_id() -> HeaderValue {
         .into_uuid()
         .simple()
         .encode_lower(&mut text);
-    HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    values
+        .value(id.as_bytes())
+        .unwrap_or_else(|| HeaderValue::from_static("-"))
 }
 
 /// Adds X-Forwarded-For/-Proto/-Host.
@@ -207,36 +232,43 @@ pub fn add_forwarding(
 
 /// Adds the identity of a verified token. Verification already applies the header rules to
 /// `sub` and roles; again here, so that no path can make one role read as two.
-pub fn add_identity(headers: &mut HeaderMap, identity: &IdentityHeaders, claims: &Claims) {
+pub fn add_identity(
+    headers: &mut HeaderMap,
+    identity: &IdentityHeaders,
+    claims: &Claims,
+    values: &mut ValueBuf,
+) {
     let user = Some(&claims.sub).filter(|sub| fits_user_header(sub));
-    if let Some(Ok(user)) = user.map(|sub| HeaderValue::from_str(sub)) {
+    if let Some(Some(user)) = user.map(|sub| values.value(sub.as_bytes())) {
         headers.insert(identity.user.clone(), user);
     }
-    if let Ok(roles) = HeaderValue::from_str(&roles_value(&claims.roles)) {
+    roles_value(&claims.roles, values);
+    if let Some(roles) = values.take_value() {
         headers.insert(identity.roles.clone(), roles);
     }
     for (claim, name) in &identity.claims {
-        let value = match claims.extra.get(claim) {
-            Some(serde_json::Value::String(s)) => HeaderValue::from_str(s),
-            Some(other) => HeaderValue::from_str(&other.to_string()),
+        match claims.extra.get(claim) {
+            Some(serde_json::Value::String(s)) => values.push(s.as_bytes()),
+            Some(other) => {
+                let _ = write!(values, "{other}");
+            }
             None => continue,
-        };
-        if let Ok(value) = value {
+        }
+        if let Some(value) = values.take_value() {
             headers.insert(name.clone(), value);
         }
     }
 }
 
-/// The roles header: the roles that fit it, comma separated.
-fn roles_value(roles: &[String]) -> String {
-    let mut value = String::new();
-    for role in roles.iter().filter(|role| fits_roles_header(role)) {
-        if !value.is_empty() {
-            value.push(',');
+/// Writes the roles header: the roles that fit it, comma separated.
+fn roles_value(roles: &[String], values: &mut ValueBuf) {
+    let fitting = roles.iter().filter(|role| fits_roles_header(role));
+    for (i, role) in fitting.enumerate() {
+        if i > 0 {
+            values.push(b",");
         }
-        value.push_str(role);
+        values.push(role.as_bytes());
     }
-    value
 }
 
 #[cfg(test)]
@@ -246,20 +278,26 @@ mod tests {
     #[test]
     fn roles_the_header_cannot_carry_are_left_out_of_it() {
         let roles = ["staff,admin", "dev", " admin", "ops"].map(String::from);
-        assert_eq!(roles_value(&roles), "dev,ops");
+        let mut values = ValueBuf::new();
+        roles_value(&roles, &mut values);
+        assert_eq!(values.take(), "dev,ops");
+        roles_value(&[], &mut values);
+        assert_eq!(values.take(), "");
     }
 
     #[test]
     fn fresh_request_ids_are_valid_distinct_v4_uuids() {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..10_000 {
-            let id = fresh_request_id();
+            let id = fresh_request_id(&mut ValueBuf::new());
             assert!(is_valid_request_id(&id));
             let parsed = uuid::Uuid::parse_str(id.to_str().expect("ascii")).expect("a uuid");
             assert_eq!(parsed.get_version_num(), 4);
             assert!(seen.insert(id), "ids repeat");
         }
-        let other_thread = std::thread::spawn(fresh_request_id).join().expect("thread");
+        let other_thread = std::thread::spawn(|| fresh_request_id(&mut ValueBuf::new()))
+            .join()
+            .expect("thread");
         assert!(
             !seen.contains(&other_thread),
             "threads draw from their own keys"
@@ -328,6 +366,26 @@ mod tests {
         );
         sanitize_request(&mut headers, &identity(), false);
         assert!(headers.is_empty(), "{headers:?}");
+    }
+
+    #[test]
+    fn headers_named_like_the_usual_connection_options_are_removed_in_any_case() {
+        // "close" and "keep-alive" are removed by static name; any other listed name is
+        // copied out of the map first. Both ways, what the header lists is gone.
+        for listed in [
+            "Close, KEEP-ALIVE",
+            "keep-alive ,close",
+            " close,x-hop , Upgrade",
+        ] {
+            let mut headers = request_with(&["close", "keep-alive", "x-hop", "x-kept"]);
+            headers.insert(header::CONNECTION, HeaderValue::from_static("x"));
+            headers.insert(header::CONNECTION, HeaderValue::from_str(listed).unwrap());
+            remove_connection_listed(&mut headers);
+            for name in listed.split(',').map(str::trim) {
+                assert!(!headers.contains_key(name), "{listed}: {headers:?}");
+            }
+            assert!(headers.contains_key("x-kept"), "{listed}: {headers:?}");
+        }
     }
 
     #[test]

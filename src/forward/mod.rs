@@ -5,3 +5,4 @@ pub mod headers;
 pub mod pool;
 pub mod proxies;
 pub mod upstream;
+pub mod values;

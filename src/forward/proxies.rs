@@ -1,9 +1,12 @@
 //! Trusted proxies: when the gateway runs behind a load balancer, whose X-Forwarded-For
 //! to believe, and so which address is the client's (for throttling, audit and upstreams).
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use http::header::{HeaderMap, HeaderValue};
+
+use super::values::ValueBuf;
 
 /// Whose headers carry the original request to the forward-auth endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -100,19 +103,24 @@ pub fn client_ip(trusted: &[Cidr], peer: IpAddr, headers: &HeaderMap) -> IpAddr 
 }
 
 /// The X-Forwarded-For to send upstream: a trusted proxy's chain plus the peer, or the peer.
-pub fn forwarded_for(trusted: &[Cidr], peer: IpAddr, headers: &HeaderMap) -> Option<HeaderValue> {
-    let peer_text = peer.to_string();
+pub fn forwarded_for(
+    trusted: &[Cidr],
+    peer: IpAddr,
+    headers: &HeaderMap,
+    values: &mut ValueBuf,
+) -> Option<HeaderValue> {
     if is_trusted(trusted, peer) {
-        let chain: Vec<&str> = headers
+        let chain = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        if !chain.is_empty() {
-            return HeaderValue::from_str(&format!("{}, {peer_text}", chain.join(", "))).ok();
+            .filter_map(|v| v.to_str().ok());
+        for entry in chain {
+            values.push(entry.as_bytes());
+            values.push(b", ");
         }
     }
-    HeaderValue::from_str(&peer_text).ok()
+    let _ = write!(values, "{peer}");
+    values.take_value()
 }
 
 /// The X-Forwarded-Proto a trusted proxy sent ("http" or "https"), if any.
@@ -176,7 +184,7 @@ mod tests {
         let peer: IpAddr = "203.0.113.9".parse().expect("ip");
         assert_eq!(client_ip(&trusted, peer, &xff(&["1.2.3.4"])), peer);
         assert_eq!(
-            forwarded_for(&trusted, peer, &xff(&["1.2.3.4"])).expect("value"),
+            forwarded_for(&trusted, peer, &xff(&["1.2.3.4"]), &mut ValueBuf::new()).expect("value"),
             "203.0.113.9"
         );
         assert_eq!(forwarded_proto(&trusted, peer, &HeaderMap::new()), None);
@@ -192,7 +200,7 @@ mod tests {
             client_ip(&trusted, lb, &headers),
             "198.51.100.7".parse::<IpAddr>().expect("ip")
         );
-        let chain = forwarded_for(&trusted, lb, &headers).expect("value");
+        let chain = forwarded_for(&trusted, lb, &headers, &mut ValueBuf::new()).expect("value");
         assert_eq!(chain, "6.6.6.6, 198.51.100.7, 10.0.0.5, 10.0.0.2");
     }
 

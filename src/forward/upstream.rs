@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 
 use super::body::UpstreamBody;
 use super::pool::Pool;
+use super::values::ValueBuf;
 use crate::reject::Reject;
 
 /// How long an unused upstream connection is kept open.
@@ -112,27 +113,35 @@ impl Upstream {
         Uri::builder()
             .scheme(Scheme::HTTP)
             .authority(self.authority.clone())
-            .path_and_query(self.path_and_query(path, query)?)
+            .path_and_query(self.path_and_query(path, query, &mut ValueBuf::new())?)
             .build()
             .map_err(|_| Reject::BadRequest("request target cannot be forwarded"))
     }
 
-    /// The origin-form request target (`/base/path?query`) sent on the upstream connection.
-    pub fn target_for(&self, path: &str, query: Option<&str>) -> Result<Uri, Reject> {
-        self.path_and_query(path, query).map(Uri::from)
+    /// The origin-form request target (`/base/path?query`) sent on the upstream connection,
+    /// written into the request's `values`.
+    pub fn target_for(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        values: &mut ValueBuf,
+    ) -> Result<Uri, Reject> {
+        self.path_and_query(path, query, values).map(Uri::from)
     }
 
-    fn path_and_query(&self, path: &str, query: Option<&str>) -> Result<PathAndQuery, Reject> {
-        let mut target = String::with_capacity(
-            self.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1),
-        );
-        target.push_str(&self.base_path);
-        target.push_str(path);
+    fn path_and_query(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        values: &mut ValueBuf,
+    ) -> Result<PathAndQuery, Reject> {
+        values.push(self.base_path.as_bytes());
+        values.push(path.as_bytes());
         if let Some(query) = query {
-            target.push('?');
-            target.push_str(query);
+            values.push(b"?");
+            values.push(query.as_bytes());
         }
-        PathAndQuery::try_from(target)
+        PathAndQuery::from_maybe_shared(values.take())
             .map_err(|_| Reject::BadRequest("request target cannot be forwarded"))
     }
 
@@ -327,7 +336,9 @@ mod tests {
         let up = upstream("http://127.0.0.1:8080/base/").expect("valid url");
         let uri = up.uri_for("/x/y", Some("a=1")).expect("valid target");
         assert_eq!(uri.to_string(), "http://127.0.0.1:8080/base/x/y?a=1");
-        let target = up.target_for("/x/y", Some("a=1")).expect("valid target");
+        let target = up
+            .target_for("/x/y", Some("a=1"), &mut ValueBuf::new())
+            .expect("valid target");
         assert_eq!(
             target.to_string(),
             "/base/x/y?a=1",

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
 
 use crate::config::snapshot::Route;
@@ -30,7 +31,7 @@ pub struct Trace<'s> {
     /// Time to the upstream's response head.
     pub upstream: Option<Duration>,
     /// The normalized path, kept only when the access log is on.
-    pub path: Option<String>,
+    pub path: Option<Bytes>,
     /// Whether the access log is on (so the path is worth copying).
     pub logging: bool,
 }
@@ -65,7 +66,11 @@ impl Trace<'_> {
         let fields = Fields {
             client: conn.client,
             method: method.as_str(),
-            path: self.path.as_deref().unwrap_or("-"),
+            path: self
+                .path
+                .as_deref()
+                .and_then(|path| std::str::from_utf8(path).ok())
+                .unwrap_or("-"),
             route: self.route.map_or("-", |r| r.pattern.as_str()),
             status: status.as_u16(),
             took,

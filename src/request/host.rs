@@ -4,6 +4,7 @@ use http::header::{self, HeaderValue};
 use http::{Request, Version};
 use hyper::body::Incoming;
 
+use crate::forward::values::ValueBuf;
 use crate::reject::Reject;
 use crate::route;
 
@@ -44,6 +45,19 @@ pub fn valid_host(value: &HeaderValue) -> Result<&str, Reject> {
         .ok()
         .filter(|h| route::is_valid_authority(h))
         .ok_or(BAD_HOST)
+}
+
+/// The request's host as a header value: the Host header's own value when it is the host
+/// (shared, not copied), else `host` written into the request's `values`.
+pub fn host_value(
+    request: &Request<Incoming>,
+    host: &str,
+    values: &mut ValueBuf,
+) -> Option<HeaderValue> {
+    match request.headers().get(header::HOST) {
+        Some(value) if value.as_bytes() == host.as_bytes() => Some(value.clone()),
+        _ => values.value(host.as_bytes()),
+    }
 }
 
 const BAD_HOST: Reject = Reject::BadRequest("invalid Host (expected host[:port])");

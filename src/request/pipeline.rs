@@ -12,13 +12,14 @@ use crate::config::snapshot::Snapshot;
 use crate::control::app::App;
 use crate::forward::headers::{self, X_REQUEST_ID};
 use crate::forward::proxies;
+use crate::forward::values::ValueBuf;
 use crate::reject::{self, Reject};
 use crate::request::access_log::Trace;
 use crate::request::authorize::{authorize_route, find_route};
 use crate::request::client::ConnInfo;
 use crate::request::endpoints;
 use crate::request::endpoints::sign_in::navigation;
-use crate::request::host::request_host;
+use crate::request::host::{host_value, request_host};
 use crate::runtime::unix_now;
 use crate::token::Claims;
 use crate::{path, route, Body};
@@ -72,10 +73,16 @@ async fn proxy<'s>(
     trace: &mut Trace<'s>,
 ) -> Result<Response<Body>, Reject> {
     crate::limits::check_head(&app.listen, &request)?;
-    let host = request_host(&request)?.map(str::to_owned);
+    let mut values = ValueBuf::new();
+    let host = match request_host(&request)? {
+        Some(name) => host_value(&request, name, &mut values),
+        None => None,
+    };
+    let host_name = host.as_ref().and_then(|value| value.to_str().ok());
     let normalized = path::normalize(request.uri().path()).map_err(Reject::BadPath)?;
     if trace.logging {
-        trace.path = Some(normalized.to_string());
+        values.push(normalized.as_bytes());
+        trace.path = Some(values.take());
     }
     if let Some(endpoint) = endpoints::classify(snap, request.method(), &normalized) {
         drop(normalized);
@@ -83,15 +90,13 @@ async fn proxy<'s>(
         // this future on every open connection, idle ones included.
         return Box::pin(endpoints::handle(app, snap, conn, endpoint, request)).await;
     }
-    let route = find_route(snap, host.as_deref(), request.method(), &normalized)?;
+    let route = find_route(snap, host_name, request.method(), &normalized)?;
     trace.route = Some(route);
     let authorized =
         authorize_route(app, snap, conn, route, request.method(), request.headers()).await;
     let claims = match authorized {
         Ok(claims) => claims,
-        Err(rejected) => {
-            return sign_in_instead(snap, conn, route, &request, host.as_deref(), rejected)
-        }
+        Err(rejected) => return sign_in_instead(snap, conn, route, &request, host_name, rejected),
     };
     let forwarded: Cow<'_, str> = match &route.strip_prefix {
         Some(prefix) => route::strip_prefix(&normalized, prefix),
@@ -99,16 +104,17 @@ async fn proxy<'s>(
     };
     let target = route
         .upstream
-        .target_for(&forwarded, request.uri().query())?;
+        .target_for(&forwarded, request.uri().query(), &mut values)?;
     drop(normalized);
     let upgrade = is_upgrade(&request);
     rewrite_request(
         snap,
         conn,
         &mut request,
-        host.as_deref(),
+        host.as_ref(),
         claims.as_deref(),
         upgrade,
+        &mut values,
     );
     if let (Some(claims), Some(assertion)) = (&claims, &route.assertion) {
         let name = &snap.identity.assertion;
@@ -120,6 +126,8 @@ async fn proxy<'s>(
             unix_now(),
         )?;
     }
+    // Everything written is cut out; the buffer's rest need not live across the exchange.
+    drop(values);
     // The claims themselves, shared: the subject is read only if a line is written.
     trace.claims = claims;
     trace.request_id = request.headers().get(&X_REQUEST_ID).cloned();
@@ -178,32 +186,33 @@ fn is_upgrade(request: &Request<Incoming>) -> bool {
             .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+/// The request as the upstream gets it; the values the gateway writes are cut from `values`.
 fn rewrite_request(
     snap: &Snapshot,
     conn: &ConnInfo,
     request: &mut Request<Incoming>,
-    host: Option<&str>,
+    host: Option<&HeaderValue>,
     claims: Option<&Claims>,
     upgrade: bool,
+    values: &mut ValueBuf,
 ) {
     let h = request.headers_mut();
-    let forwarded_for = proxies::forwarded_for(&snap.trusted_proxies, conn.peer.ip(), h);
+    let forwarded_for = proxies::forwarded_for(&snap.trusted_proxies, conn.peer.ip(), h, values);
     headers::sanitize_request(h, &snap.identity, upgrade);
     crate::cookies::strip(snap.auth.cookies.as_ref(), h);
     h.remove(header::EXPECT);
-    let host_value = host.and_then(|host| HeaderValue::from_str(host).ok());
-    if let Some(host_value) = &host_value {
-        h.insert(header::HOST, host_value.clone());
+    if let Some(host) = host {
+        h.insert(header::HOST, host.clone());
     }
-    headers::add_forwarding(h, forwarded_for, conn.proto, host_value.as_ref());
+    headers::add_forwarding(h, forwarded_for, conn.proto, host);
     let keep_id = h
         .get(&X_REQUEST_ID)
         .is_some_and(headers::is_valid_request_id);
     if !keep_id {
-        h.insert(X_REQUEST_ID.clone(), headers::fresh_request_id());
+        h.insert(X_REQUEST_ID.clone(), headers::fresh_request_id(values));
     }
     if let Some(claims) = claims {
-        headers::add_identity(h, &snap.identity, claims);
+        headers::add_identity(h, &snap.identity, claims, values);
     }
 }
 

@@ -17,6 +17,7 @@ use crate::control::app::App;
 use crate::forward::headers;
 use crate::forward::proxies;
 use crate::forward::proxies::ForwardTrust;
+use crate::forward::values::ValueBuf;
 use crate::reject::Reject;
 use crate::request::client::ConnInfo;
 use crate::request::endpoints::sign_in::navigation;
@@ -59,7 +60,7 @@ pub async fn verify(
     let h = response.headers_mut();
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(claims) = &claims {
-        headers::add_identity(h, &snap.identity, claims);
+        headers::add_identity(h, &snap.identity, claims, &mut ValueBuf::new());
     }
     Ok(response)
 }
