@@ -84,15 +84,18 @@ fn store_settings(diag: &mut Diag<'_>, base: &Path, store: &raw::Store) -> Optio
             }
         },
     };
-    if store.ping_interval.0 < MIN_PING_INTERVAL {
-        diag.at(0..0, "store.ping_interval must be at least 100ms");
+    if store.ping_interval.get_ref().0 < MIN_PING_INTERVAL {
+        diag.at(
+            store.ping_interval.span(),
+            "store.ping_interval must be at least 100ms",
+        );
         return None;
     }
     Some(StoreSettings {
         choice,
         on_error: store.on_error,
         max_staleness: store.max_mirror_staleness.0,
-        ping_interval: store.ping_interval.0,
+        ping_interval: store.ping_interval.get_ref().0,
         replica_acks: (store.min_replica_acks > 0)
             .then_some((store.min_replica_acks, store.replica_ack_timeout.0)),
     })
@@ -324,9 +327,9 @@ fn throttle_limits(diag: &mut Diag<'_>, login: &raw::Login) -> Option<Limits> {
             ok = false;
         }
     }
-    let window_secs = login.window.get().as_secs();
+    let window_secs = login.window.get_ref().get().as_secs();
     if window_secs == 0 {
-        diag.at(0..0, "login.window must be at least 1s");
+        diag.at(login.window.span(), "login.window must be at least 1s");
         ok = false;
     }
     ok.then(|| Limits {

@@ -527,7 +527,7 @@ pub struct Login {
     pub max_failures_per_ip: Spanned<u32>,
     /// The window the counts run over; also the longest Retry-After.
     #[serde(default = "default_login_window")]
-    pub window: HumanDuration,
+    pub window: Spanned<HumanDuration>,
 }
 
 impl Default for Login {
@@ -546,8 +546,8 @@ fn default_per_user() -> Spanned<u32> {
 fn default_per_ip() -> Spanned<u32> {
     Spanned::new(0..0, 20)
 }
-fn default_login_window() -> HumanDuration {
-    HumanDuration(std::time::Duration::from_secs(15 * 60))
+fn default_login_window() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration(std::time::Duration::from_secs(15 * 60)))
 }
 
 /// Which revocation store is used.
@@ -593,7 +593,7 @@ pub struct Store {
     /// How often the mirror pings its subscription: a connection gone silent (a network
     /// partition) is noticed within this and a second.
     #[serde(default = "default_ping_interval")]
-    pub ping_interval: HumanDuration,
+    pub ping_interval: Spanned<HumanDuration>,
     /// Replicas that must hold a revocation (`WAIT`) before it is acknowledged; 0: none.
     #[serde(default)]
     pub min_replica_acks: u32,
@@ -628,8 +628,8 @@ fn default_max_mirror_staleness() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(10))
 }
 
-fn default_ping_interval() -> HumanDuration {
-    HumanDuration(std::time::Duration::from_secs(5))
+fn default_ping_interval() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration(std::time::Duration::from_secs(5)))
 }
 
 fn default_replica_ack_timeout() -> HumanDuration {

@@ -309,12 +309,35 @@ fn a_cluster_store_loads_and_a_prefix_that_cannot_be_a_hash_tag_is_placed() {
 }
 
 #[test]
-fn a_store_ping_interval_under_100ms_is_refused() {
+fn a_store_ping_interval_under_100ms_is_refused_at_its_line() {
     let store = |every: &str| format!("{GATEWAY}\n[store]\nping_interval = \"{every}\"\n");
     assert_eq!(try_load(&store("200ms"), ROUTES), Ok(vec![]));
-    let errs = errors(&store("50ms"), ROUTES);
+    let text = store("50ms");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("ping_interval"))
+        .unwrap()
+        + 1;
+    let errs = errors(&text, ROUTES);
     assert!(
-        errs[0].contains("store.ping_interval must be at least 100ms"),
+        errs[0].starts_with(&format!(
+            "gateway.toml:{line}:17: store.ping_interval must be at least 100ms"
+        )),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_login_window_under_a_second_is_refused_at_its_line() {
+    let login = |window: &str| format!("{GATEWAY}\n[login]\nwindow = \"{window}\"\n");
+    assert_eq!(try_load(&login("1s"), ROUTES), Ok(vec![]));
+    let text = login("500ms");
+    let line = text.lines().position(|l| l.starts_with("window")).unwrap() + 1;
+    let errs = errors(&text, ROUTES);
+    assert!(
+        errs[0].starts_with(&format!(
+            "gateway.toml:{line}:10: login.window must be at least 1s"
+        )),
         "{errs:?}"
     );
 }
