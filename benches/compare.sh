@@ -34,7 +34,9 @@
 # The h1 and tls tables carry the server's CPU time per request (user + system, all its threads
 # or processes, from /proc/PID/stat): on 2 shared cores it is steadier than req/s.
 # The gateways run as shipped: PORTCULLIS_LOG=info, the access log on, written to a file
-# (PORTCULLIS_LOG=warn turns it off, as the figures before issue 19 had it).
+# (PORTCULLIS_LOG=warn turns it off, as the figures before issue 19 had it). The case
+# "portcullis log-off HS256" is the memory gateway with the log off whatever PORTCULLIS_LOG
+# says, so that the log's cost is measured beside the rest in every run.
 # SERVER_CPUS / LOAD_CPUS pin the servers and the load generators with taskset (unset: no pinning).
 # Missing nginx, haproxy, wrk, h2load are installed from Debian's packages (as root).
 # Loopback only; stops exactly the processes it started.
@@ -137,6 +139,7 @@ def port(text, listen, admin):
 open(f"{d}/memory.toml", "w").write(port(gw, "127.0.0.1:18443", "127.0.0.1:19091"))
 redis = gw.replace('backend = "memory"', 'backend = "redis"\nredis_url = "redis://127.0.0.1:16379/0"', 1)
 open(f"{d}/redis.toml", "w").write(port(redis, "127.0.0.1:18447", "127.0.0.1:19092"))
+open(f"{d}/log-off.toml", "w").write(port(gw, "127.0.0.1:18448", "127.0.0.1:19093"))
 open(f"{d}/mint-es.toml", "w").write(gw.replace('signing_kid = "hs"', 'signing_kid = "es"'))
 routes = open("config/routes.toml").read().replace("127.0.0.1:8080", "127.0.0.1:18080")
 open(f"{d}/routes.toml", "w").write(routes)
@@ -227,7 +230,10 @@ server redis-server --port 16379 --bind 127.0.0.1 --save "" --appendonly no --di
 wait_port 16379
 PORTCULLIS_LOG=$gw_log server "$bin" run --config "$dir/memory.toml" >"$dir/gw-memory.log" 2>&1
 PORTCULLIS_LOG=$gw_log server "$bin" run --config "$dir/redis.toml" >"$dir/gw-redis.log" 2>&1
-for port in 18443 18445 18446 18447; do wait_port $port; done
+# The memory gateway once more with the access log off: the log's cost, measured in the same
+# run as everything else (the case "portcullis log-off HS256").
+PORTCULLIS_LOG=warn server "$bin" run --config "$dir/log-off.toml" >"$dir/gw-log-off.log" 2>&1
+for port in 18443 18445 18446 18447 18448; do wait_port $port; done
 [ "$have_nginx" = 1 ] && wait_port 18444
 
 # case name | URL | token   (the floor gets the token too, so every request is the same size)
@@ -238,6 +244,7 @@ cases+=(
   "haproxy jwt_verify ES256|https://127.0.0.1:18446/admin/x|$es_token"
   "portcullis memory HS256|https://127.0.0.1:18443/admin/x|$hs_token"
   "portcullis redis HS256|https://127.0.0.1:18447/admin/x|$hs_token"
+  "portcullis log-off HS256|https://127.0.0.1:18448/admin/x|$hs_token"
   "portcullis memory ES256|https://127.0.0.1:18443/admin/x|$es_token"
   "portcullis redis ES256|https://127.0.0.1:18447/admin/x|$es_token"
 )
@@ -272,6 +279,7 @@ case_pids() { # case_pids NAME: the processes that serve a case (all of nginx's 
     haproxy*) pgrep -f "haproxy -db -f $dir/haproxy.cfg" ;;
     "portcullis memory"*) pgrep -f "run --config $dir/memory.toml" ;;
     "portcullis redis"*) pgrep -f "run --config $dir/redis.toml" ;;
+    "portcullis log-off"*) pgrep -f "run --config $dir/log-off.toml" ;;
   esac
 }
 cpu_ticks() { # cpu_ticks PID...: user + system clock ticks used so far, summed
@@ -341,7 +349,7 @@ if [[ " $phases " == *" latency "* ]]; then
     for pct in ${LATENCY_PCTS:-50 80}; do
       for c in "${cases[@]}"; do
         IFS='|' read -r name url token <<<"$c"
-        case "$name" in floor | nginx* | *ES256) continue ;; esac
+        case "$name" in floor | nginx* | *ES256 | *log-off*) continue ;; esac
         latency_case "lat$pct" "$name" "$url" "$token" $(( peak * pct / 100 ))
       done
     done
