@@ -3,7 +3,7 @@
 #
 # Usage: [SECS=10] [CONNS=32] [RUNS=3] [WRK_THREADS=1] [H2_STREAMS=1] [IDLE=10000] [IDLE_SETTLE=12]
 #        [PHASES="h1 h2 tls idle"] [SERVER_CPUS=0] [LOAD_CPUS=1] [PORTCULLIS_BIN=path] [ONLY=regex]
-#        [PORTCULLIS_LOG=info] [LATENCY_PCTS="50 80"] [LATENCY_PEAK=req/s]
+#        [PORTCULLIS_LOG=info] [LOG_SINK=file|pipe] [LATENCY_PCTS="50 80"] [LATENCY_PEAK=req/s]
 #        benches/compare.sh
 #
 # Upstream: nginx `return 200` (plain HTTP/1.1 on 18080, h2c on 18081), or `portcullis echo`
@@ -36,7 +36,9 @@
 # The gateways run as shipped: PORTCULLIS_LOG=info, the access log on, written to a file
 # (PORTCULLIS_LOG=warn turns it off, as the figures before issue 19 had it). The case
 # "portcullis log-off HS256" is the memory gateway with the log off whatever PORTCULLIS_LOG
-# says, so that the log's cost is measured beside the rest in every run.
+# says, so that the log's cost is measured beside the rest in every run. LOG_SINK=pipe: each
+# gateway writes to a pipe whose reader (`cat`, on LOAD_CPUS) writes the file, as journald or a
+# container runtime reads a service's stderr; the default (file) has the gateway write the file.
 # SERVER_CPUS / LOAD_CPUS pin the servers and the load generators with taskset (unset: no pinning).
 # Missing nginx, haproxy, wrk, h2load are installed from Debian's packages (as root).
 # Loopback only; stops exactly the processes it started.
@@ -98,6 +100,15 @@ server() { # server CMD...: start in the background, pinned to SERVER_CPUS if se
 }
 load() { # load CMD...: run in the foreground, pinned to LOAD_CPUS if set
   if [ -n "${LOAD_CPUS:-}" ]; then taskset -c "$LOAD_CPUS" "$@"; else "$@"; fi
+}
+gw_sink() { # gw_sink NAME: sets $sink to where gateway NAME's output goes (LOG_SINK above)
+  sink=$dir/$1.log
+  if [ "${LOG_SINK:-file}" = pipe ]; then
+    mkfifo "$dir/$1.pipe"
+    if [ -n "${LOAD_CPUS:-}" ]; then taskset -c "$LOAD_CPUS" cat "$dir/$1.pipe" >"$sink" & else cat "$dir/$1.pipe" >"$sink" & fi
+    pids+=($!)
+    sink=$dir/$1.pipe
+  fi
 }
 wait_port() {
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
@@ -228,8 +239,10 @@ server haproxy -db -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1
 
 server redis-server --port 16379 --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >"$dir/redis-server.log" 2>&1
 wait_port 16379
-PORTCULLIS_LOG=$gw_log server "$bin" run --config "$dir/memory.toml" >"$dir/gw-memory.log" 2>&1
-PORTCULLIS_LOG=$gw_log server "$bin" run --config "$dir/redis.toml" >"$dir/gw-redis.log" 2>&1
+gw_sink gw-memory
+PORTCULLIS_LOG=$gw_log server "$bin" run --config "$dir/memory.toml" >"$sink" 2>&1
+gw_sink gw-redis
+PORTCULLIS_LOG=$gw_log server "$bin" run --config "$dir/redis.toml" >"$sink" 2>&1
 # The memory gateway once more with the access log off: the log's cost, measured in the same
 # run as everything else (the case "portcullis log-off HS256").
 PORTCULLIS_LOG=warn server "$bin" run --config "$dir/log-off.toml" >"$dir/gw-log-off.log" 2>&1
