@@ -308,3 +308,60 @@ async fn no_hsts_unless_configured() {
     let resp = gw.client().get("/public/x").send_h1().await;
     assert_eq!(resp.header("strict-transport-security"), None);
 }
+
+/// Every value the gateway writes into a forwarded request (target, identity, request id)
+/// is cut from a buffer of that request alone, and upstream connections are pooled: many
+/// users at once over HTTP/1.1 and HTTP/2 must each see exactly their own.
+#[tokio::test]
+async fn concurrent_requests_of_different_users_never_see_each_others_values() {
+    let (gw, _echo) = gateway_with_echo(|u| GatewayConfig::standard(&u)).await;
+    let gw = std::sync::Arc::new(gw);
+    let users = (0..8).map(|user| {
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let (sub, role) = (format!("user-{user}"), format!("role-{user}"));
+            let token = gw.token(&sub, &[role.as_str()]);
+            let mut fresh_ids = Vec::new();
+            for n in 0..12 {
+                let version = [http::Version::HTTP_11, http::Version::HTTP_2][n % 2];
+                let (path, query) = (format!("/api/{sub}/item-{n}"), format!("n={n}&u={user}"));
+                // Half the requests bring their id; the others get a fresh one.
+                let id = format!("req-{user}-{n}");
+                let mut request = gw.client().get(&format!("{path}?{query}")).bearer(&token);
+                if n % 4 < 2 {
+                    request = request.header("X-Request-Id", &id);
+                }
+                let resp = request.send(version).await;
+                assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+                let echoed = resp.json();
+                let at = format!("{sub} request {n} ({version:?})");
+                assert_eq!(echoed["path"], path.as_str(), "{at}");
+                assert_eq!(echoed["query"], query.as_str(), "{at}");
+                assert_eq!(resp.echoed_header("x-auth-user"), Some(sub.clone()), "{at}");
+                assert_eq!(
+                    resp.echoed_header("x-auth-roles"),
+                    Some(role.clone()),
+                    "{at}"
+                );
+                let echoed_id = resp.echoed_header("x-request-id").unwrap_or_default();
+                if n % 4 < 2 {
+                    assert_eq!(echoed_id, id, "{at}");
+                } else {
+                    assert!(
+                        is_request_id(&echoed_id) && echoed_id.len() == 32,
+                        "{at}: {echoed_id}"
+                    );
+                    fresh_ids.push(echoed_id);
+                }
+            }
+            fresh_ids
+        })
+    });
+    let mut fresh_ids = std::collections::HashSet::new();
+    for user in users.collect::<Vec<_>>() {
+        for id in user.await.expect("no user's requests failed") {
+            assert!(fresh_ids.insert(id.clone()), "request id {id} given twice");
+        }
+    }
+    assert_eq!(fresh_ids.len(), 8 * 6);
+}
