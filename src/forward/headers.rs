@@ -377,11 +377,12 @@ mod tests {
             "keep-alive ,close",
             " close,x-hop , Upgrade",
         ] {
-            let mut headers = request_with(&["close", "keep-alive", "x-hop", "x-kept"]);
-            headers.insert(header::CONNECTION, HeaderValue::from_static("x"));
+            let mut headers = request_with(&["close", "keep-alive", "x-hop", "x-second", "x-kept"]);
             headers.insert(header::CONNECTION, HeaderValue::from_str(listed).unwrap());
+            // A second Connection line counts as much as the first.
+            headers.append(header::CONNECTION, HeaderValue::from_static("X-Second"));
             remove_connection_listed(&mut headers);
-            for name in listed.split(',').map(str::trim) {
+            for name in listed.split(',').map(str::trim).chain(["x-second"]) {
                 assert!(!headers.contains_key(name), "{listed}: {headers:?}");
             }
             assert!(headers.contains_key("x-kept"), "{listed}: {headers:?}");
