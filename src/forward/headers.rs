@@ -82,27 +82,29 @@ fn fold(byte: u8) -> u8 {
 /// upgrade handshake is the one place those hop-by-hop headers must be forwarded.
 pub fn sanitize_request(headers: &mut HeaderMap, identity: &IdentityHeaders, upgrade: bool) {
     remove_connection_listed(headers);
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    // httpoxy: CGI-style upstreams turn `Proxy` into HTTP_PROXY, which many HTTP client
-    // libraries then use as their outbound proxy. No legitimate request carries it.
-    headers.remove(&PROXY);
-    if !upgrade {
-        headers.remove(header::UPGRADE);
-    }
-    if !identity.forward_authorization {
-        headers.remove(header::AUTHORIZATION);
-    }
-    let forged = |name: &HeaderName| identity.is_identity(name) || is_forwarding(name);
-    if headers.keys().any(forged) {
-        let names: Vec<HeaderName> = headers.keys().filter(|n| forged(n)).cloned().collect();
-        for name in names {
-            headers.remove(&name);
-        }
-    }
+    remove_where(headers, |name| {
+        HOP_BY_HOP.contains(name)
+            // httpoxy: CGI-style upstreams turn `Proxy` into HTTP_PROXY, which many HTTP
+            // client libraries then use as their outbound proxy. No legitimate request
+            // carries it.
+            || name == PROXY
+            || (!upgrade && name == header::UPGRADE)
+            || (!identity.forward_authorization && name == header::AUTHORIZATION)
+            || identity.is_identity(name)
+            || is_forwarding(name)
+    });
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Removes every header whose name `doomed` picks.
+///
+/// One pass over the names the message has, instead of a lookup for each name that must
+/// not pass: most messages carry none of them, or one (an upstream's `Connection`).
+fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+    while let Some(name) = headers.keys().find(|name| doomed(name)).cloned() {
+        headers.remove(&name);
     }
 }
 
@@ -128,13 +130,11 @@ fn is_forwarding(name: &HeaderName) -> bool {
 /// Removes hop-by-hop headers from an upstream response.
 pub fn sanitize_response(headers: &mut HeaderMap, upgrade: bool) {
     remove_connection_listed(headers);
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
+    remove_where(headers, |name| {
+        HOP_BY_HOP.contains(name) || (!upgrade && name == header::UPGRADE)
+    });
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
     }
 }
 
