@@ -405,7 +405,9 @@ fi
 if [[ " $phases " == *" malloc_sites "* ]]; then
   # Where the memory gateway's mallocs come from under the HS256 wrk load: each libc malloc
   # call sampled with its stack (DWARF unwinding, so the release binary needs no frame
-  # pointers), reported by caller; MALLOC_SITES_OUT keeps the full report.
+  # pointers), reported by caller; MALLOC_SITES_OUT keeps the full report. perf loses most
+  # samples at this rate ("Lost Samples" in the report): read shares, not counts (counts:
+  # PHASES=counts).
   libc=$(ldd "$bin" | awk '/libc.so.6/ {print $3}')
   perf probe -q -x "$libc" malloc 2>/dev/null || true
   gw_pid=$(pgrep -f "run --config $dir/memory.toml" | head -1)
