@@ -101,9 +101,20 @@ pub fn sanitize_request(headers: &mut HeaderMap, identity: &IdentityHeaders, upg
 /// Removes every header whose name `doomed` picks.
 ///
 /// One pass over the names the message has, instead of a lookup for each name that must
-/// not pass: most messages carry none of them, or one (an upstream's `Connection`).
+/// not pass: most messages carry none of them, or one (an upstream's `Connection`). The
+/// rest, if any, are collected in a second pass, so that a client sending a hundred forged
+/// headers costs two passes, not one pass per header.
 fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
-    while let Some(name) = headers.keys().find(|name| doomed(name)).cloned() {
+    let Some(first) = headers.keys().find(|name| doomed(name)).cloned() else {
+        return;
+    };
+    headers.remove(&first);
+    let rest: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| doomed(name))
+        .cloned()
+        .collect();
+    for name in rest {
         headers.remove(&name);
     }
 }
@@ -387,6 +398,24 @@ mod tests {
             }
             assert!(headers.contains_key("x-kept"), "{listed}: {headers:?}");
         }
+    }
+
+    #[test]
+    fn many_forged_headers_among_many_kept_ones_all_go_and_only_they() {
+        let mut headers = HeaderMap::new();
+        for i in 0..100 {
+            let kept = HeaderName::from_bytes(format!("x-kept-{i}").as_bytes()).unwrap();
+            headers.insert(kept, HeaderValue::from_static("kept"));
+            let forged = HeaderName::from_bytes(format!("x-auth-{i}").as_bytes()).unwrap();
+            headers.append(forged.clone(), HeaderValue::from_static("forged"));
+            headers.append(forged, HeaderValue::from_static("again"));
+        }
+        headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        sanitize_request(&mut headers, &identity(), false);
+        assert_eq!(headers.len(), 100, "{headers:?}");
+        assert!(headers
+            .iter()
+            .all(|(name, value)| { name.as_str().starts_with("x-kept-") && value == "kept" }));
     }
 
     #[test]

@@ -82,21 +82,30 @@ async fn forged_identity_is_stripped_on_public_routes_too() {
 #[tokio::test]
 async fn forwarding_headers_describe_the_client() {
     let (gw, _echo) = gateway_with_echo(|u| GatewayConfig::standard(&u)).await;
-    let resp = gw.client().get("/public/x").send_h1().await;
-    assert_eq!(resp.status, StatusCode::OK, "body: {}", resp.text());
-    assert_eq!(
-        resp.echoed_header("x-forwarded-for").as_deref(),
-        Some("127.0.0.1")
-    );
-    assert_eq!(
-        resp.echoed_header("x-forwarded-proto").as_deref(),
-        Some("https")
-    );
-    let fwd_host = resp.echoed_header("x-forwarded-host").unwrap_or_default();
-    assert!(
-        fwd_host.starts_with("localhost"),
-        "x-forwarded-host = {fwd_host:?}"
-    );
+    // HTTP/1.1 brings Host (its value is passed on as it is); HTTP/2 brings :authority,
+    // which the gateway writes into Host itself.
+    for version in [http::Version::HTTP_11, http::Version::HTTP_2] {
+        let resp = gw.client().get("/public/x").send(version).await;
+        assert_eq!(resp.status, StatusCode::OK, "body: {}", resp.text());
+        assert_eq!(
+            resp.echoed_header("x-forwarded-for").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            resp.echoed_header("x-forwarded-proto").as_deref(),
+            Some("https")
+        );
+        let fwd_host = resp.echoed_header("x-forwarded-host").unwrap_or_default();
+        assert!(
+            fwd_host.starts_with("localhost:"),
+            "{version:?}: x-forwarded-host = {fwd_host:?}"
+        );
+        assert_eq!(
+            resp.echoed_header("host"),
+            Some(fwd_host),
+            "{version:?}: the upstream's Host is the request's host"
+        );
+    }
 }
 
 #[tokio::test]
